@@ -1,0 +1,1 @@
+"""Prefect flows, thin tasks, exchange clients and the ``liqheat`` command line."""

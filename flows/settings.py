@@ -1,0 +1,54 @@
+"""Settings: one pydantic-settings class, environment prefix ``LIQHEAT_``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BINANCE_BASE_URL = "https://data.binance.vision"
+
+
+class Settings(BaseSettings):
+    """Environment-varying configuration. Run-varying inputs (dates, symbols) are flow
+    parameters and CLI options, not settings."""
+
+    model_config = SettingsConfigDict(env_prefix="LIQHEAT_", extra="ignore", env_file=None)
+
+    home: Path = Field(default=Path("./data"), description="holds all liqheat state")
+    binance_base_url: str = Field(
+        default=DEFAULT_BINANCE_BASE_URL, description="Binance public-data archive root"
+    )
+    symbols: list[str] = Field(default=["BTCUSDT", "ETHUSDT"], description="default symbols")
+    backfill_days: int = Field(default=7, ge=0, description="nightly gap-backfill window")
+    http_timeout_s: float = Field(default=30.0, gt=0)
+    http_retries: int = Field(default=4, ge=0)
+    model_days: int = Field(default=30, ge=1, description="history the model is run over")
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "liqheat.duckdb"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.home / "raw"
+
+    @property
+    def site_dir(self) -> Path:
+        return self.home / "site"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.home / "prefect"
+
+
+def configure_prefect_home(settings: Settings) -> None:
+    """Keep Prefect's own state under ``$LIQHEAT_HOME/prefect`` unless the user set
+    ``PREFECT_HOME`` or ``PREFECT_API_URL``. Must run before prefect is imported."""
+    if "PREFECT_HOME" in os.environ or "PREFECT_API_URL" in os.environ:
+        return
+    home = settings.prefect_home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["PREFECT_HOME"] = str(home)

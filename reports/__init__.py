@@ -1,0 +1,1 @@
+"""Chart builders, Jinja templates and the static-site writer. Reads the warehouse only."""

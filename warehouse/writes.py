@@ -1,0 +1,212 @@
+"""All writes to the warehouse. Every write replaces a partition in one transaction.
+
+Re-running anything for the same keys replaces, never duplicates: the rows matching the
+partition keys are deleted and the new rows inserted in a single transaction, so a crash
+leaves the previous state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from warehouse.db import write_connection
+
+#: tables that may be written through :func:`replace_partition`
+WRITABLE_TABLES = frozenset(
+    {
+        "klines",
+        "mark_klines",
+        "open_interest",
+        "funding_rates",
+        "trade_profile",
+        "realized_liquidations",
+        "model_runs",
+        "liq_levels",
+        "heatmap_cells",
+        "liquidation_map",
+        "key_levels",
+        "predicted_liquidations",
+        "backtest_scores",
+    }
+)
+
+#: ingest outcomes
+INGEST_STATUSES = ("loaded", "missing", "failed")
+
+
+def _naive_utc(frame: pl.DataFrame) -> pl.DataFrame:
+    """Convert tz-aware datetime columns to naive UTC (the warehouse stores naive UTC)."""
+    exprs = [
+        pl.col(name).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
+    ]
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def _where(keys: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    if not keys:
+        raise ValueError("a partition needs at least one key")
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in keys.items():
+        if not column.isidentifier():
+            raise ValueError(f"bad column name {column!r}")
+        if isinstance(value, tuple) and len(value) == 2:
+            # half-open time range [start, end)
+            clauses.append(f'"{column}" >= ? AND "{column}" < ?')
+            params.extend(_param(v) for v in value)
+        else:
+            clauses.append(f'"{column}" = ?')
+            params.append(_param(value))
+    return " AND ".join(clauses), params
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def replace_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    keys: Mapping[str, Any],
+    frame: pl.DataFrame,
+) -> int:
+    """Delete the rows of ``table`` matching ``keys`` and insert ``frame``, in the caller's
+    transaction. Return the number of rows inserted.
+
+    ``keys`` maps column -> value; a 2-tuple value means the half-open range ``[a, b)``.
+    """
+    if table not in WRITABLE_TABLES:
+        raise ValueError(f"unknown table {table!r}")
+    where, params = _where(keys)
+    con.execute(f"DELETE FROM {table} WHERE {where}", params)
+    if frame.height:
+        staged = _naive_utc(frame)
+        con.register("_liqheat_staged", staged)
+        try:
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _liqheat_staged")
+        finally:
+            con.unregister("_liqheat_staged")
+    return frame.height
+
+
+def replace_partition(
+    db_path: Path,
+    table: str,
+    keys: Mapping[str, Any],
+    frame: pl.DataFrame,
+) -> int:
+    """Replace one partition of ``table`` in its own transaction; return rows written.
+
+    Examples
+    --------
+    >>> replace_partition(db, "klines", {"exchange": "binance", "symbol": "BTCUSDT",
+    ...                   "ts": (day_start, day_end)}, frame)  # doctest: +SKIP
+    1440
+    """
+    return replace_many(db_path, [(table, keys, frame)])
+
+
+def replace_many(
+    db_path: Path,
+    parts: Sequence[tuple[str, Mapping[str, Any], pl.DataFrame]],
+) -> int:
+    """Replace several partitions (possibly of several tables) in one transaction."""
+    total = 0
+    with write_connection(db_path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table, keys, frame in parts:
+                total += replace_rows(con, table, keys, frame)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return total
+
+
+def log_ingest(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    exchange: str,
+    dataset: str,
+    symbol: str,
+    day: date,
+    status: str,
+    rows: int | None = None,
+    sha256: str | None = None,
+    error: str | None = None,
+    source_url: str | None = None,
+) -> None:
+    """Record the latest outcome for one (exchange, dataset, symbol, day) in ``ingest_log``."""
+    if status not in INGEST_STATUSES:
+        raise ValueError(f"bad ingest status {status!r}")
+    con.execute(
+        "INSERT OR REPLACE INTO ingest_log "
+        "(exchange, dataset, symbol, day, status, rows, sha256, error, loaded_at, source_url) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            exchange,
+            dataset,
+            symbol,
+            day,
+            status,
+            rows,
+            sha256,
+            error,
+            datetime.now(UTC).replace(tzinfo=None),
+            source_url,
+        ],
+    )
+
+
+def write_ingest_result(
+    db_path: Path,
+    *,
+    table: str | None,
+    keys: Mapping[str, Any] | None,
+    frame: pl.DataFrame | None,
+    exchange: str,
+    dataset: str,
+    symbol: str,
+    day: date,
+    status: str,
+    rows: int | None = None,
+    sha256: str | None = None,
+    error: str | None = None,
+    source_url: str | None = None,
+) -> None:
+    """Replace one dataset-day (if loaded) and record its outcome, in one transaction.
+
+    A failed or missing day leaves previously loaded rows untouched.
+    """
+    with write_connection(db_path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if status == "loaded" and table is not None and keys is not None and frame is not None:
+                replace_rows(con, table, keys, frame)
+            log_ingest(
+                con,
+                exchange=exchange,
+                dataset=dataset,
+                symbol=symbol,
+                day=day,
+                status=status,
+                rows=rows,
+                sha256=sha256,
+                error=error,
+                source_url=source_url,
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
