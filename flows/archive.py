@@ -25,7 +25,9 @@ from pathlib import Path
 
 UM_ROOT = "data/futures/um"
 #: daily datasets with an interval folder (the dataset name is NOT in the file name)
-INTERVAL_DATASETS = frozenset({"klines", "markPriceKlines", "indexPriceKlines", "premiumIndexKlines"})
+INTERVAL_DATASETS = frozenset(
+    {"klines", "markPriceKlines", "indexPriceKlines", "premiumIndexKlines"}
+)
 DAILY_DATASETS = ("klines", "markPriceKlines", "metrics", "aggTrades")
 MONTHLY_DATASETS = ("fundingRate",)
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}(_[A-Z0-9]{1,10})?$")

@@ -5,7 +5,7 @@ All return polars frames with tz-aware UTC datetimes.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,11 @@ def _utc(frame: pl.DataFrame) -> pl.DataFrame:
         if isinstance(dtype, pl.Datetime) and dtype.time_zone is None
     ]
     return frame.with_columns(exprs) if exprs else frame
+
+
+def _naive(value: datetime) -> datetime:
+    """Return ``value`` as naive UTC (the warehouse's storage convention)."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def query(db_path: Path, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
@@ -59,10 +64,10 @@ def model_bars(
     params: list[Any] = [exchange, symbol]
     if start is not None:
         where.append("k.ts >= ?")
-        params.append(start.replace(tzinfo=None))
+        params.append(_naive(start))
     if end is not None:
         where.append("k.ts < ?")
-        params.append(end.replace(tzinfo=None))
+        params.append(_naive(end))
     sql = f"""
         SELECT k.ts, k.open, k.high, k.low, k.close, k.volume, k.taker_buy_volume,
                m.high AS mark_high, m.low AS mark_low, o.oi_base, o.oi_usd
@@ -75,3 +80,50 @@ def model_bars(
         ORDER BY k.ts
     """
     return query(db_path, sql, params)
+
+
+def symbols_loaded(db_path: Path, exchange: str = "binance") -> list[str]:
+    """Return the symbols with any klines, sorted."""
+    if not db_path.exists():
+        return []
+    frame = query(
+        db_path,
+        "SELECT DISTINCT symbol FROM klines WHERE exchange = ? ORDER BY symbol",
+        [exchange],
+    )
+    return [str(s) for s in frame["symbol"].to_list()]
+
+
+def last_bar_ts(db_path: Path, exchange: str, symbol: str) -> datetime | None:
+    """Return the open time of the newest 1m bar of one symbol, or None."""
+    frame = query(
+        db_path,
+        "SELECT max(ts) AS ts FROM klines WHERE exchange = ? AND symbol = ?",
+        [exchange, symbol],
+    )
+    value = frame["ts"][0] if frame.height else None
+    return value if isinstance(value, datetime) else None
+
+
+def realized_liquidations(
+    db_path: Path,
+    exchange: str,
+    symbol: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pl.DataFrame:
+    """Return realized liquidation events (ts, side, usd, source) for one symbol."""
+    where = ["exchange = ?", "symbol = ?"]
+    params: list[Any] = [exchange, symbol]
+    if start is not None:
+        where.append("ts >= ?")
+        params.append(_naive(start))
+    if end is not None:
+        where.append("ts < ?")
+        params.append(_naive(end))
+    return query(
+        db_path,
+        f"SELECT ts, side, usd, source FROM realized_liquidations WHERE {' AND '.join(where)} "
+        "ORDER BY ts",
+        params,
+    )

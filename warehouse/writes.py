@@ -7,6 +7,7 @@ leaves the previous state.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,6 +36,10 @@ WRITABLE_TABLES = frozenset(
         "backtest_scores",
     }
 )
+
+#: one writer per process: threads of one process (Prefect's thread pool) take turns here,
+#: and the database file lock keeps other processes out while a transaction runs
+WRITE_LOCK = threading.RLock()
 
 #: ingest outcomes
 INGEST_STATUSES = ("loaded", "missing", "failed")
@@ -122,7 +127,7 @@ def replace_many(
 ) -> int:
     """Replace several partitions (possibly of several tables) in one transaction."""
     total = 0
-    with write_connection(db_path) as con:
+    with WRITE_LOCK, write_connection(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
             for table, keys, frame in parts:
@@ -189,7 +194,7 @@ def write_ingest_result(
 
     A failed or missing day leaves previously loaded rows untouched.
     """
-    with write_connection(db_path) as con:
+    with WRITE_LOCK, write_connection(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
             if status == "loaded" and table is not None and keys is not None and frame is not None:
@@ -210,3 +215,31 @@ def write_ingest_result(
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+
+def write_model_outputs(
+    db_path: Path,
+    *,
+    exchange: str,
+    symbol: str,
+    params_hash: str,
+    run: pl.DataFrame,
+    outputs: Mapping[str, pl.DataFrame],
+) -> int:
+    """Replace every stored model output of one (exchange, symbol, params_hash) in one
+    transaction: the ``model_runs`` row and the frames in ``outputs`` (table name -> frame
+    without the key columns). Return the rows written.
+
+    Examples
+    --------
+    >>> write_model_outputs(db, exchange="binance", symbol="BTCUSDT", params_hash="ab12",
+    ...                     run=run_row, outputs={"liq_levels": levels})  # doctest: +SKIP
+    """
+    keys = {"exchange": exchange, "symbol": symbol, "params_hash": params_hash}
+    key_cols = [pl.lit(v).alias(k) for k, v in keys.items()]
+    parts: list[tuple[str, Mapping[str, Any], pl.DataFrame]] = [
+        ("model_runs", keys, run.with_columns(key_cols))
+    ]
+    for table, frame in outputs.items():
+        parts.append((table, keys, frame.with_columns(key_cols)))
+    return replace_many(db_path, parts)

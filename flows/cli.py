@@ -1,0 +1,329 @@
+"""The ``liqheat`` command line.
+
+Usage errors (unknown command, bad date, end before start, malformed symbol) print one line
+and exit with code 2; runtime failures print one line and exit 1. Heavy modules (Prefect,
+polars, DuckDB) are imported inside the commands so ``--help`` stays fast and Prefect's home
+is set before Prefect is imported.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from flows.archive import SYMBOL_RE
+
+DATE_FORMAT = "%Y-%m-%d"
+
+
+class Failure(Exception):
+    """A runtime failure reported to the user in one line (exit code 1)."""
+
+
+class SymbolType(click.ParamType[str, Any]):
+    """An exchange symbol such as BTCUSDT (upper-cased; letters and digits)."""
+
+    name = "SYMBOL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip().upper()
+        if not SYMBOL_RE.match(text):
+            self.fail(f"malformed symbol {value!r} (expected letters and digits, e.g. BTCUSDT)")
+        return text
+
+
+class DateType(click.ParamType[date, Any]):
+    """A calendar day in ISO form, YYYY-MM-DD."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return datetime.strptime(str(value), DATE_FORMAT).date()
+        except ValueError:
+            self.fail(f"bad date {value!r} (expected YYYY-MM-DD)")
+
+
+SYMBOL = SymbolType()
+DAY = DateType()
+
+
+def _yesterday() -> date:
+    return datetime.now(UTC).date() - timedelta(days=1)
+
+
+def _day_range(start: date, end: date) -> list[date]:
+    if end < start:
+        raise click.UsageError(f"end {end} is before start {start}")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _settings() -> Any:
+    from flows.settings import Settings, configure_prefect_home
+
+    settings = Settings()
+    configure_prefect_home(settings)
+    return settings
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False, soft_wrap=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="liqheat")
+def cli() -> None:
+    """liqheat: open, reproducible liquidation heatmaps from public exchange data.
+
+    State lives in $LIQHEAT_HOME (default ./data): liqheat.duckdb, raw/ and site/.
+    """
+
+
+@cli.command()
+@click.option("--symbol", "symbols", type=SYMBOL, multiple=True, help="Symbols (default 2).")
+@click.option("--days", type=click.IntRange(1, 60), default=3, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--end", type=DAY, default=None, help="Last synthetic day (default yesterday).")
+def demo(symbols: tuple[str, ...], days: int, seed: int, end: date | None) -> None:
+    """Run the whole pipeline offline on a seeded synthetic market.
+
+    Writes files in the exact Binance archive layout under $LIQHEAT_HOME/demo-archive-synthetic,
+    ingests them through the normal code path (a file:// base URL), runs the model and the
+    backtest, and renders the site. Everything it shows is labelled synthetic.
+    """
+    settings = _settings()
+    from flows.pipeline import run_demo
+
+    chosen = list(symbols) or ["BTCUSDT", "ETHUSDT"]
+    summary = run_demo(settings, chosen, days=days, seed=seed, end=end or _yesterday())
+    console = _console()
+    console.print(summary.render())
+    if not summary.ok:
+        raise Failure("demo finished with problems (see above)")
+    console.print(f"site:     {(settings.site_dir / 'index.html').resolve()}")
+    console.print(f"database: {settings.db_path.resolve()}")
+    console.print("(synthetic data: every page and table is labelled as such)")
+
+
+@cli.command()
+@click.option("--symbol", "symbols", type=SYMBOL, multiple=True, required=True)
+@click.option("--start", type=DAY, required=True)
+@click.option("--end", type=DAY, required=True)
+@click.option("--base-url", default=None, help="Archive root (env LIQHEAT_BINANCE_BASE_URL).")
+@click.option("--with-trades", is_flag=True, help="Also ingest aggTrades (large).")
+@click.option("--force", is_flag=True, help="Re-ingest days already loaded.")
+def ingest(
+    symbols: tuple[str, ...],
+    start: date,
+    end: date,
+    base_url: str | None,
+    with_trades: bool,
+    force: bool,
+) -> None:
+    """Download, verify and load archive files for symbol-days.
+
+    Exits 0 only when everything asked for was loaded; otherwise prints what is missing or
+    failed and why, and exits 1.
+    """
+    days = _day_range(start, end)
+    settings = _settings()
+    from flows.steps import run_ingest
+
+    report = run_ingest(
+        settings,
+        list(symbols),
+        days,
+        base_url=base_url,
+        with_trades=with_trades,
+        force=force,
+    )
+    _finish_ingest(report, base_url or settings.binance_base_url)
+
+
+def _finish_ingest(report: Any, base_url: str) -> None:
+    console = _console()
+    console.print(report.summary())
+    if report.exit_code != 0:
+        if report.unreachable:
+            raise Failure(
+                f"cannot reach the archive at {base_url}; check the network or "
+                "try `liqheat demo` for offline data"
+            )
+        console.print(report.problems_table())
+        raise Failure("some files are missing or failed (see the table above)")
+
+
+@cli.command()
+@click.option("--symbol", "symbols", type=SYMBOL, multiple=True, help="Default: all loaded.")
+@click.option("--days", type=click.IntRange(1, 3650), default=None, help="History to model.")
+def model(symbols: tuple[str, ...], days: int | None) -> None:
+    """Recompute liquidation levels, heatmap, map, key levels and backtest from the warehouse."""
+    settings = _settings()
+    from flows.steps import run_models
+
+    results = run_models(settings, list(symbols) or None, days=days)
+    console = _console()
+    for line in results:
+        console.print(line)
+
+
+@cli.command()
+@click.option("--symbol", "symbols", type=SYMBOL, multiple=True, help="Default: all symbols.")
+@click.option("--days", type=click.IntRange(1, 365), default=None, help="Only this range.")
+def report(symbols: tuple[str, ...], days: int | None) -> None:
+    """Rebuild the static site from the warehouse (does not touch the data)."""
+    settings = _settings()
+    from flows.steps import run_report
+
+    result = run_report(settings, list(symbols) or None, days=days)
+    _console().print(f"wrote {len(result.pages)} pages; open {result.index.resolve()}")
+
+
+@cli.command()
+@click.option(
+    "--date", "day", type=DAY, default=None, help="Day to ingest (default yesterday UTC)."
+)
+@click.option("--symbol", "symbols", type=SYMBOL, multiple=True, help="Default: LIQHEAT_SYMBOLS.")
+@click.option("--base-url", default=None, help="Archive root (env LIQHEAT_BINANCE_BASE_URL).")
+@click.option("--backfill-days", type=click.IntRange(0, 366), default=None)
+def nightly(
+    day: date | None,
+    symbols: tuple[str, ...],
+    base_url: str | None,
+    backfill_days: int | None,
+) -> None:
+    """Ingest one day (plus gaps in the backfill window), recompute the model, rebuild the site."""
+    settings = _settings()
+    from flows.pipeline import nightly_flow
+
+    summary = nightly_flow(
+        date=(day or _yesterday()).isoformat(),
+        symbols=list(symbols) or list(settings.symbols),
+        base_url=base_url,
+        backfill_days=backfill_days,
+    )
+    _console().print(summary)
+
+
+@cli.command()
+@click.option("--symbol", "symbols", type=SYMBOL, multiple=True, required=True)
+@click.option("--start", type=DAY, required=True)
+@click.option("--end", type=DAY, required=True)
+@click.option("--base-url", default=None)
+def backfill(symbols: tuple[str, ...], start: date, end: date, base_url: str | None) -> None:
+    """Ingest history (resumable: skips loaded days), then model and report."""
+    _day_range(start, end)
+    _settings()
+    from flows.pipeline import backfill_flow
+
+    summary = backfill_flow(
+        symbols=list(symbols), start=start.isoformat(), end=end.isoformat(), base_url=base_url
+    )
+    _console().print(summary)
+
+
+@cli.command()
+@click.argument("query", required=False)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table"
+)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def sql(query: str | None, fmt: str, output: Path | None) -> None:
+    """Run a read-only SQL query (no QUERY: interactive prompt)."""
+    settings = _settings()
+    from warehouse import sql as wsql
+
+    console = _console()
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("--format parquet needs --output FILE")
+    if query is None:
+        wsql.interactive(settings.db_path, console)
+        return
+    code = wsql.run_sql(settings.db_path, query, fmt=fmt, output=output, console=console)
+    if code:
+        sys.exit(code)
+
+
+@cli.command()
+@click.option("--symbol", type=SYMBOL, required=True)
+@click.option("--start", type=DAY, required=True)
+@click.option("--end", type=DAY, required=True)
+@click.option("--to", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+def export(symbol: str, start: date, end: date, out_dir: Path) -> None:
+    """Export tables as hive-partitioned Parquet (exchange/symbol/day)."""
+    _day_range(start, end)
+    settings = _settings()
+    from warehouse.export import export_parquet
+
+    files = export_parquet(settings.db_path, out_dir, symbol=symbol, start=start, end=end)
+    _console().print(f"wrote {len(files)} files under {out_dir}")
+
+
+@cli.command()
+@click.option("--symbol", type=SYMBOL, required=True)
+@click.option(
+    "--realized",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV: per-bar ts,long_usd,short_usd or per-event ts,side,usd.",
+)
+@click.option("--exchange", default="binance", show_default=True)
+def backtest(symbol: str, realized: Path, exchange: str) -> None:
+    """Score the model against realized liquidations, next to the baseline."""
+    settings = _settings()
+    from flows.steps import run_backtest
+
+    table = run_backtest(settings, symbol, realized, exchange=exchange)
+    _console().print(table)
+
+
+@cli.command()
+@click.option("--cron", default="30 8 * * *", show_default=True, help="Schedule (UTC).")
+@click.option("--symbol", "symbols", type=SYMBOL, multiple=True)
+@click.option("--base-url", default=None)
+def serve(cron: str, symbols: tuple[str, ...], base_url: str | None) -> None:
+    """Serve the nightly flow as a Prefect deployment on a cron schedule (UTC)."""
+    settings = _settings()
+    from flows.pipeline import serve_nightly
+
+    serve_nightly(settings, cron=cron, symbols=list(symbols) or None, base_url=base_url)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"liqheat: error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``liqheat`` console script."""
+    from warehouse.db import WarehouseError
+
+    try:
+        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(2)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        _fail(f"{exc.format_message()}{hint}", 2)
+    except click.Abort:
+        _fail("aborted", 130)
+    except (Failure, WarehouseError) as exc:
+        _fail(str(exc), 1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    main()

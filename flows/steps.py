@@ -1,0 +1,253 @@
+"""Pipeline steps as plain functions (no Prefect): ingest, model, backtest, report.
+
+The Prefect flows in :mod:`flows.pipeline` wrap these in thin tasks that pass keys and paths;
+the quick CLI commands (``ingest``, ``model``, ``report``, ``backtest``) call them directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from flows.settings import Settings
+from warehouse import reads, writes
+
+if TYPE_CHECKING:
+    from flows.ingest import IngestReport
+    from reports.site import SiteResult
+    from transforms.params import ModelParams
+
+EXCHANGE = "binance"
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What one model run computed and stored (keys only, no frames)."""
+
+    exchange: str
+    symbol: str
+    params_hash: str
+    bars: int
+    levels: int
+    heatmap_cells: int
+    seconds: float
+    scores: list[dict[str, Any]] = field(default_factory=list)
+
+    def line(self) -> str:
+        """Return a one-line human summary."""
+        if not self.bars:
+            return f"{self.symbol}: no bars in the warehouse, model skipped"
+        text = (
+            f"{self.symbol}: {self.bars:,} bars -> {self.levels:,} levels, "
+            f"{self.heatmap_cells:,} heatmap cells in {self.seconds:.2f}s "
+            f"(params {self.params_hash})"
+        )
+        model = {s["side"]: s for s in self.scores if s["method"] == "model"}
+        base = {s["side"]: s for s in self.scores if s["method"] == "baseline"}
+        for side in ("long", "short"):
+            if side in model and side in base:
+                text += (
+                    f"; {side} AUC {model[side]['capture_auc']:.3f} "
+                    f"vs baseline {base[side]['capture_auc']:.3f}"
+                )
+        return text
+
+
+def run_ingest(
+    settings: Settings,
+    symbols: Sequence[str],
+    days: Sequence[date],
+    *,
+    base_url: str | None = None,
+    with_trades: bool = False,
+    force: bool = False,
+    progress: bool | None = None,
+) -> IngestReport:
+    """Ingest archive files for symbol-days into the warehouse (see :mod:`flows.ingest`)."""
+    from flows.ingest import ingest
+
+    return ingest(
+        settings.db_path,
+        settings.raw_dir,
+        base_url or settings.binance_base_url,
+        list(symbols),
+        list(days),
+        with_trades=with_trades,
+        force=force,
+        progress=progress,
+    )
+
+
+def import_realized(
+    settings: Settings,
+    symbol: str,
+    csv_path: Path,
+    *,
+    exchange: str = EXCHANGE,
+    source: str | None = None,
+) -> int:
+    """Load a realized-liquidations CSV for one symbol (replacing that source's rows)."""
+    from flows.realized import read_realized_csv
+
+    events = read_realized_csv(csv_path)
+    src = source or f"csv:{csv_path.name}"
+    frame = events.with_columns(
+        pl.lit(exchange).alias("exchange"),
+        pl.lit(symbol).alias("symbol"),
+        pl.lit(src).alias("source"),
+    )
+    return writes.replace_partition(
+        settings.db_path,
+        "realized_liquidations",
+        {"exchange": exchange, "symbol": symbol, "source": src},
+        frame,
+    )
+
+
+def _time_step(bars: pl.DataFrame) -> str:
+    first, last = bars["ts"].min(), bars["ts"].max()
+    if isinstance(first, datetime) and isinstance(last, datetime):
+        return "5m" if last - first <= timedelta(days=3) else "15m"
+    return "15m"
+
+
+def model_symbol(
+    settings: Settings,
+    symbol: str,
+    *,
+    exchange: str = EXCHANGE,
+    params: ModelParams | None = None,
+    days: int | None = None,
+) -> ModelSummary:
+    """Run the liquidation model over the last ``days`` of one symbol and store every output
+    (levels, heatmap, liquidation map, key levels, predictions, backtest) in one transaction."""
+    from transforms.backtest import score
+    from transforms.model import run_model
+    from transforms.params import ModelParams
+    from transforms.realized import realized_per_bar
+
+    params = params or ModelParams()
+    db = settings.db_path
+    last = reads.last_bar_ts(db, exchange, symbol)
+    if last is None:
+        return ModelSummary(exchange, symbol, params.params_hash(), 0, 0, 0, 0.0)
+    end = last + timedelta(minutes=1)
+    start = end - timedelta(days=days or settings.model_days)
+    bars = reads.model_bars(db, exchange, symbol, start, end)
+    t0 = time.perf_counter()
+    result = run_model(bars, params, time_step=_time_step(bars))
+    seconds = time.perf_counter() - t0
+
+    events = reads.realized_liquidations(db, exchange, symbol, start, end)
+    scores = pl.DataFrame()
+    if events.height:
+        realized = realized_per_bar(events.select("ts", "side", "usd"), bars)
+        scores = score(result.predicted, realized).with_columns(
+            pl.lit(bars["ts"].min()).alias("start_ts"),
+            pl.lit(bars["ts"].max()).alias("end_ts"),
+            pl.lit(",".join(sorted(set(events["source"].to_list())))).alias("realized_source"),
+            pl.lit(datetime.now(UTC)).alias("computed_at"),
+        )
+    params_hash = params.params_hash()
+    run = pl.DataFrame(
+        {
+            "params_json": [params.to_json()],
+            "start_ts": [bars["ts"].min()],
+            "end_ts": [bars["ts"].max()],
+            "bars": [bars.height],
+            "levels": [result.levels.height],
+            "price_step": [float(result.price_step)],
+            "seconds": [seconds],
+            "computed_at": [datetime.now(UTC)],
+        }
+    )
+    outputs: dict[str, pl.DataFrame] = {
+        "liq_levels": result.levels.select(
+            "created_at", "side", "leverage", "price", "notional_usd", "liquidated_at"
+        ),
+        "heatmap_cells": result.heatmap.select("ts", "price", "long_usd", "short_usd"),
+        "liquidation_map": result.liquidation_map.select(
+            "as_of",
+            "ref_price",
+            "price",
+            "long_usd",
+            "short_usd",
+            "long_cum_usd",
+            "short_cum_usd",
+        ),
+        "key_levels": result.key_levels.select(
+            "as_of", "side", "rank", "price", "usd", "distance_pct"
+        ),
+        "predicted_liquidations": result.predicted.select("ts", "long_usd", "short_usd"),
+        "backtest_scores": scores,
+    }
+    writes.write_model_outputs(
+        db, exchange=exchange, symbol=symbol, params_hash=params_hash, run=run, outputs=outputs
+    )
+    return ModelSummary(
+        exchange=exchange,
+        symbol=symbol,
+        params_hash=params_hash,
+        bars=bars.height,
+        levels=result.levels.height,
+        heatmap_cells=result.heatmap.height,
+        seconds=seconds,
+        scores=scores.select(
+            "method", "side", "capture_auc", "top_decile_overlap", "log_corr"
+        ).to_dicts()
+        if scores.height
+        else [],
+    )
+
+
+def run_models(
+    settings: Settings, symbols: Sequence[str] | None, *, days: int | None = None
+) -> list[str]:
+    """Model every requested (default: every loaded) symbol; return one line per symbol."""
+    chosen = list(symbols) if symbols else reads.symbols_loaded(settings.db_path)
+    if not chosen:
+        return ["no symbols in the warehouse yet: run `liqheat ingest` or `liqheat demo`"]
+    return [model_symbol(settings, s, days=days).line() for s in chosen]
+
+
+def run_report(
+    settings: Settings, symbols: Sequence[str] | None = None, *, days: int | None = None
+) -> SiteResult:
+    """Rebuild the static site from the warehouse."""
+    from reports.site import build_site
+
+    ranges = (days,) if days else (1, 3, 7, 30)
+    return build_site(settings.db_path, settings.site_dir, symbols=symbols, days=ranges)
+
+
+def run_backtest(
+    settings: Settings, symbol: str, realized_csv: Path, *, exchange: str = EXCHANGE
+) -> Any:
+    """Import realized liquidations from a CSV, rerun the model for the symbol (which scores
+    it), and return a rich table of model vs baseline."""
+    from rich.table import Table
+
+    import_realized(settings, symbol, realized_csv, exchange=exchange)
+    summary = model_symbol(settings, symbol, exchange=exchange)
+    if not summary.bars:
+        from flows.cli import Failure
+
+        raise Failure(f"no bars for {symbol} in the warehouse; ingest it first")
+    table = Table(title=f"{symbol}: model vs baseline ({realized_csv.name})")
+    for col in ("side", "method", "capture AUC", "top-decile overlap", "log corr"):
+        table.add_column(col, justify="right" if col not in ("side", "method") else "left")
+    for row in sorted(summary.scores, key=lambda r: (r["side"], r["method"] != "model")):
+        table.add_row(
+            row["side"],
+            row["method"],
+            f"{row['capture_auc']:.3f}",
+            f"{row['top_decile_overlap']:.3f}",
+            f"{row['log_corr']:.3f}",
+        )
+    return table
