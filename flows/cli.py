@@ -8,6 +8,7 @@ is set before Prefect is imported.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -239,12 +240,12 @@ def backfill(symbols: tuple[str, ...], start: date, end: date, base_url: str | N
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def sql(query: str | None, fmt: str, output: Path | None) -> None:
     """Run a read-only SQL query (no QUERY: interactive prompt)."""
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("--format parquet needs --output FILE")
     settings = _settings()
     from warehouse import sql as wsql
 
     console = _console()
-    if fmt == "parquet" and output is None:
-        raise click.UsageError("--format parquet needs --output FILE")
     if query is None:
         wsql.interactive(settings.db_path, console)
         return
@@ -323,6 +324,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except Exception as exc:
+        if os.environ.get("LIQHEAT_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        _fail(f"{type(exc).__name__}: {first} (set LIQHEAT_DEBUG=1 for the traceback)", 1)
 
 
 if __name__ == "__main__":
