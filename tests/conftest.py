@@ -20,3 +20,36 @@ def shared_data() -> Path:
     """Path of ../shared/data (real market files); tests using it fail if it is absent."""
     assert SHARED_DATA.is_dir(), f"expected the shared data folder at {SHARED_DATA}"
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> object:
+    """One Prefect test server for the whole session (starting one takes a while)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+DEMO_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+DEMO_END = "2026-06-10"
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory: pytest.TempPathFactory, prefect_harness: object) -> Path:
+    """A LIQHEAT_HOME filled by the real demo flow (2 symbols x 2 synthetic days)."""
+    from datetime import date
+
+    from flows.pipeline import run_demo
+    from flows.settings import Settings
+
+    home = tmp_path_factory.mktemp("demo-home")
+    summary = run_demo(
+        Settings(home=home),
+        list(DEMO_SYMBOLS),
+        days=2,
+        seed=11,
+        end=date.fromisoformat(DEMO_END),
+    )
+    assert summary.ok, summary.render()
+    return home
