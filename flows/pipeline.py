@@ -149,8 +149,8 @@ def _model_and_report(settings: Settings, symbols: Sequence[str], summary: RunSu
 
 @flow(name="liqheat-nightly", log_prints=True)
 def nightly_flow(
-    date: str,
-    symbols: list[str],
+    date: str | None = None,
+    symbols: list[str] | None = None,
     base_url: str | None = None,
     backfill_days: int | None = None,
 ) -> str:
@@ -158,7 +158,8 @@ def nightly_flow(
     from flows.ingest import gap_days
 
     settings = Settings()
-    day = _parse_day(date)
+    day = _parse_day(date) if date else _yesterday()
+    symbols = symbols or list(settings.symbols)
     window = settings.backfill_days if backfill_days is None else backfill_days
     url = base_url or settings.binance_base_url
     gaps = gap_days(settings.db_path, symbols, day - timedelta(days=1), window)
@@ -196,6 +197,12 @@ def demo_flow(home: str, symbols: list[str], start: str, days: int, seed: int) -
     return summary
 
 
+def _yesterday() -> date:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).date() - timedelta(days=1)
+
+
 def _parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -227,10 +234,32 @@ def serve_nightly(
     symbols: Sequence[str] | None,
     base_url: str | None,
 ) -> None:
-    """Serve :func:`nightly_flow` as the deployment ``liqheat-nightly`` on ``cron`` (UTC)."""
+    """Serve :func:`nightly_flow` as the deployment ``liqheat-nightly`` on ``cron`` (UTC).
+
+    Uses ``PREFECT_API_URL`` when set; otherwise starts a local Prefect server on 127.0.0.1
+    (state under ``$LIQHEAT_HOME/prefect``) and stops it on exit.
+    """
+    import os
+
+    if os.environ.get("PREFECT_API_URL"):
+        _serve(cron, symbols or settings.symbols, base_url)
+        return
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.server import local_prefect_server
+
+    home = Path(os.environ.get("PREFECT_HOME", settings.prefect_home))
+    with local_prefect_server(home) as api_url:
+        print(f"local Prefect server (UI and API) at {api_url.removesuffix('/api')}")
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            _serve(cron, symbols or settings.symbols, base_url)
+
+
+def _serve(cron: str, symbols: Sequence[str], base_url: str | None) -> None:
     from prefect.schedules import Cron
 
-    params: dict[str, Any] = {"symbols": list(symbols or settings.symbols)}
+    params: dict[str, Any] = {"symbols": list(symbols)}
     if base_url:
         params["base_url"] = base_url
     nightly_flow.serve(
