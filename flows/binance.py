@@ -1,0 +1,453 @@
+"""Client for the Binance public-data archive (``data.binance.vision`` or any mirror of it).
+
+One :class:`ArchiveClient` fetches archive paths (see :mod:`flows.archive`) from an
+``http(s)://`` or ``file://`` base URL, verifies every zip against its ``.CHECKSUM`` and keeps
+verified zips in a raw cache laid out by archive path.
+
+Failure policy (what callers can rely on):
+
+* ``404`` raises :class:`NotPublishedError` at once (never retried in a loop).
+* ``5xx``, ``429`` and network errors (refused, reset, timeout, short body) are retried with
+  exponential backoff and jitter, at most ``retries`` extra attempts; then :class:`NetworkError`.
+  Other ``4xx`` raise :class:`HttpStatusError` without retry.
+* After ``give_up_after`` consecutive fetches that ended in a network error (and no success in
+  between) the client stops trying and fails fast, so an unreachable archive costs seconds, not
+  minutes.
+* The ``.CHECKSUM`` is parsed strictly (``<64 hex>  <zip name>``); anything else (an HTML or S3
+  XML error page served with 200, a checksum for another file) raises :class:`BadChecksumFileError`.
+* A zip whose sha256 does not match is downloaded once more; a second mismatch raises
+  :class:`ChecksumMismatchError`. Nothing unverified ever lands in the cache.
+* A cached zip is re-hashed against a freshly fetched ``.CHECKSUM`` before use, so files the
+  archive republished are downloaded again.
+* :func:`open_csv_member` accepts only a zip with exactly one ``.csv`` member whose name has no
+  directory part (no path traversal) and whose size is below a cap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
+
+#: largest CSV member accepted (a BTCUSDT aggTrades day is ~100 MB of CSV)
+MAX_MEMBER_BYTES = 2 * 1024**3
+#: largest ``.CHECKSUM`` body accepted (real ones are ~100 bytes)
+MAX_CHECKSUM_BYTES = 4096
+_CHUNK = 1 << 20
+_CHECKSUM_RE = re.compile(r"^([0-9a-fA-F]{64}) [ *]([^\s/\\]+)\r?\n?$")
+_USER_AGENT = "liqheat (+https://github.com/liqheat/liqheat)"
+
+
+class ArchiveError(Exception):
+    """Base class: one archive file could not be used. ``str(exc)`` is a short reason."""
+
+    kind = "error"
+
+
+class NotPublishedError(ArchiveError):
+    """The archive answered 404 (not yet published, or a gap)."""
+
+    kind = "missing"
+
+
+class NetworkError(ArchiveError):
+    """Network failure, 5xx or 429 that persisted through the retries."""
+
+    kind = "network"
+
+
+class HttpStatusError(ArchiveError):
+    """A non-retryable HTTP status other than 404 (e.g. 403)."""
+
+    kind = "http"
+
+
+class BadChecksumFileError(ArchiveError):
+    """The ``.CHECKSUM`` body is not a sha256sum line for the expected zip."""
+
+    kind = "checksum"
+
+
+class ChecksumMismatchError(ArchiveError):
+    """The zip's sha256 differs from its ``.CHECKSUM`` twice in a row."""
+
+    kind = "checksum"
+
+
+class BadZipError(ArchiveError):
+    """Corrupt/truncated zip, wrong member count or name, member too large."""
+
+    kind = "corrupt"
+
+
+class _Transient(Exception):
+    """Internal: a failure worth retrying (5xx, 429, network)."""
+
+
+@dataclass(frozen=True)
+class VerifiedZip:
+    """A zip in the raw cache whose sha256 matched the archive's ``.CHECKSUM``."""
+
+    archive_path: str
+    url: str
+    path: Path
+    sha256: str
+    downloaded: bool
+    republished: bool = False
+
+
+def parse_checksum(text: str | bytes, zip_name: str) -> str:
+    """Return the lowercase sha256 hex digest from a ``.CHECKSUM`` body for ``zip_name``.
+
+    Examples
+    --------
+    >>> parse_checksum("ab" * 32 + "  X-1m-2024-01-01.zip\\n", "X-1m-2024-01-01.zip") == "ab" * 32
+    True
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("ascii")
+        except UnicodeDecodeError:
+            raise BadChecksumFileError("bad .CHECKSUM: not ASCII text") from None
+    m = _CHECKSUM_RE.match(text)
+    if m is None:
+        head = text.strip().splitlines()[0][:40] if text.strip() else "<empty>"
+        raise BadChecksumFileError(f"bad .CHECKSUM: not a sha256sum line ({head!r})")
+    if m.group(2) != zip_name:
+        raise BadChecksumFileError(f"bad .CHECKSUM: names {m.group(2)!r}, expected {zip_name!r}")
+    return m.group(1).lower()
+
+
+def sha256_file(path: Path) -> str:
+    """Return the sha256 hex digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:120]
+
+
+def _network_reason(exc: BaseException) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        if "refused" in text:
+            return "connection refused"
+        if "name" in text or "resolv" in text or "nodename" in text:
+            return "host name not resolved"
+        return f"cannot connect ({_short(exc)})"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "connection dropped mid-response"
+    return _short(exc)
+
+
+class ArchiveClient:
+    """Fetch and verify archive files from ``base_url`` into ``raw_dir``.
+
+    Parameters
+    ----------
+    base_url
+        Archive root, e.g. ``https://data.binance.vision`` or ``file:///srv/mirror``.
+    raw_dir
+        Cache root; a zip lands at ``raw_dir / archive_path``.
+    timeout_s, retries
+        Per-request timeout and extra attempts for retryable failures.
+    backoff_s, backoff_max_s
+        First backoff delay and its cap (exponential with up to ``backoff_s`` of jitter); tests
+        pass tiny values.
+    give_up_after
+        Consecutive network-failed fetches after which the client fails fast.
+
+    The client is safe to share between threads (httpx's client is thread-safe).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        raw_dir: Path,
+        *,
+        timeout_s: float = 30.0,
+        retries: int = 4,
+        backoff_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        give_up_after: int = 3,
+        max_member_bytes: int = MAX_MEMBER_BYTES,
+    ) -> None:
+        parsed = urlparse(base_url)
+        if parsed.scheme not in ("http", "https", "file"):
+            raise ValueError(f"base URL must be http(s):// or file://, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.raw_dir = raw_dir
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.give_up_after = give_up_after
+        self.max_member_bytes = max_member_bytes
+        self._file_root: Path | None = None
+        self._http: httpx.Client | None = None
+        if parsed.scheme == "file":
+            if parsed.netloc not in ("", "localhost"):
+                raise ValueError(f"file:// URL with a host is not supported: {base_url!r}")
+            self._file_root = Path(url2pathname(parsed.path))
+        else:
+            self._http = httpx.Client(
+                timeout=timeout_s,
+                follow_redirects=True,
+                headers={"User-Agent": _USER_AGENT},
+            )
+        self._lock = threading.Lock()
+        self._network_failures = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+
+    def __enter__(self) -> ArchiveClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def url(self, archive_path: str) -> str:
+        """Return the full URL of ``archive_path``."""
+        return f"{self.base_url}/{archive_path}"
+
+    # -- low level fetching ----------------------------------------------------------------
+    def _wait(self, state: RetryCallState) -> float:
+        import random
+
+        n = state.attempt_number
+        base = min(self.backoff_s * (2 ** (n - 1)), self.backoff_max_s)
+        return float(base + random.uniform(0, self.backoff_s))
+
+    def _with_retries(self, fn: Any) -> Any:
+        """Call ``fn()``, retrying :class:`_Transient`; map errors to :class:`ArchiveError`."""
+        with self._lock:
+            if self.give_up_after and self._network_failures >= self.give_up_after:
+                raise NetworkError(
+                    f"network: archive unreachable (gave up after {self._network_failures} "
+                    "failed files)"
+                )
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Transient),
+            reraise=True,
+        )
+        try:
+            result = retrying(fn)
+        except _Transient as exc:
+            with self._lock:
+                self._network_failures += 1
+            tries = self.retries + 1
+            raise NetworkError(f"network: {exc} ({tries} tries)") from exc
+        except ArchiveError:
+            # the archive answered (e.g. 404): it is reachable
+            with self._lock:
+                self._network_failures = 0
+            raise
+        with self._lock:
+            self._network_failures = 0
+        return result
+
+    @contextmanager
+    def _open_stream(self, archive_path: str) -> Iterator[Iterator[bytes]]:
+        """Yield an iterator of body chunks; raise 404/HTTP errors or :class:`_Transient`."""
+        if self._file_root is not None:
+            target = self._file_root / archive_path
+            try:
+                fh: IO[bytes] = target.open("rb")
+            except FileNotFoundError:
+                raise NotPublishedError("404 not published (no such file in mirror)") from None
+            except OSError as exc:
+                raise _Transient(_short(exc)) from exc
+            with fh:
+                yield iter(lambda: fh.read(_CHUNK), b"")
+            return
+        assert self._http is not None
+        try:
+            with self._http.stream("GET", self.url(archive_path)) as resp:
+                status = resp.status_code
+                if status == 404:
+                    raise NotPublishedError("404 not published")
+                if status == 429 or status >= 500:
+                    raise _Transient(f"HTTP {status}")
+                if status != 200:
+                    raise HttpStatusError(f"HTTP {status}")
+                yield resp.iter_bytes(_CHUNK)
+        except httpx.TransportError as exc:
+            raise _Transient(_network_reason(exc)) from exc
+
+    def fetch_bytes(self, archive_path: str, max_bytes: int = MAX_CHECKSUM_BYTES) -> bytes:
+        """Return the body of a small file (e.g. a ``.CHECKSUM``), with retries."""
+
+        def once() -> bytes:
+            buf = bytearray()
+            with self._open_stream(archive_path) as chunks:
+                for chunk in chunks:
+                    buf.extend(chunk)
+                    if len(buf) > max_bytes:
+                        raise BadChecksumFileError(
+                            f"bad .CHECKSUM: body larger than {max_bytes} bytes"
+                        )
+            return bytes(buf)
+
+        data: bytes = self._with_retries(once)
+        return data
+
+    def _download_to_tmp(self, archive_path: str, target: Path) -> tuple[Path, str]:
+        """Download to a temp file next to ``target``; return ``(temp path, sha256)``.
+
+        The caller renames the temp file into place or deletes it."""
+
+        def once() -> tuple[Path, str]:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+            digest = hashlib.sha256()
+            try:
+                with os.fdopen(fd, "wb") as fh, self._open_stream(archive_path) as chunks:
+                    for chunk in chunks:
+                        digest.update(chunk)
+                        fh.write(chunk)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            return Path(tmp), digest.hexdigest()
+
+        result: tuple[Path, str] = self._with_retries(once)
+        return result
+
+    # -- verified zips ---------------------------------------------------------------------
+    def expected_sha256(self, archive_path: str) -> str:
+        """Fetch and strictly parse the ``.CHECKSUM`` of ``archive_path``."""
+        body = self.fetch_bytes(archive_path + ".CHECKSUM")
+        return parse_checksum(body, archive_path.rsplit("/", 1)[-1])
+
+    def fetch_verified(self, archive_path: str) -> VerifiedZip:
+        """Return ``archive_path`` as a verified zip in the raw cache, downloading if needed.
+
+        Raises
+        ------
+        ArchiveError
+            :class:`NotPublishedError`, :class:`NetworkError`, :class:`HttpStatusError`,
+            :class:`BadChecksumFileError` or :class:`ChecksumMismatchError`.
+        """
+        expected = self.expected_sha256(archive_path)
+        target = self.raw_dir / archive_path
+        url = self.url(archive_path)
+        republished = False
+        if target.exists():
+            if sha256_file(target) == expected:
+                return VerifiedZip(archive_path, url, target, expected, downloaded=False)
+            republished = True
+        got = ""
+        for _attempt in range(2):
+            tmp, got = self._download_to_tmp(archive_path, target)
+            if got == expected:
+                os.replace(tmp, target)
+                return VerifiedZip(archive_path, url, target, expected, True, republished)
+            tmp.unlink(missing_ok=True)
+        raise ChecksumMismatchError(
+            f"checksum mismatch (twice): got {got[:12]}…, .CHECKSUM says {expected[:12]}…"
+        )
+
+
+# -- zip members ---------------------------------------------------------------------------
+def _check_single_member(zf: zipfile.ZipFile, max_bytes: int) -> zipfile.ZipInfo:
+    infos = [i for i in zf.infolist() if not i.is_dir()]
+    if len(infos) != 1 or len(zf.infolist()) != 1:
+        raise BadZipError(f"zip holds {len(zf.infolist())} members, expected exactly one CSV")
+    info = infos[0]
+    name = info.filename
+    if (
+        "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or ".." in name
+        or ":" in name
+        or not name.lower().endswith(".csv")
+    ):
+        raise BadZipError(f"bad member name {name[:60]!r} (expected a plain *.csv name)")
+    if info.file_size > max_bytes:
+        raise BadZipError(f"member too large: {info.file_size} bytes (cap {max_bytes})")
+    return info
+
+
+@contextmanager
+def open_csv_member(zip_path: Path, max_bytes: int = MAX_MEMBER_BYTES) -> Iterator[IO[bytes]]:
+    """Open the single CSV member of ``zip_path`` for streaming reads (CRC checked at EOF).
+
+    Raises :class:`BadZipError` for a corrupt or truncated zip, zero or several members, a
+    member name with a directory part (path traversal) or a member above ``max_bytes``.
+    """
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
+    with zf:
+        info = _check_single_member(zf, max_bytes)
+        try:
+            member = zf.open(info)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+            raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
+        with member:
+            yield member
+
+
+def read_csv_member(zip_path: Path, max_bytes: int = MAX_MEMBER_BYTES) -> bytes:
+    """Return the bytes of the single CSV member of ``zip_path`` (see :func:`open_csv_member`)."""
+    with open_csv_member(zip_path, max_bytes) as member:
+        try:
+            data = member.read(max_bytes + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
+    if len(data) > max_bytes:
+        raise BadZipError(f"member larger than the cap of {max_bytes} bytes")
+    return data
+
+
+def extract_csv_member(zip_path: Path, dest: Path, max_bytes: int = MAX_MEMBER_BYTES) -> Path:
+    """Stream the single CSV member of ``zip_path`` to the file ``dest`` (size-capped)."""
+    written = 0
+    with open_csv_member(zip_path, max_bytes) as member, dest.open("wb") as out:
+        try:
+            while chunk := member.read(_CHUNK):
+                written += len(chunk)
+                if written > max_bytes:
+                    raise BadZipError(f"member larger than the cap of {max_bytes} bytes")
+                out.write(chunk)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
+    return dest
+
+
+def copy_file(src: Path, dest: Path) -> None:
+    """Copy ``src`` to ``dest`` (helper for mirrors and tests)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
