@@ -1,0 +1,368 @@
+"""Ad-hoc, read-only SQL against the warehouse: ``liqheat sql``.
+
+:func:`run_sql` runs one or more statements on a read-only connection and prints the
+results as a table (or writes CSV / JSON / Parquet). Every failure is one line and an exit
+code of 1, never a traceback: statements that could write are refused before anything is
+opened, SQL errors print DuckDB's own message, and a database held by the nightly writer is
+waited for (a few seconds) and then reported as busy. :func:`interactive` is a small prompt
+on top of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import tempfile
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from warehouse.db import DatabaseBusyError, WarehouseError, read_connection
+
+#: output formats of :func:`run_sql`
+FORMATS = ("table", "csv", "json", "parquet")
+#: statement kinds that cannot change the database
+READ_STATEMENTS = frozenset(
+    {
+        duckdb.StatementType.SELECT,
+        duckdb.StatementType.EXPLAIN,
+        duckdb.StatementType.PRAGMA,
+        duckdb.StatementType.CALL,
+        duckdb.StatementType.SET,
+    }
+)
+#: rows printed by the table format before the output is cut
+DEFAULT_MAX_ROWS = 200
+#: seconds a reader waits for the nightly writer before reporting "database is busy"
+DEFAULT_WAIT_S = 5.0
+
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NUMERIC_PREFIXES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+)
+
+
+class SqlRefusedError(WarehouseError):
+    """A statement that could write was given to the read-only ``sql`` command."""
+
+
+def one_line(exc: BaseException) -> str:
+    """Return an exception's message on one line (DuckDB's caret context dropped).
+
+    Examples
+    --------
+    >>> one_line(ValueError('Catalog Error: no table\\nDid you mean "x"?\\n\\nLINE 1: ...'))
+    'Catalog Error: no table Did you mean "x"?'
+    """
+    lines: list[str] = []
+    for line in str(exc).splitlines():
+        if line.startswith("LINE "):
+            break
+        if line.strip():
+            lines.append(line.strip())
+    return " ".join(lines) or type(exc).__name__
+
+
+def read_statements(query: str) -> list[tuple[duckdb.StatementType, str]]:
+    """Split ``query`` into statements, refusing any that could write.
+
+    Raises :class:`SqlRefusedError` (one-line message) for a non-read statement and
+    ``duckdb.Error`` for a syntax error.
+
+    Examples
+    --------
+    >>> [text for _, text in read_statements("SELECT 1; SELECT 2")]
+    ['SELECT 1', 'SELECT 2']
+    >>> read_statements("DELETE FROM klines")
+    Traceback (most recent call last):
+    ...
+    warehouse.sql.SqlRefusedError: liqheat sql is read-only: DELETE statements are refused
+    """
+    statements: list[tuple[duckdb.StatementType, str]] = []
+    for statement in duckdb.extract_statements(query):
+        kind = statement.type
+        if kind not in READ_STATEMENTS:
+            name = kind.name.replace("_", " ")
+            hint = (
+                "; use --format csv|json|parquet --output FILE to export"
+                if kind in (duckdb.StatementType.COPY, duckdb.StatementType.EXPORT)
+                else ""
+            )
+            raise SqlRefusedError(f"liqheat sql is read-only: {name} statements are refused{hint}")
+        text = statement.query.strip().rstrip(";").strip()
+        if text:
+            statements.append((kind, text))
+    return statements
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return str(value)
+        if value == 0 or 1e-4 <= abs(value) < 1e15:
+            text = f"{value:.6f}".rstrip("0").rstrip(".")
+            return text if text not in ("", "-0") else "0"
+        return f"{value:.6g}"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _render_table(rel: duckdb.DuckDBPyRelation, console: Console, max_rows: int) -> None:
+    columns = list(rel.columns)
+    types = [str(t) for t in rel.types]
+    rows = rel.limit(max_rows + 1).fetchall()
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name, dtype in zip(columns, types, strict=True):
+        numeric = dtype.startswith(_NUMERIC_PREFIXES)
+        table.add_column(
+            f"{name}\n[dim]{dtype.lower()}[/dim]",
+            justify="right" if numeric else "left",
+            overflow="fold",
+        )
+    for row in rows[:max_rows]:
+        table.add_row(*(_cell(v) if v is not None else "[dim]NULL[/dim]" for v in row))
+    console.print(table)
+    shown = min(len(rows), max_rows)
+    more = " (more rows not shown; add LIMIT or use --format csv)" if len(rows) > max_rows else ""
+    console.print(f"[dim]{shown} row{'s' if shown != 1 else ''}{more}[/dim]")
+
+
+def _write_result(
+    rel: duckdb.DuckDBPyRelation, fmt: str, output: Path | None, console: Console
+) -> None:
+    if fmt == "json":
+        columns = list(rel.columns)
+        records = [
+            {c: _jsonable(v) for c, v in zip(columns, row, strict=True)} for row in rel.fetchall()
+        ]
+        text = json.dumps(records, indent=1, ensure_ascii=False) + "\n"
+        if output is None:
+            console.out(text, highlight=False, end="")
+        else:
+            output.write_text(text, encoding="utf-8")
+        return
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "parquet":
+            rel.write_parquet(str(output))
+        else:
+            rel.write_csv(str(output), header=True)
+        return
+    with tempfile.TemporaryDirectory(prefix="liqheat-sql-") as tmp:
+        path = Path(tmp) / "result.csv"
+        rel.write_csv(str(path), header=True)
+        console.out(path.read_text(encoding="utf-8"), highlight=False, end="")
+
+
+def run_sql(
+    db_path: Path,
+    query: str,
+    *,
+    fmt: str = "table",
+    output: Path | None = None,
+    console: Console | None = None,
+    err_console: Console | None = None,
+    wait_s: float = DEFAULT_WAIT_S,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> int:
+    """Run read-only SQL against the warehouse and print or write the result; return an
+    exit code (0 ok, 1 error).
+
+    ``fmt="table"`` prints every statement's result as a table (at most ``max_rows`` rows).
+    ``csv`` and ``json`` print the last statement's result to ``console``, or write it to
+    ``output``; ``parquet`` needs ``output``. Errors go to ``err_console`` (stderr by
+    default) as one line.
+
+    Examples
+    --------
+    >>> run_sql(db_path, "SELECT symbol, count(*) FROM klines GROUP BY 1")  # doctest: +SKIP
+    0
+    >>> run_sql(db_path, "SELECT 1", fmt="parquet", output=Path("one.parquet"))  # doctest: +SKIP
+    0
+    """
+    console = console or Console()
+    err_console = err_console or Console(stderr=True)
+
+    def fail(message: str) -> int:
+        err_console.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+        return 1
+
+    if fmt not in FORMATS:
+        return fail(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "parquet" and output is None:
+        return fail("--format parquet needs --output FILE")
+    try:
+        statements = read_statements(query)
+    except (duckdb.Error, WarehouseError) as exc:
+        return fail(one_line(exc))
+    if not statements:
+        return fail("no SQL statement given")
+    try:
+        with read_connection(db_path, wait_s=wait_s) as con:
+            for index, (kind, text) in enumerate(statements):
+                rel = con.sql(text)
+                if rel is None or kind == duckdb.StatementType.SET:
+                    continue
+                if fmt == "table":
+                    _render_table(rel, console, max_rows)
+                elif index == len(statements) - 1:
+                    _write_result(rel, fmt, output, console)
+                else:
+                    rel.limit(0).fetchall()
+    except DatabaseBusyError as exc:
+        return fail(str(exc))
+    except (duckdb.Error, WarehouseError, OSError) as exc:
+        return fail(one_line(exc))
+    except Exception as exc:  # never a traceback for a user's query
+        return fail(f"{type(exc).__name__}: {one_line(exc)}")
+    return 0
+
+
+_TABLES_SQL = """
+SELECT table_name AS name, 'table' AS kind, estimated_size AS rows, comment
+FROM duckdb_tables() WHERE NOT internal AND schema_name = 'main'
+UNION ALL
+SELECT view_name, 'view', NULL, comment
+FROM duckdb_views() WHERE NOT internal AND schema_name = 'main'
+ORDER BY kind, name
+"""
+
+_HELP = """\
+Enter SQL ending with ';' (it may span several lines). Commands:
+  .tables      list tables and views with their descriptions
+  .schema T    columns, types and descriptions of table or view T
+  .help        this text
+  .quit        leave (also Ctrl-D)"""
+
+
+def _history(db_path: Path) -> tuple[Callable[[], None], bool]:
+    """Enable readline history if available; return (save function, enabled)."""
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - platform without readline
+        return (lambda: None), False
+    history = db_path.parent / ".liqheat_sql_history"
+    with contextlib.suppress(OSError):
+        readline.read_history_file(history)
+    readline.set_history_length(1000)
+
+    def save() -> None:
+        with contextlib.suppress(OSError):
+            readline.write_history_file(history)
+
+    return save, True
+
+
+def interactive(
+    db_path: Path,
+    console: Console | None = None,
+    *,
+    input_fn: Callable[[str], str] = input,
+    wait_s: float = DEFAULT_WAIT_S,
+) -> int:
+    """A small SQL prompt: statements end with ``;``; ``.tables``, ``.schema T``,
+    ``.help`` and ``.quit``. Results print as in :func:`run_sql`; return 0.
+
+    Examples
+    --------
+    >>> interactive(db_path)  # doctest: +SKIP
+    liqheat> SELECT count(*) FROM klines;
+    """
+    console = console or Console()
+    save, _ = _history(db_path) if input_fn is input else ((lambda: None), False)
+    console.print(f"liqheat sql on {db_path} (read-only). Type .help for help, .quit to leave.")
+
+    def run(query: str) -> None:
+        run_sql(db_path, query, console=console, err_console=console, wait_s=wait_s)
+
+    buffer: list[str] = []
+    try:
+        while True:
+            try:
+                line = input_fn("liqheat> " if not buffer else "   ...> ")
+            except EOFError:
+                console.print()
+                break
+            except KeyboardInterrupt:
+                console.print()
+                buffer.clear()
+                continue
+            stripped = line.strip()
+            if not buffer and stripped.startswith("."):
+                command, _, arg = stripped.partition(" ")
+                arg = arg.strip().rstrip(";")
+                if command in (".quit", ".exit", ".q"):
+                    break
+                if command == ".help":
+                    console.print(_HELP, highlight=False)
+                elif command == ".tables":
+                    run(_TABLES_SQL)
+                elif command == ".schema":
+                    if not _IDENT_RE.match(arg):
+                        console.print("[red]error:[/red] usage: .schema TABLE_OR_VIEW")
+                        continue
+                    run(_schema_sql(arg))
+                else:
+                    console.print(f"[red]error:[/red] unknown command {command}; try .help")
+                continue
+            if not stripped and not buffer:
+                continue
+            buffer.append(line)
+            if stripped.endswith(";"):
+                run("\n".join(buffer))
+                buffer.clear()
+    finally:
+        save()
+    return 0
+
+
+def _schema_sql(name: str) -> str:
+    return (
+        "SELECT column_name AS column, data_type AS type, "
+        "CASE WHEN is_nullable THEN '' ELSE 'not null' END AS nullable, comment "
+        f"FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = '{name}' "
+        "ORDER BY column_index"
+    )
