@@ -130,9 +130,10 @@ def export_parquet(
 
     Examples
     --------
-    >>> export_parquet(db, Path("export"), symbol="BTCUSDT",
-    ...                start=date(2024, 1, 1), end=date(2024, 1, 3))  # doctest: +SKIP
-    [PosixPath('export/heatmap_cells/exchange=binance/symbol=BTCUSDT/day=2024-01-01/part_0.parquet'), ...]
+    >>> files = export_parquet(db, Path("export"), symbol="BTCUSDT",
+    ...                        start=date(2024, 1, 1), end=date(2024, 1, 3))  # doctest: +SKIP
+    >>> files[0].relative_to("export")  # doctest: +SKIP
+    PosixPath('heatmap_cells/exchange=binance/symbol=BTCUSDT/day=2024-01-01/part_0.parquet')
     """
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
@@ -150,15 +151,15 @@ def export_parquet(
             table_dir = out_dir / table
             _clear_days(table_dir, symbol=symbol, start=start, end=end, exchange=exchange)
             select = _select(con, table, symbol=symbol, start=start, end=end, exchange=exchange)
-            count = con.sql(f"SELECT count(*) FROM ({select})").fetchone()
-            if not count or not count[0]:
+            count = con.execute(f"SELECT count(*) FROM ({select})").fetchall()
+            if not count or not count[0][0]:
                 continue
             table_dir.mkdir(parents=True, exist_ok=True)
-            row = con.sql(
+            result = con.execute(
                 f"COPY ({select}) TO {_literal(str(table_dir))} (FORMAT parquet, "
                 "PARTITION_BY (exchange, symbol, day), OVERWRITE_OR_IGNORE true, "
                 "FILENAME_PATTERN 'part_{i}', RETURN_FILES true)"
-            ).fetchone()
-            if row:
-                written.extend(Path(f) for f in row[1])
+            ).fetchall()
+            for _, files in result:
+                written.extend(Path(f) for f in files)
     return sorted(written)

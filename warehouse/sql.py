@@ -11,6 +11,7 @@ on top of it.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import tempfile
@@ -23,6 +24,8 @@ from typing import Any
 import duckdb
 from rich import box
 from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from warehouse.db import DatabaseBusyError, WarehouseError, read_connection
@@ -160,11 +163,26 @@ def _render_table(rel: duckdb.DuckDBPyRelation, console: Console, max_rows: int)
         table.add_column(
             f"{name}\n[dim]{dtype.lower()}[/dim]",
             justify="right" if numeric else "left",
-            overflow="fold",
+            no_wrap=True,
         )
     for row in rows[:max_rows]:
         table.add_row(*(_cell(v) if v is not None else "[dim]NULL[/dim]" for v in row))
-    console.print(table)
+    # wide results are printed at their natural width rather than folded into the terminal
+    unbounded = console.options.update_width(1_000_000)
+    natural = Measurement.get(console, unbounded, table).maximum
+    if natural <= console.width:
+        console.print(table)
+    else:
+        wide = Console(
+            width=natural,
+            file=io.StringIO(),
+            force_terminal=console.is_terminal,
+            no_color=console.no_color,
+            color_system=console.color_system or None,  # type: ignore[arg-type]
+        )
+        wide.print(table)
+        console.file.write(wide.file.getvalue())  # type: ignore[attr-defined]
+        console.file.flush()
     shown = min(len(rows), max_rows)
     more = " (more rows not shown; add LIMIT or use --format csv)" if len(rows) > max_rows else ""
     console.print(f"[dim]{shown} row{'s' if shown != 1 else ''}{more}[/dim]")
@@ -178,7 +196,7 @@ def _write_result(
         records = [
             {c: _jsonable(v) for c, v in zip(columns, row, strict=True)} for row in rel.fetchall()
         ]
-        text = json.dumps(records, indent=1, ensure_ascii=False) + "\n"
+        text = json.dumps(records, indent=2, ensure_ascii=False) + "\n"
         if output is None:
             console.out(text, highlight=False, end="")
         else:
@@ -227,7 +245,9 @@ def run_sql(
     err_console = err_console or Console(stderr=True)
 
     def fail(message: str) -> int:
-        err_console.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+        err_console.print(
+            "[red]error:[/red] " + escape(message), highlight=False, soft_wrap=True
+        )
         return 1
 
     if fmt not in FORMATS:

@@ -1,0 +1,337 @@
+"""Read helpers for the static report site.
+
+Every query the reports run against the warehouse lives here; all go through
+:func:`warehouse.reads.query` (read-only connection) and return polars frames with tz-aware
+UTC datetimes. The "current" model run of an (exchange, symbol) is its newest ``model_runs``
+row (largest ``computed_at``); model outputs are read for that run's ``params_hash``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from warehouse.reads import query
+
+#: columns of :func:`current_runs`
+RUN_COLUMNS = (
+    "symbol",
+    "params_hash",
+    "params_json",
+    "start_ts",
+    "end_ts",
+    "bars",
+    "levels",
+    "price_step",
+    "seconds",
+    "computed_at",
+)
+
+#: columns of :func:`lineage`
+LINEAGE_COLUMNS = (
+    "dataset",
+    "day",
+    "status",
+    "rows",
+    "sha256",
+    "error",
+    "loaded_at",
+    "source_url",
+)
+
+
+def _range_sql(column: str, start: datetime | None, end: datetime | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for op, value in ((">=", start), ("<", end)):
+        if value is not None:
+            clauses.append(f" AND {column} {op} ?")
+            params.append(_param(value))
+    return "".join(clauses), params
+
+
+def _param(value: datetime) -> datetime:
+    # the warehouse stores naive UTC
+    if value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def report_symbols(db_path: Path, exchange: str) -> list[str]:
+    """Return every symbol with price bars or a model run on ``exchange``, sorted.
+
+    Examples
+    --------
+    >>> report_symbols(db, "binance")  # doctest: +SKIP
+    ['BTCUSDT', 'ETHUSDT']
+    """
+    frame = query(
+        db_path,
+        "SELECT DISTINCT symbol FROM klines WHERE exchange = ? "
+        "UNION SELECT DISTINCT symbol FROM model_runs WHERE exchange = ? ORDER BY symbol",
+        [exchange, exchange],
+    )
+    return [str(s) for s in frame["symbol"].to_list()]
+
+
+def current_runs(db_path: Path, exchange: str) -> pl.DataFrame:
+    """Return the current (newest) model run per symbol on ``exchange``.
+
+    Columns: :data:`RUN_COLUMNS`, one row per symbol.
+
+    Examples
+    --------
+    >>> current_runs(db, "binance").select("symbol", "params_hash")  # doctest: +SKIP
+    """
+    cols = ", ".join(RUN_COLUMNS)
+    return query(
+        db_path,
+        f"SELECT {cols} FROM model_runs WHERE exchange = ? "
+        "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY computed_at DESC, "
+        "params_hash) = 1 ORDER BY symbol",
+        [exchange],
+    )
+
+
+def kline_span(db_path: Path, exchange: str, symbol: str) -> tuple[datetime, datetime] | None:
+    """Return the first and last 1m bar time of ``symbol``, or None without bars.
+
+    Examples
+    --------
+    >>> kline_span(db, "binance", "BTCUSDT")  # doctest: +SKIP
+    (datetime(2024, 5, 1, 0, 0, tzinfo=UTC), datetime(2024, 5, 3, 23, 59, tzinfo=UTC))
+    """
+    frame = query(
+        db_path,
+        "SELECT min(ts) AS lo, max(ts) AS hi FROM klines WHERE exchange = ? AND symbol = ?",
+        [exchange, symbol],
+    )
+    lo, hi = frame.row(0)
+    if lo is None or hi is None:
+        return None
+    return lo, hi
+
+
+def price_days(db_path: Path, exchange: str, symbol: str) -> pl.DataFrame:
+    """Return one row per UTC day with 1m bars: day, bars, open, high, low, close; latest first.
+
+    Examples
+    --------
+    >>> price_days(db, "binance", "BTCUSDT").columns  # doctest: +SKIP
+    ['day', 'bars', 'open', 'high', 'low', 'close']
+    """
+    return query(
+        db_path,
+        "SELECT CAST(ts AS DATE) AS day, count(*) AS bars, arg_min(open, ts) AS open, "
+        "max(high) AS high, min(low) AS low, arg_max(close, ts) AS close "
+        "FROM klines WHERE exchange = ? AND symbol = ? GROUP BY 1 ORDER BY 1 DESC",
+        [exchange, symbol],
+    )
+
+
+def price_path(
+    db_path: Path,
+    exchange: str,
+    symbol: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pl.DataFrame:
+    """Return the 1m trade-price bars of ``symbol`` in ``[start, end)``, ordered by ts.
+
+    Columns: ts, open, high, low, close, volume.
+
+    Examples
+    --------
+    >>> price_path(db, "binance", "BTCUSDT").height  # doctest: +SKIP
+    4320
+    """
+    extra, params = _range_sql("ts", start, end)
+    return query(
+        db_path,
+        "SELECT ts, open, high, low, close, volume FROM klines "
+        f"WHERE exchange = ? AND symbol = ?{extra} ORDER BY ts",
+        [exchange, symbol, *params],
+    )
+
+
+def heatmap_span(
+    db_path: Path, exchange: str, symbol: str, params_hash: str
+) -> tuple[datetime, datetime] | None:
+    """Return the first and last heatmap time bucket of one model run, or None if empty.
+
+    Examples
+    --------
+    >>> heatmap_span(db, "binance", "BTCUSDT", "ab12")  # doctest: +SKIP
+    """
+    frame = query(
+        db_path,
+        "SELECT min(ts) AS lo, max(ts) AS hi FROM heatmap_cells "
+        "WHERE exchange = ? AND symbol = ? AND params_hash = ?",
+        [exchange, symbol, params_hash],
+    )
+    lo, hi = frame.row(0)
+    if lo is None or hi is None:
+        return None
+    return lo, hi
+
+
+def heatmap_cells(
+    db_path: Path,
+    exchange: str,
+    symbol: str,
+    params_hash: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pl.DataFrame:
+    """Return the sparse heatmap cells (ts, price, long_usd, short_usd) of one model run.
+
+    Examples
+    --------
+    >>> heatmap_cells(db, "binance", "BTCUSDT", "ab12").columns  # doctest: +SKIP
+    ['ts', 'price', 'long_usd', 'short_usd']
+    """
+    extra, params = _range_sql("ts", start, end)
+    return query(
+        db_path,
+        "SELECT ts, price, long_usd, short_usd FROM heatmap_cells "
+        f"WHERE exchange = ? AND symbol = ? AND params_hash = ?{extra} ORDER BY ts, price",
+        [exchange, symbol, params_hash, *params],
+    )
+
+
+def latest_liquidation_map(
+    db_path: Path, exchange: str, symbol: str, params_hash: str
+) -> pl.DataFrame:
+    """Return the newest liquidation-map snapshot of one model run, ordered by price.
+
+    Columns: as_of, ref_price, price, long_usd, short_usd, long_cum_usd, short_cum_usd.
+
+    Examples
+    --------
+    >>> latest_liquidation_map(db, "binance", "BTCUSDT", "ab12")  # doctest: +SKIP
+    """
+    return query(
+        db_path,
+        "SELECT as_of, ref_price, price, long_usd, short_usd, long_cum_usd, short_cum_usd "
+        "FROM liquidation_map WHERE exchange = ? AND symbol = ? AND params_hash = ? "
+        "QUALIFY as_of = max(as_of) OVER () ORDER BY price",
+        [exchange, symbol, params_hash],
+    )
+
+
+def latest_key_levels(db_path: Path, exchange: str, symbol: str, params_hash: str) -> pl.DataFrame:
+    """Return the newest key levels of one model run: as_of, side, rank, price, usd, distance_pct.
+
+    Ordered by side then rank.
+
+    Examples
+    --------
+    >>> latest_key_levels(db, "binance", "BTCUSDT", "ab12")  # doctest: +SKIP
+    """
+    return query(
+        db_path,
+        "SELECT as_of, side, rank, price, usd, distance_pct FROM key_levels "
+        "WHERE exchange = ? AND symbol = ? AND params_hash = ? "
+        "QUALIFY as_of = max(as_of) OVER () ORDER BY side, rank",
+        [exchange, symbol, params_hash],
+    )
+
+
+def latest_scores(db_path: Path, exchange: str, symbol: str, params_hash: str) -> pl.DataFrame:
+    """Return the newest backtest score per (method, side) of one model run.
+
+    Columns: method, side, capture_auc, top_decile_overlap, log_corr, bars, realized_usd,
+    start_ts, end_ts, realized_source, computed_at.
+
+    Examples
+    --------
+    >>> latest_scores(db, "binance", "BTCUSDT", "ab12")  # doctest: +SKIP
+    """
+    return query(
+        db_path,
+        "SELECT method, side, capture_auc, top_decile_overlap, log_corr, bars, realized_usd, "
+        "start_ts, end_ts, realized_source, computed_at FROM backtest_scores "
+        "WHERE exchange = ? AND symbol = ? AND params_hash = ? "
+        "QUALIFY row_number() OVER (PARTITION BY method, side ORDER BY computed_at DESC) = 1 "
+        "ORDER BY side, method DESC",
+        [exchange, symbol, params_hash],
+    )
+
+
+def realized_liquidations(
+    db_path: Path,
+    exchange: str,
+    symbol: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pl.DataFrame:
+    """Return realized liquidations (ts, side, usd, source) of ``symbol`` in ``[start, end)``.
+
+    Examples
+    --------
+    >>> realized_liquidations(db, "binance", "BTCUSDT").columns  # doctest: +SKIP
+    ['ts', 'side', 'usd', 'source']
+    """
+    extra, params = _range_sql("ts", start, end)
+    return query(
+        db_path,
+        "SELECT ts, side, usd, source FROM realized_liquidations "
+        f"WHERE exchange = ? AND symbol = ?{extra} ORDER BY ts",
+        [exchange, symbol, *params],
+    )
+
+
+def lineage(db_path: Path, exchange: str, symbol: str) -> pl.DataFrame:
+    """Return the ingest ledger of ``symbol``: :data:`LINEAGE_COLUMNS`, latest day first.
+
+    Examples
+    --------
+    >>> lineage(db, "binance", "BTCUSDT").columns[:3]  # doctest: +SKIP
+    ['dataset', 'day', 'status']
+    """
+    cols = ", ".join(LINEAGE_COLUMNS)
+    return query(
+        db_path,
+        f"SELECT {cols} FROM ingest_log WHERE exchange = ? AND symbol = ? "
+        "ORDER BY day DESC, dataset",
+        [exchange, symbol],
+    )
+
+
+def is_synthetic(db_path: Path, exchange: str, symbol: str) -> bool:
+    """Return True when any ingested file of ``symbol`` came from the synthetic demo archive.
+
+    Examples
+    --------
+    >>> is_synthetic(db, "binance", "BTCUSDT")  # doctest: +SKIP
+    False
+    """
+    frame = query(
+        db_path,
+        "SELECT count(*) AS n FROM ingest_log WHERE exchange = ? AND symbol = ? "
+        "AND source_url LIKE '%synthetic%'",
+        [exchange, symbol],
+    )
+    return int(frame.item()) > 0
+
+
+def last_updated(db_path: Path, exchange: str) -> datetime | None:
+    """Return when data or models of ``exchange`` last changed (newest load or model run).
+
+    Examples
+    --------
+    >>> last_updated(db, "binance")  # doctest: +SKIP
+    datetime(2024, 5, 4, 1, 2, 3, tzinfo=UTC)
+    """
+    frame = query(
+        db_path,
+        "SELECT greatest("
+        "(SELECT max(loaded_at) FROM ingest_log WHERE exchange = ?), "
+        "(SELECT max(computed_at) FROM model_runs WHERE exchange = ?)) AS ts",
+        [exchange, exchange],
+    )
+    value = frame.item()
+    return value if isinstance(value, datetime) else None
