@@ -1,0 +1,245 @@
+"""Known-answer tests: hand-built bars where every level, crossing and OI decrease is computed
+by hand (long P*(1-1/L)/(1-mmr), short P*(1+1/L)/(1+mmr), mmr 0.004)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from transforms.backtest import baseline_liquidations, predicted_liquidations
+from transforms.bars import BARS_SCHEMA, model_input
+from transforms.heatmap import heatmap, liquidation_map
+from transforms.levels import LEVELS_SCHEMA, key_levels, liquidation_levels
+from transforms.model import run_model
+from transforms.params import ModelParams
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+P = ModelParams(leverages=(10.0, 20.0), weights=(0.5, 0.5), mmr=0.004, price_step=1.0)
+
+
+def five_minute_bars() -> pl.DataFrame:
+    """8 bars of 5m; OI on every bar, given at the bar's open.
+
+    bar 0: base OI 10 -> 20 over the bar: 10 contracts opened at typical (101+99+100)/3 = 100,
+           i.e. 1000 USD per side, 500 per tier.
+    bar 2: base 20 -> 15: 25 % of every open level closes at bar 3 (D = 0.75 from bar 3).
+    bar 3: high 105 crosses short 20x at 100*1.05/1.004 = 104.58.
+    bar 4: low 95 crosses long 20x at 100*0.95/0.996 = 95.38.
+    long 10x (90.36) and short 10x (109.56) stay alive.
+    """
+    opens = [100.0, 100.0, 100.0, 100.0, 104.0, 96.0, 95.0, 95.0]
+    highs = [101.0, 101.0, 101.0, 105.0, 104.5, 97.0, 96.0, 96.0]
+    lows = [99.0, 99.0, 99.0, 99.0, 95.0, 94.0, 94.0, 94.0]
+    closes = [100.0, 100.0, 100.0, 104.0, 96.0, 95.0, 95.0, 95.0]
+    base = [10.0, 20.0, 20.0, 15.0, 15.0, 15.0, 15.0, 15.0]
+    return pl.DataFrame(
+        {
+            "ts": [T0 + timedelta(minutes=5 * i) for i in range(8)],
+            "open": opens,
+            "high": highs,
+            "low": lows,
+            "close": closes,
+            "oi_usd": [b * o for b, o in zip(base, opens, strict=True)],
+        }
+    )
+
+
+def test_levels_known_answer() -> None:
+    lv = liquidation_levels(five_minute_bars(), P)
+    assert lv.schema == pl.Schema(LEVELS_SCHEMA)
+    rows = {(r["side"], r["leverage"]): r for r in lv.iter_rows(named=True)}
+    assert len(rows) == 4
+    assert rows[("long", 10.0)]["price"] == pytest.approx(100 * 0.9 / 0.996, rel=1e-12)
+    assert rows[("long", 20.0)]["price"] == pytest.approx(100 * 0.95 / 0.996, rel=1e-12)
+    assert rows[("short", 10.0)]["price"] == pytest.approx(100 * 1.1 / 1.004, rel=1e-12)
+    assert rows[("short", 20.0)]["price"] == pytest.approx(100 * 1.05 / 1.004, rel=1e-12)
+    for r in rows.values():
+        assert r["created_at"] == T0
+        assert r["notional_usd"] == pytest.approx(500.0)
+        assert r["entry_price"] == pytest.approx(100.0)
+    assert rows[("short", 20.0)]["liquidated_at"] == T0 + timedelta(minutes=15)
+    assert rows[("long", 20.0)]["liquidated_at"] == T0 + timedelta(minutes=20)
+    assert rows[("short", 20.0)]["liquidated_usd"] == pytest.approx(375.0)
+    assert rows[("long", 20.0)]["liquidated_usd"] == pytest.approx(375.0)
+    for key in (("long", 10.0), ("short", 10.0)):
+        assert rows[key]["liquidated_at"] is None
+        assert rows[key]["alive_usd"] == pytest.approx(375.0)
+        assert rows[key]["liquidated_usd"] == 0.0
+
+
+def test_predicted_and_baseline_known_answer() -> None:
+    bars = five_minute_bars()
+    pred = predicted_liquidations(bars, P)
+    assert pred["long_usd"].to_list() == pytest.approx([0, 0, 0, 0, 375, 0, 0, 0])
+    assert pred["short_usd"].to_list() == pytest.approx([0, 0, 0, 375, 0, 0, 0, 0])
+    base = baseline_liquidations(bars)
+    # bar 4: OI 15 * 104 = 1560 USD, (open - low) / open = 9 / 104
+    assert base["long_usd"][4] == pytest.approx(1560 * 9 / 104)
+    assert base["short_usd"][3] == pytest.approx(1500 * 5 / 100)
+
+
+def test_heatmap_known_answer() -> None:
+    bars = five_minute_bars()
+    lv = liquidation_levels(bars, P)
+    hm = heatmap(lv, bars, 1.0, "10m", params=P)
+    got = {(r["ts"], r["price"]): (r["long_usd"], r["short_usd"]) for r in hm.iter_rows(named=True)}
+    b = [T0 + timedelta(minutes=10 * k) for k in range(4)]
+    expected = {
+        # bucket 0 (bars 0, 1): all four levels at 500
+        (b[0], 90.0): (500, 0), (b[0], 95.0): (500, 0),
+        (b[0], 104.0): (0, 500), (b[0], 109.0): (0, 500),
+        # bucket 1 (bars 2, 3): bar 2 at 500, bar 3 at 375 (short 20x liquidated in bar 3)
+        (b[1], 90.0): (437.5, 0), (b[1], 95.0): (437.5, 0),
+        (b[1], 104.0): (0, 250), (b[1], 109.0): (0, 437.5),
+        # bucket 2 (bars 4, 5): long 20x liquidated in bar 4
+        (b[2], 90.0): (375, 0), (b[2], 109.0): (0, 375),
+        (b[3], 90.0): (375, 0), (b[3], 109.0): (0, 375),
+    }  # fmt: skip
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value), key
+
+
+def test_liquidation_map_and_key_levels_known_answer() -> None:
+    bars = five_minute_bars()
+    lv = liquidation_levels(bars, P)
+    at = T0 + timedelta(minutes=10)  # bar 2: close 100, all levels alive, D = 1
+    lm = liquidation_map(lv, at, bars=bars, params=P)
+    assert lm["ref_price"].to_list() == [100.0] * 4
+    assert lm.select("price", "long_usd", "short_usd", "long_cum_usd", "short_cum_usd").rows() == [
+        (90.0, 500.0, 0.0, 1000.0, 0.0),
+        (95.0, 500.0, 0.0, 500.0, 0.0),
+        (104.0, 0.0, 500.0, 0.0, 500.0),
+        (109.0, 0.0, 500.0, 0.0, 1000.0),
+    ]
+    kl = key_levels(lv, bars, T0 + timedelta(minutes=35), params=P, price_step=1.0)
+    # last bar: close 95; long 10x (90.36) and short 10x (109.56) at 375 each
+    assert kl.select("side", "rank", "usd").rows() == [("long", 1, 375.0), ("short", 1, 375.0)]
+    dist = dict(zip(kl["side"], kl["distance_pct"], strict=True))
+    assert dist["long"] == pytest.approx((100 * 0.9 / 0.996 / 95 - 1) * 100)
+    assert dist["short"] == pytest.approx((100 * 1.1 / 1.004 / 95 - 1) * 100)
+
+
+def one_minute_bars() -> pl.DataFrame:
+    """10 bars of 1m, OI sampled at bars 0, 5 (and 9): interval 0 opens 4 contracts spread by
+    volume 1:3 over bars 0 and 1 (bars 2-4 have no volume); interval 1 is flat."""
+    n = 10
+    highs = [101.0, 104.0, 101.0, 101.0, 101.0] + [101.0] * 5
+    lows = [99.0, 102.0, 99.0, 99.0, 99.0] + [99.0] * 5
+    closes = [100.0, 103.0, 100.0, 100.0, 100.0] + [100.0] * 5
+    oi = [1000.0, None, None, None, None, 1400.0, None, None, None, 1400.0]
+    return pl.DataFrame(
+        {
+            "ts": [T0 + timedelta(minutes=i) for i in range(n)],
+            "open": 100.0,
+            "high": highs,
+            "low": lows,
+            "close": closes,
+            "oi_usd": oi,
+            "volume": [1.0, 3.0, 0.0, 0.0, 0.0] + [1.0] * 5,
+        }
+    )
+
+
+def test_entry_bars_spreads_by_volume() -> None:
+    p = ModelParams(leverages=(10.0,), weights=(1.0,))
+    lv = liquidation_levels(one_minute_bars(), p).filter(pl.col("side") == "long")
+    # typical prices: bar 0 = 100, bar 1 = (104 + 102 + 103) / 3 = 103
+    assert lv.select("created_at", "entry_price", "notional_usd").rows() == [
+        (T0, pytest.approx(100.0), pytest.approx(1 * 100.0)),
+        (T0 + timedelta(minutes=1), pytest.approx(103.0), pytest.approx(3 * 103.0)),
+    ]
+
+
+def test_entry_typical_one_level_per_interval() -> None:
+    p = ModelParams(leverages=(10.0,), weights=(1.0,), entry="typical")
+    lv = liquidation_levels(one_minute_bars(), p).filter(pl.col("side") == "long")
+    vwap = (1 * 100.0 + 3 * 103.0) / 4
+    assert lv.height == 1
+    row = lv.row(0, named=True)
+    assert row["created_at"] == T0 + timedelta(minutes=4)  # the interval's last bar
+    assert row["entry_price"] == pytest.approx(vwap)
+    assert row["notional_usd"] == pytest.approx(4 * vwap)
+    assert row["price"] == pytest.approx(vwap * 0.9 / 0.996)
+
+
+def test_mark_prices_trigger_liquidations() -> None:
+    bars = five_minute_bars().with_columns(
+        pl.col("high").alias("mark_high"), pl.col("low").alias("mark_low")
+    )
+    # mark low of bar 4 stays above the long 20x level: no long liquidation there any more
+    bars = bars.with_columns(
+        pl.when(pl.int_range(pl.len()) == 4)
+        .then(96.0)
+        .otherwise(pl.col("mark_low"))
+        .alias("mark_low")
+    )
+    pred = predicted_liquidations(bars, P)
+    assert pred["long_usd"].to_list() == pytest.approx([0, 0, 0, 0, 0, 375, 0, 0])
+
+
+def test_oi_decrease_ignore_and_decay() -> None:
+    bars = five_minute_bars()
+    ignore = ModelParams(**{**P.model_dump(), "oi_decrease": "ignore"})
+    pred = predicted_liquidations(bars, ignore)
+    assert pred["short_usd"][3] == pytest.approx(500.0)
+    decay = ModelParams(**{**ignore.model_dump(), "decay_half_life_hours": 0.25})
+    # 15 minutes between bar 0 and bar 3 = one half-life
+    assert predicted_liquidations(bars, decay)["short_usd"][3] == pytest.approx(250.0)
+
+
+def test_taker_tilt_moves_leverage_mix() -> None:
+    bars = five_minute_bars().with_columns(
+        pl.lit(10.0).alias("volume"), pl.lit(9.0).alias("taker_buy_volume")
+    )
+    p = ModelParams(**{**P.model_dump(), "side_tilt": "taker", "tilt_strength": 1.0})
+    lv = liquidation_levels(bars, p)
+    w = dict(zip(zip(lv["side"], lv["leverage"], strict=True), lv["notional_usd"], strict=True))
+    # share 0.9 -> a = 0.8; z = -1 (10x), +1 (20x): long 20x gets e^0.8 / (e^-0.8 + e^0.8)
+    hi = math.exp(0.8) / (math.exp(-0.8) + math.exp(0.8))
+    assert w[("long", 20.0)] == pytest.approx(1000 * hi)
+    assert w[("short", 20.0)] == pytest.approx(1000 * (1 - hi))
+    assert w[("long", 10.0)] + w[("long", 20.0)] == pytest.approx(1000.0)
+
+
+def test_model_input_normalizes() -> None:
+    raw = five_minute_bars().reverse()
+    raw = pl.concat([raw, raw.head(1)])  # a duplicate ts
+    raw = raw.with_columns(pl.col("ts").dt.replace_time_zone(None))
+    norm = model_input(raw)
+    assert norm.schema == pl.Schema(BARS_SCHEMA)
+    assert norm.height == 8
+    assert norm["ts"].is_sorted()
+    assert norm["mark_low"].to_list() == norm["low"].to_list()
+    with pytest.raises(ValueError, match="missing required column"):
+        model_input(raw.drop("oi_usd"))
+    with pytest.raises(ValueError, match="non-positive prices"):
+        model_input(raw.with_columns(pl.lit(-1.0).alias("low")))
+    zero = five_minute_bars().with_columns(pl.lit(0.0).alias("oi_usd"))
+    assert model_input(zero)["oi_usd"].null_count() == 8
+
+
+def test_run_model_bundles_everything() -> None:
+    res = run_model(five_minute_bars(), P, time_step="10m")
+    assert res.price_step == 1.0
+    assert res.levels.height == 4
+    assert res.heatmap.height == 12
+    assert res.predicted["short_usd"].sum() == pytest.approx(375.0)
+    assert res.baseline.height == 8
+    assert set(res.key_levels["side"]) == {"long", "short"}
+    assert res.params.params_hash() == P.params_hash()
+
+
+def test_params_hash_and_validation() -> None:
+    assert ModelParams().params_hash() == "bc8af0c96891"  # stable across processes/versions
+    assert ModelParams(mmr=0.005).params_hash() != ModelParams().params_hash()
+    assert ModelParams(weights=(3, 3, 2, 1, 1)).weights == pytest.approx((0.3, 0.3, 0.2, 0.1, 0.1))
+    with pytest.raises(ValueError, match="differ in length"):
+        ModelParams(weights=(0.5, 0.5))
+    with pytest.raises(ValueError, match="positive"):
+        ModelParams(weights=(1, 1, 1, 1, -1))
+    assert ModelParams().resolve_price_step(five_minute_bars()) == 0.1
+    assert ModelParams.model_validate_json(P.to_json()) == P
