@@ -32,6 +32,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ MAX_MEMBER_BYTES = 2 * 1024**3
 MAX_CHECKSUM_BYTES = 4096
 _CHUNK = 1 << 20
 _CHECKSUM_RE = re.compile(r"^([0-9a-fA-F]{64}) [ *]([^\s/\\]+)\r?\n?$")
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError)
 _USER_AGENT = "liqheat (+https://github.com/liqheat/liqheat)"
 
 
@@ -408,13 +410,13 @@ def open_csv_member(zip_path: Path, max_bytes: int = MAX_MEMBER_BYTES) -> Iterat
     """
     try:
         zf = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except _ZIP_ERRORS as exc:
         raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
     with zf:
         info = _check_single_member(zf, max_bytes)
         try:
             member = zf.open(info)
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+        except _ZIP_ERRORS as exc:
             raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
         with member:
             yield member
@@ -422,14 +424,16 @@ def open_csv_member(zip_path: Path, max_bytes: int = MAX_MEMBER_BYTES) -> Iterat
 
 def read_csv_member(zip_path: Path, max_bytes: int = MAX_MEMBER_BYTES) -> bytes:
     """Return the bytes of the single CSV member of ``zip_path`` (see :func:`open_csv_member`)."""
+    buf = bytearray()
     with open_csv_member(zip_path, max_bytes) as member:
         try:
-            data = member.read(max_bytes + 1)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            while chunk := member.read(_CHUNK):
+                buf.extend(chunk)
+                if len(buf) > max_bytes:
+                    raise BadZipError(f"member larger than the cap of {max_bytes} bytes")
+        except _ZIP_ERRORS as exc:
             raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
-    if len(data) > max_bytes:
-        raise BadZipError(f"member larger than the cap of {max_bytes} bytes")
-    return data
+    return bytes(buf)
 
 
 def extract_csv_member(zip_path: Path, dest: Path, max_bytes: int = MAX_MEMBER_BYTES) -> Path:
@@ -442,7 +446,7 @@ def extract_csv_member(zip_path: Path, dest: Path, max_bytes: int = MAX_MEMBER_B
                 if written > max_bytes:
                     raise BadZipError(f"member larger than the cap of {max_bytes} bytes")
                 out.write(chunk)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        except _ZIP_ERRORS as exc:
             raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
     return dest
 

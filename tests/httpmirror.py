@@ -136,13 +136,19 @@ def _handler(mirror: Mirror) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients dropping connections (and injected drops) are expected
+
+
 @contextmanager
 def serve_mirror(root: Path, faults: dict[str, list[Fault]] | None = None) -> Iterator[Mirror]:
     """Serve ``root`` (an archive layout) on ``http://127.0.0.1:<free port>``; yield a
     :class:`Mirror` whose ``base_url`` points at it. Stops the server on exit."""
     mirror = Mirror(base_url="", root=root, faults=dict(faults or {}))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(mirror))
-    server.daemon_threads = True
+    server = _QuietServer(("127.0.0.1", 0), _handler(mirror))
     mirror.base_url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
