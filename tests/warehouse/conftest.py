@@ -138,8 +138,7 @@ def model_parts(
             "as_of": [as_of] * 6,
             "side": ["long"] * 3 + ["short"] * 3,
             "rank": [1, 2, 3, 1, 2, 3],
-            "price": [last - step, last - 2 * step, last - 3 * step]
-            + [last + step, last + 2 * step, last + 3 * step],
+            "price": [last + sign * i * step for sign in (-1, 1) for i in (1, 2, 3)],
             "usd": [scale * 5e5, scale * 4e5, scale * 3e5] * 2,
         }
     ).with_columns(

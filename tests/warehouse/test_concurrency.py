@@ -131,7 +131,8 @@ def test_second_pipeline_run_waits_or_fails_clearly(tmp_path: Path) -> None:
     b_code, _, b_err = finish(impatient)
     assert b_code == 3, b_err
     assert b_err.startswith(f"error: another liqheat run (pid {first.pid}, started ")
-    assert b_err.count("\n") == 1 and "Traceback" not in b_err
+    assert b_err.count("\n") == 1
+    assert "Traceback" not in b_err
     assert not (tmp_path / "b.ready").exists()
 
     patient = run("c", 60)
@@ -158,9 +159,12 @@ def test_lock_is_released_when_the_holder_dies(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
     holder = spawn("hold-lock", tmp_path / "home", 60, ready)
     wait_for(ready, holder)
-    with pytest.raises(PipelineLockedError, match=rf"pid {holder.pid}, started \d{{4}}-"):
-        with pipeline_lock(tmp_path / "home", wait_s=0.2):
-            pass
+    expected = rf"pid {holder.pid}, started \d{{4}}-"
+    with (
+        pytest.raises(PipelineLockedError, match=expected),
+        pipeline_lock(tmp_path / "home", wait_s=0.2),
+    ):
+        pass
     holder.send_signal(signal.SIGKILL)
     holder.communicate()
     with pipeline_lock(tmp_path / "home", wait_s=5) as path:
