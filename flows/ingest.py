@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,7 +57,7 @@ from flows.parse import (
     parse_metrics,
 )
 from warehouse.db import WarehouseError, write_connection
-from warehouse.writes import write_ingest_result
+from warehouse.writes import WRITE_LOCK, IngestWrite, write_ingest_results
 
 Status = Literal["loaded", "missing", "failed", "skipped"]
 
@@ -76,9 +75,9 @@ TABLES = {
 }
 _ORDER = {name: i for i, name in enumerate(DATASETS)}
 
-#: serializes this process's DuckDB access: DuckDB refuses a read-only and a read-write
-#: connection to one file open at once in a process, and concurrent writers may conflict
-DB_LOCK = threading.RLock()
+#: serializes this process's DuckDB access (the warehouse's writer lock): DuckDB refuses a
+#: read-only and a read-write connection to one file at once inside a process
+DB_LOCK = WRITE_LOCK
 
 
 @dataclass(frozen=True)
@@ -226,28 +225,38 @@ def _parse(dataset: str, zip_path: Path, symbol: str, day: date, tmp_dir: Path) 
     raise ValueError(f"unknown dataset {dataset!r}")
 
 
-def _record(db_path: Path, outcome: Outcome, parsed: Parsed | None = None) -> None:
-    if outcome.status == "skipped":
-        return
-    keys = None
-    if parsed is not None:
-        keys = {"exchange": EXCHANGE, "symbol": outcome.symbol, "ts": (parsed.start, parsed.end)}
-    with DB_LOCK:
-        write_ingest_result(
-            db_path,
-            table=TABLES[outcome.dataset] if parsed is not None else None,
-            keys=keys,
-            frame=parsed.frame if parsed is not None else None,
-            exchange=EXCHANGE,
-            dataset=outcome.dataset,
-            symbol=outcome.symbol,
-            day=outcome.day,
-            status=outcome.status,
-            rows=outcome.rows if outcome.status == "loaded" else None,
-            sha256=outcome.sha256,
-            error=outcome.reason,
-            source_url=outcome.url,
+def _record(db_path: Path, results: Sequence[tuple[Outcome, Parsed | None]]) -> None:
+    """Write units (rows if loaded + ingest_log) over one connection, one transaction each."""
+    writes: list[IngestWrite] = []
+    for outcome, parsed in results:
+        if outcome.status == "skipped":
+            continue
+        loaded = outcome.status == "loaded" and parsed is not None
+        writes.append(
+            IngestWrite(
+                exchange=EXCHANGE,
+                dataset=outcome.dataset,
+                symbol=outcome.symbol,
+                day=outcome.day,
+                status=outcome.status,
+                table=TABLES[outcome.dataset] if loaded else None,
+                keys=(
+                    {
+                        "exchange": EXCHANGE,
+                        "symbol": outcome.symbol,
+                        "ts": (parsed.start, parsed.end),
+                    }
+                    if loaded and parsed is not None
+                    else None
+                ),
+                frame=parsed.frame if loaded and parsed is not None else None,
+                rows=outcome.rows if outcome.status == "loaded" else None,
+                sha256=outcome.sha256,
+                error=outcome.reason,
+                source_url=outcome.url,
+            )
         )
+    write_ingest_results(db_path, writes)
 
 
 def loaded_units(db_path: Path, symbols: Sequence[str]) -> dict[tuple[str, str], set[date]]:
@@ -272,14 +281,10 @@ def loaded_units(db_path: Path, symbols: Sequence[str]) -> dict[tuple[str, str],
     return out
 
 
-def _run_unit(
-    db_path: Path,
-    client: ArchiveClient,
-    dataset: str,
-    symbol: str,
-    day: date,
-) -> Outcome:
-    """Fetch, verify, parse and write one unit; every expected failure becomes an Outcome."""
+def _fetch_parse(
+    client: ArchiveClient, dataset: str, symbol: str, day: date
+) -> tuple[Outcome, Parsed | None]:
+    """Fetch, verify and parse one unit; every expected failure becomes an Outcome."""
     path = archive_path(dataset, symbol, day)
     url = client.url(path)
     parsed: Parsed | None = None
@@ -311,8 +316,16 @@ def _run_unit(
         reason = f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0][:100]}"
         outcome = Outcome(dataset, symbol, day, "failed", reason=reason, url=url, kind="internal")
         parsed = None
-    _record(db_path, outcome, parsed if outcome.status == "loaded" else None)
-    return outcome
+    return outcome, parsed if outcome.status == "loaded" else None
+
+
+def _run_job(
+    db_path: Path, client: ArchiveClient, units: Sequence[tuple[str, str, date]]
+) -> list[Outcome]:
+    """Fetch and parse the units of one job (e.g. one symbol-day), then write them together."""
+    results = [_fetch_parse(client, ds, sym, day) for ds, sym, day in units]
+    _record(db_path, results)
+    return [outcome for outcome, _ in results]
 
 
 def _check_symbol(symbol: str) -> None:
@@ -351,11 +364,11 @@ def ingest_one(
     if not force and day in loaded_units(db_path, [symbol]).get((dataset, symbol), set()):
         return Outcome(dataset, symbol, day, "skipped", reason="already loaded")
     if client is not None:
-        return _run_unit(db_path, client, dataset, symbol, day)
+        return _run_job(db_path, client, [(dataset, symbol, day)])[0]
     with ArchiveClient(
         base_url, raw_dir, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s
     ) as own:
-        return _run_unit(db_path, own, dataset, symbol, day)
+        return _run_job(db_path, own, [(dataset, symbol, day)])[0]
 
 
 def plan_units(
@@ -447,26 +460,36 @@ def ingest(
     ):
         task = bar.add_task("", total=len(todo))
 
-        def run(unit: tuple[str, str, date]) -> Outcome:
-            ds, sym, day = unit
-            result = _run_unit(db_path, client, ds, sym, day)
-            bar.update(task, advance=1, description=f"{sym} {day.isoformat()} {ds}")
+        def run(job: list[tuple[str, str, date]]) -> list[Outcome]:
+            result = _run_job(db_path, client, job)
+            _, sym, day = job[0]
+            bar.update(task, advance=len(job), description=f"{sym} {day.isoformat()}")
             return result
 
-        outcomes += _map(run, todo, workers)
+        for done in _map(run, _jobs(todo), workers):
+            outcomes += done
     outcomes.sort(key=lambda o: (o.symbol, o.day, _ORDER[o.dataset]))
     return IngestReport(tuple(outcomes))
 
 
+def _jobs(units: list[tuple[str, str, date]]) -> list[list[tuple[str, str, date]]]:
+    """Group daily units by symbol-day (written in one connection); monthly units alone."""
+    jobs: dict[tuple[str, str, date], list[tuple[str, str, date]]] = {}
+    for ds, sym, day in units:
+        key = (ds if ds in MONTHLY_DATASETS else "", sym, day)
+        jobs.setdefault(key, []).append((ds, sym, day))
+    return list(jobs.values())
+
+
 def _map(
-    fn: Callable[[tuple[str, str, date]], Outcome],
-    units: list[tuple[str, str, date]],
+    fn: Callable[[list[tuple[str, str, date]]], list[Outcome]],
+    jobs: list[list[tuple[str, str, date]]],
     workers: int,
-) -> list[Outcome]:
-    if workers <= 1 or len(units) <= 1:
-        return [fn(u) for u in units]
+) -> list[list[Outcome]]:
+    if workers <= 1 or len(jobs) <= 1:
+        return [fn(job) for job in jobs]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="liqheat-ingest") as pool:
-        return list(pool.map(fn, units))
+        return list(pool.map(fn, jobs))
 
 
 def gap_days(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -243,3 +244,58 @@ def write_model_outputs(
     for table, frame in outputs.items():
         parts.append((table, keys, frame.with_columns(key_cols)))
     return replace_many(db_path, parts)
+
+
+@dataclass(frozen=True)
+class IngestWrite:
+    """One unit for :func:`write_ingest_results` (same fields as :func:`write_ingest_result`)."""
+
+    exchange: str
+    dataset: str
+    symbol: str
+    day: date
+    status: str
+    table: str | None = None
+    keys: Mapping[str, Any] | None = None
+    frame: pl.DataFrame | None = None
+    rows: int | None = None
+    sha256: str | None = None
+    error: str | None = None
+    source_url: str | None = None
+
+
+def write_ingest_results(db_path: Path, units: Sequence[IngestWrite]) -> None:
+    """Like :func:`write_ingest_result` for several units over one short connection (opening
+    and checkpointing a DuckDB file costs more than writing a day). Each unit gets its own
+    transaction: its rows are replaced (if loaded) and its outcome logged together.
+
+    Examples
+    --------
+    >>> write_ingest_results(db, [IngestWrite("binance", "klines", "BTCUSDT", day, "loaded",
+    ...     table="klines", keys=keys, frame=frame, rows=1440)])  # doctest: +SKIP
+    """
+    if not units:
+        return
+    with WRITE_LOCK, write_connection(db_path) as con:
+        for unit in units:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                loaded = unit.status == "loaded"
+                if loaded and unit.table and unit.keys is not None and unit.frame is not None:
+                    replace_rows(con, unit.table, unit.keys, unit.frame)
+                log_ingest(
+                    con,
+                    exchange=unit.exchange,
+                    dataset=unit.dataset,
+                    symbol=unit.symbol,
+                    day=unit.day,
+                    status=unit.status,
+                    rows=unit.rows,
+                    sha256=unit.sha256,
+                    error=unit.error,
+                    source_url=unit.source_url,
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
