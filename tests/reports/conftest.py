@@ -1,0 +1,283 @@
+"""Fixtures for the report tests: a real DuckDB warehouse filled with hand-made, realistic rows.
+
+The rows are written through warehouse.writes exactly as the pipeline writes them: a 1m random
+walk, a small open-interest-style level model turned into heatmap cells at 15m x price_step,
+the liquidation map and key levels at the last bar, backtest scores and the ingest ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from warehouse.writes import replace_partition, write_ingest_result
+
+EXCHANGE = "binance"
+START = datetime(2024, 5, 1, tzinfo=UTC)
+HOSTILE = "<script>alert(1)</script>"
+HOSTILE_NOTE = "<img src=x onerror=alert(2)>"
+TIERS = (5.0, 10.0, 25.0, 50.0, 100.0)
+WEIGHTS = (0.30, 0.30, 0.20, 0.10, 0.10)
+MMR = 0.004
+
+
+@dataclass(frozen=True)
+class DemoSymbol:
+    """One symbol to generate: its start price, price step, and where its files came from."""
+
+    symbol: str
+    price: float
+    step: float
+    days: int = 3
+    synthetic: bool = False
+    model: bool = True
+    seed: int = 7
+
+
+DEFAULT_SYMBOLS = (
+    DemoSymbol("BTCUSDT", 61_000.0, 50.0, seed=7),
+    DemoSymbol("ETHUSDT", 3_050.0, 2.5, synthetic=True, seed=11),
+    DemoSymbol(HOSTILE, 1.0, 0.001, days=1, model=False, seed=3),
+)
+
+
+def _klines(spec: DemoSymbol) -> pl.DataFrame:
+    rng = np.random.default_rng(spec.seed)
+    n = spec.days * 1440
+    # random walk with a little drift and volatility clustering, ~3% daily range
+    vol = 0.0007 * np.exp(np.cumsum(rng.normal(0, 0.02, n)).clip(-1, 1))
+    ret = rng.standard_t(4, n) * vol / np.sqrt(2)
+    close = spec.price * np.exp(np.cumsum(ret))
+    open_ = np.concatenate([[spec.price], close[:-1]])
+    wick = np.abs(rng.normal(0, 0.0004, (2, n))) * close
+    high = np.maximum(open_, close) + wick[0]
+    low = np.minimum(open_, close) - wick[1]
+    volume = rng.gamma(2.0, 40.0, n) * 60_000 / spec.price
+    ts = pl.datetime_range(
+        START, START + timedelta(minutes=n - 1), "1m", time_zone="UTC", eager=True
+    )
+    return pl.DataFrame(
+        {
+            "exchange": EXCHANGE,
+            "symbol": spec.symbol,
+            "ts": ts,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+            "quote_volume": volume * close,
+            "trades": rng.integers(100, 5000, n),
+            "taker_buy_volume": volume * rng.uniform(0.4, 0.6, n),
+            "taker_buy_quote_volume": volume * close * 0.5,
+        }
+    )
+
+
+def _model(spec: DemoSymbol, bars: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """A small level model: every 15m, new longs/shorts per leverage tier; a level dies when
+    price crosses it or decays away. Returns the model-output tables keyed by name."""
+    rng = np.random.default_rng(spec.seed + 100)
+    per = 15
+    high = bars["high"].to_numpy().reshape(-1, per).max(axis=1)
+    low = bars["low"].to_numpy().reshape(-1, per).min(axis=1)
+    close = bars["close"].to_numpy().reshape(-1, per)[:, -1]
+    nb = close.size
+    tiers = np.array(TIERS)
+    weights = np.array(WEIGHTS)
+    opened = rng.gamma(1.5, 2.0e6, nb) * (spec.price / 61_000.0) ** 0.3
+    created = np.repeat(np.arange(nb), tiers.size)
+    lev = np.tile(tiers, nb)
+    notional = (opened[:, None] * weights[None, :]).ravel()
+    entry = close[created]
+    long_p = entry * (1 - 1 / lev) / (1 - MMR)
+    short_p = entry * (1 + 1 / lev) / (1 + MMR)
+    grid_lo = np.floor(long_p.min() / spec.step) * spec.step
+    rows = int(np.ceil((short_p.max() - grid_lo) / spec.step)) + 1
+    heat = np.zeros((2, nb, rows))
+    death = np.full((2, created.size), nb)
+    for k in range(created.size):
+        c = created[k]
+        hit_l = np.nonzero(low[c + 1 :] <= long_p[k])[0]
+        hit_s = np.nonzero(high[c + 1 :] >= short_p[k])[0]
+        death[0, k] = c + 1 + hit_l[0] if hit_l.size else nb
+        death[1, k] = c + 1 + hit_s[0] if hit_s.size else nb
+        for side, price in ((0, long_p[k]), (1, short_p[k])):
+            span = np.arange(c, death[side, k])
+            j = int((price - grid_lo) // spec.step)
+            heat[side, span, j] += notional[k] * np.exp(-(span - c) / 250.0)
+    ts_b = bars["ts"].gather(np.arange(0, bars.height, per))
+    b_idx, p_idx = np.nonzero(heat.sum(axis=0) > 0)
+    cells = pl.DataFrame(
+        {
+            "ts": ts_b.gather(b_idx),
+            "price": grid_lo + p_idx * spec.step,
+            "long_usd": heat[0, b_idx, p_idx],
+            "short_usd": heat[1, b_idx, p_idx],
+        }
+    )
+    last = nb - 1
+    ref = float(bars["close"][-1])
+    prices = grid_lo + np.arange(rows) * spec.step
+    alive = heat[:, last, :]
+    long_usd = np.where(prices < ref, alive[0], 0.0)
+    short_usd = np.where(prices >= ref, alive[1], 0.0)
+    below = prices < ref
+    long_cum = np.where(below, np.cumsum(long_usd[::-1])[::-1], 0.0)
+    short_cum = np.where(~below, np.cumsum(short_usd), 0.0)
+    as_of = bars["ts"][-1]
+    keep = (long_usd > 0) | (short_usd > 0)
+    liq_map = pl.DataFrame(
+        {
+            "as_of": as_of,
+            "ref_price": ref,
+            "price": prices[keep],
+            "long_usd": long_usd[keep],
+            "short_usd": short_usd[keep],
+            "long_cum_usd": long_cum[keep],
+            "short_cum_usd": short_cum[keep],
+        }
+    )
+    key_rows = []
+    for side, usd in (("long", long_usd), ("short", short_usd)):
+        order = np.argsort(-usd)[:5]
+        for rank, j in enumerate(order, start=1):
+            key_rows.append(
+                {
+                    "as_of": as_of,
+                    "side": side,
+                    "rank": rank,
+                    "price": float(prices[j]),
+                    "usd": float(usd[j]),
+                    "distance_pct": float((prices[j] / ref - 1) * 100),
+                }
+            )
+    return {
+        "heatmap_cells": cells,
+        "liquidation_map": liq_map,
+        "key_levels": pl.DataFrame(key_rows),
+    }
+
+
+def populate(db_path: Path, symbols: Sequence[DemoSymbol] = DEFAULT_SYMBOLS) -> Path:
+    """Fill ``db_path`` with realistic rows for ``symbols`` through warehouse.writes."""
+    for spec in symbols:
+        bars = _klines(spec)
+        end = bars["ts"][-1] + timedelta(minutes=1)
+        keys = {"exchange": EXCHANGE, "symbol": spec.symbol}
+        replace_partition(db_path, "klines", {**keys, "ts": (START, end)}, bars)
+        for d in range(spec.days):
+            day = (START + timedelta(days=d)).date()
+            for dataset in ("klines", "markPriceKlines", "metrics"):
+                name = f"{spec.symbol}-{dataset}-{day}.zip"
+                root = (
+                    "file:///home/demo/demo-archive-synthetic/data/futures/um/daily"
+                    if spec.synthetic
+                    else "https://data.binance.vision/data/futures/um/daily"
+                )
+                bad = spec.symbol == HOSTILE and dataset == "metrics"
+                write_ingest_result(
+                    db_path,
+                    table=None,
+                    keys=None,
+                    frame=None,
+                    exchange=EXCHANGE,
+                    dataset=dataset,
+                    symbol=spec.symbol,
+                    day=day,
+                    status="failed" if bad else "loaded",
+                    rows=None if bad else 1440,
+                    sha256=None if bad else hashlib.sha256(name.encode()).hexdigest(),
+                    error=HOSTILE_NOTE if bad else None,
+                    source_url=f"{root}/{dataset}/{spec.symbol}/{name}",
+                )
+        if not spec.model:
+            continue
+        params_hash = hashlib.sha256(spec.symbol.encode()).hexdigest()[:12]
+        params = {
+            "leverage_tiers": list(TIERS),
+            "leverage_weights": list(WEIGHTS),
+            "mmr": MMR,
+            "price_step": spec.step,
+            "half_life_bars": 250,
+            "note": HOSTILE_NOTE,
+        }
+        run = pl.DataFrame(
+            {
+                **keys,
+                "params_hash": params_hash,
+                "params_json": json.dumps(params),
+                "start_ts": START,
+                "end_ts": end,
+                "bars": bars.height,
+                "levels": bars.height // 15 * 10,
+                "price_step": spec.step,
+                "seconds": 1.7,
+                "computed_at": datetime(2024, 5, 4, 0, 5, tzinfo=UTC),
+            }
+        )
+        run_keys = {**keys, "params_hash": params_hash}
+        replace_partition(db_path, "model_runs", run_keys, run)
+        for table, frame in _model(spec, bars).items():
+            replace_partition(
+                db_path,
+                table,
+                run_keys,
+                frame.with_columns(**{k: pl.lit(v) for k, v in run_keys.items()}),
+            )
+        scores = pl.DataFrame(
+            [
+                {
+                    **run_keys,
+                    "method": method,
+                    "side": side,
+                    "capture_auc": auc,
+                    "top_decile_overlap": top,
+                    "log_corr": corr,
+                    "bars": bars.height,
+                    "realized_usd": 48_200_000.0 if side == "long" else 31_900_000.0,
+                    "start_ts": START,
+                    "end_ts": end,
+                    "realized_source": "synthetic truth" if spec.synthetic else "okx",
+                    "computed_at": datetime(2024, 5, 4, 0, 6, tzinfo=UTC),
+                }
+                for method, side, auc, top, corr in (
+                    ("model", "long", 0.81, 0.42, 0.55),
+                    ("baseline", "long", 0.74, 0.31, 0.47),
+                    ("model", "short", 0.77, 0.36, 0.49),
+                    ("baseline", "short", 0.79, 0.33, 0.51),
+                )
+            ]
+        )
+        replace_partition(db_path, "backtest_scores", run_keys, scores)
+        realized = bars.filter(pl.col("ts").dt.minute() % 97 == 0).select(
+            pl.lit(EXCHANGE).alias("exchange"),
+            pl.lit(spec.symbol).alias("symbol"),
+            "ts",
+            pl.when(pl.col("close") < pl.col("open"))
+            .then(pl.lit("long"))
+            .otherwise(pl.lit("short"))
+            .alias("side"),
+            (pl.col("volume") * pl.col("close") * 0.05).alias("usd"),
+            pl.lit("okx").alias("source"),
+        )
+        replace_partition(db_path, "realized_liquidations", keys, realized)
+    return db_path
+
+
+@pytest.fixture(scope="session")
+def report_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse with three symbols: BTCUSDT (real-looking), ETHUSDT (synthetic), and a
+    one-day symbol with a hostile name and a hostile error note."""
+    return populate(tmp_path_factory.mktemp("warehouse") / "liqheat.duckdb")
+
+
+__all__ = ["DEFAULT_SYMBOLS", "HOSTILE", "HOSTILE_NOTE", "DemoSymbol", "date", "populate"]
