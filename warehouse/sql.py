@@ -191,6 +191,8 @@ def _render_table(rel: duckdb.DuckDBPyRelation, console: Console, max_rows: int)
 def _write_result(
     rel: duckdb.DuckDBPyRelation, fmt: str, output: Path | None, console: Console
 ) -> None:
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
         columns = list(rel.columns)
         records = [
@@ -203,7 +205,6 @@ def _write_result(
             output.write_text(text, encoding="utf-8")
         return
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "parquet":
             rel.write_parquet(str(output))
         else:
@@ -245,9 +246,7 @@ def run_sql(
     err_console = err_console or Console(stderr=True)
 
     def fail(message: str) -> int:
-        err_console.print(
-            "[red]error:[/red] " + escape(message), highlight=False, soft_wrap=True
-        )
+        err_console.print("[red]error:[/red] " + escape(message), highlight=False, soft_wrap=True)
         return 1
 
     if fmt not in FORMATS:
