@@ -179,3 +179,31 @@ def test_pipeline_lock_creates_a_fresh_home(tmp_path: Path) -> None:
     # released: a second acquisition in the same process succeeds at once
     with pipeline_lock(home, wait_s=0):
         pass
+
+
+def test_writer_defers_to_a_waiting_reader(tmp_path: Path) -> None:
+    import fcntl
+    import threading
+
+    from warehouse.db import write_connection
+
+    db = tmp_path / "liqheat.duckdb"
+    migrate(db)
+    sidecar = db.with_name(db.name + ".readers")
+    fd = os.open(sidecar, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # "a reader is waiting for the file"
+    order: list[str] = []
+
+    def reader_gets_in() -> None:
+        time.sleep(0.5)
+        order.append("reader done")
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+    thread = threading.Thread(target=reader_gets_in)
+    thread.start()
+    with write_connection(db) as con:
+        order.append("writer opened")
+        con.execute("SELECT 1").fetchall()
+    thread.join()
+    os.close(fd)
+    assert order == ["reader done", "writer opened"]
