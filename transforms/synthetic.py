@@ -16,10 +16,11 @@ The model, per symbol, at 1-minute resolution:
 - **Liquidation.** A long cohort is liquidated in the first later bar whose MARK low is at or
   below its liquidation price ``P * (1 - 1/L) / (1 - mmr)``; a short in the first bar whose mark
   high is at or above ``P * (1 + 1/L) / (1 + mmr)``. A liquidation is a forced market order: it
-  pushes the bar's low (longs) or high (shorts) further by ``cascade_impact * liquidated_usd /
-  open_interest_usd`` in log price, which can liquidate more cohorts in the same bar (cascades).
-  Its counterparties are traders of the other side closing, pro rata, so both sides keep the
-  same open interest.
+  pushes the bar's low (longs) or high (shorts) further by
+  ``cascade_impact * liquidated_usd / target_oi_usd`` in log price (market depth scales with the
+  market's usual size), which can liquidate more cohorts in the same bar (cascades). Forced
+  sells and forced buys in the same bar match each other; the rest is taken by traders of the
+  other side closing, pro rata, so both sides keep the same open interest.
 - **Closing.** Each bar a random fraction of open interest is closed, pro rata over all open
   cohorts of both sides. So a cohort's remaining quantity at time t is
   ``qty * exp(log_survival(t) - log_survival(t0))`` with the side's cumulative log survival
@@ -66,6 +67,8 @@ METRICS_STEP = 5  # minutes
 METRICS_PER_DAY = BARS_PER_DAY // METRICS_STEP
 #: at most this many price pushes per bar; remaining crossings are then liquidated without impact
 MAX_CASCADE_STEPS = 25
+#: largest fraction of a side closed at once (keeps log survival finite)
+_MAX_CLOSE = 1.0 - 1e-12
 
 _UTC_US = pl.Datetime("us", "UTC")
 
@@ -163,9 +166,11 @@ class SyntheticParams:
     mmr
         Maintenance margin rate used in the liquidation price.
     start_price
-        First price; default drawn from the seed (BTC 60k-100k, ETH 2k-4k, others 1-100).
+        Price where the simulation (warm-up included) starts; default drawn from the seed
+        (BTC 60k-100k, ETH 2k-4k, others 1-100).
     volatility
-        Long-run standard deviation of 1-minute log returns (BTC 0.0007, ETH 0.0009).
+        Long-run standard deviation of 1-minute log returns (BTC 0.0005, ETH 0.00065,
+        others 0.0009).
     target_oi_usd
         Open interest the market settles around (BTC 8e9, ETH 5e9, others 3e8).
     price_decimals, qty_decimals
@@ -177,7 +182,7 @@ class SyntheticParams:
     activity_noise
         Log-normal sd of the per-minute opening/closing activity.
     cascade_impact
-        Log-price push per unit of liquidated USD / open-interest USD.
+        Log-price push per unit of liquidated USD / ``target_oi_usd``.
     cascade_persistence
         Share of a cascade push that stays in the bar's close (the rest is a wick).
     garch_alpha, garch_beta
@@ -208,12 +213,12 @@ class SyntheticParams:
     open_rate: float = 0.0006
     close_rate: float = 0.0005
     activity_noise: float = 0.5
-    cascade_impact: float = 0.06
-    cascade_persistence: float = 0.6
+    cascade_impact: float = 0.1
+    cascade_persistence: float = 0.4
     garch_alpha: float = 0.06
     garch_beta: float = 0.92
     trend_persistence: float = 0.997
-    trend_scale: float = 0.004
+    trend_scale: float = 0.002
     mark_noise: float = 0.00005
     volume_turnover: float = 0.001
     warmup_days: int = 2
@@ -306,11 +311,11 @@ def _symbol_seed(seed: int, symbol: str) -> np.random.SeedSequence:
 def _resolve(symbol: str, params: SyntheticParams, rng: np.random.Generator) -> SyntheticParams:
     """Fill the per-symbol defaults (always draws the start price, so seeds stay aligned)."""
     if symbol.startswith("BTC"):
-        lo, hi, vol, oi = 60_000.0, 100_000.0, 0.0007, 8e9
+        lo, hi, vol, oi = 60_000.0, 100_000.0, 0.0005, 8e9
     elif symbol.startswith("ETH"):
-        lo, hi, vol, oi = 2_000.0, 4_000.0, 0.0009, 5e9
+        lo, hi, vol, oi = 2_000.0, 4_000.0, 0.00065, 5e9
     else:
-        lo, hi, vol, oi = 1.0, 100.0, 0.0012, 3e8
+        lo, hi, vol, oi = 1.0, 100.0, 0.0009, 3e8
     drawn = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
     price = params.start_price if params.start_price is not None else drawn
     magnitude = math.floor(math.log10(price))
@@ -476,7 +481,6 @@ def _simulate(
         mh = max(mo, mc, round(h_ * (1.0 + e_mh[t]), pd_))
         ml = min(mo, mc, round(l_ * (1.0 + e_ml[t]), pd_))
 
-        oi_usd_ref = long_qty * o_
         ql = qs = 0.0
         steps = 0
         while True:
@@ -506,11 +510,11 @@ def _simulate(
                 popped = True
             if not popped:
                 break
-            if steps >= MAX_CASCADE_STEPS or oi_usd_ref <= 0.0:
+            if steps >= MAX_CASCADE_STEPS:
                 continue  # no more price impact: the next pass finds nothing new
             steps += 1
-            dl = min(p.cascade_impact * new_l / oi_usd_ref, 0.05)
-            du = min(p.cascade_impact * new_s / oi_usd_ref, 0.05)
+            dl = min(p.cascade_impact * new_l / target_oi, 0.05)
+            du = min(p.cascade_impact * new_s / target_oi, 0.05)
             l_ *= exp(-dl)
             h_ *= exp(du)
             c_ *= exp(p.cascade_persistence * (du - dl))
@@ -530,19 +534,21 @@ def _simulate(
         ret = math.log(c_r / o_r) / season[t]  # deseasonalized, so the profile cannot explode it
         var = min(omega + p.garch_alpha * ret * ret + p.garch_beta * var, var_cap)
 
-        # liquidated quantity leaves its side; the forced orders' counterparties close the other
+        # liquidated quantity leaves its side. Forced sells (longs) and forced buys (shorts)
+        # first match each other; the rest is taken by the other side's traders closing, pro
+        # rata. So both sides lose max(ql, qs) and stay equal.
         long_qty -= ql
         short_qty -= qs
         counter = 0.0
-        if qs > 0.0 and long_qty > 0.0:
-            frac = min(qs / long_qty, 0.9)
+        if qs > ql and long_qty > 0.0:
+            frac = min((qs - ql) / long_qty, _MAX_CLOSE)
             logsl += math.log1p(-frac)
-            counter += frac * long_qty
+            counter = frac * long_qty
             long_qty *= 1.0 - frac
-        if ql > 0.0 and short_qty > 0.0:
-            frac = min(ql / short_qty, 0.9)
+        elif ql > qs and short_qty > 0.0:
+            frac = min((ql - qs) / short_qty, _MAX_CLOSE)
             logss += math.log1p(-frac)
-            counter += frac * short_qty
+            counter = frac * short_qty
             short_qty *= 1.0 - frac
         # random closing, pro rata over all open cohorts of both sides
         f = min(p.close_rate * act_close[t], 0.5)
