@@ -105,9 +105,8 @@ def bench_aggtrades(tmp: Path, n: int) -> None:
     size_mb = csv_path.stat().st_size / 1e6
     del frame
     zip_path = write_archive_file(tmp / "z", "BTCUSDT-aggTrades.zip", csv_path.read_text())
-    print(
-        f"aggTrades      : {n:,} rows, {size_mb:.0f} MB CSV, {zip_path.stat().st_size / 1e6:.0f} MB zip"
-    )
+    zip_mb = zip_path.stat().st_size / 1e6
+    print(f"aggTrades      : {n:,} rows, {size_mb:.0f} MB CSV, {zip_mb:.0f} MB zip")
     ctx = mp.get_context("spawn")
     queue: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
     proc = ctx.Process(target=_parse_trades, args=(str(csv_path), queue))

@@ -10,9 +10,9 @@ Failure policy (what callers can rely on):
 * ``5xx``, ``429`` and network errors (refused, reset, timeout, short body) are retried with
   exponential backoff and jitter, at most ``retries`` extra attempts; then :class:`NetworkError`.
   Other ``4xx`` raise :class:`HttpStatusError` without retry.
-* After ``give_up_after`` consecutive fetches that ended in a network error (and no success in
-  between) the client stops trying and fails fast, so an unreachable archive costs seconds, not
-  minutes.
+* After ``give_up_after`` consecutive fetches that could not connect at all (refused, DNS,
+  connect timeout; each after its retries, with no success in between) the client stops trying
+  and fails fast, so an unreachable archive costs one backoff sequence, not one per file.
 * The ``.CHECKSUM`` is parsed strictly (``<64 hex>  <zip name>``); anything else (an HTML or S3
   XML error page served with 200, a checksum for another file) raises :class:`BadChecksumFileError`.
 * A zip whose sha256 does not match is downloaded once more; a second mismatch raises
@@ -46,7 +46,6 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
-    stop_after_attempt,
 )
 
 #: largest CSV member accepted (a BTCUSDT aggTrades day is ~100 MB of CSV)
@@ -102,7 +101,12 @@ class BadZipError(ArchiveError):
 
 
 class _Transient(Exception):
-    """Internal: a failure worth retrying (5xx, 429, network)."""
+    """Internal: a failure worth retrying (5xx, 429, network). ``connect`` marks failures to
+    reach the host at all (refused, DNS, connect timeout), which trip the fail-fast breaker."""
+
+    def __init__(self, message: str, *, connect: bool = False) -> None:
+        super().__init__(message)
+        self.connect = connect
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,8 @@ class ArchiveClient:
         First backoff delay and its cap (exponential with up to ``backoff_s`` of jitter); tests
         pass tiny values.
     give_up_after
-        Consecutive network-failed fetches after which the client fails fast.
+        Consecutive fetches that could not connect at all (refused, DNS, connect timeout,
+        after their retries) after which the client fails fast; ``0`` disables this.
 
     The client is safe to share between threads (httpx's client is thread-safe).
     """
@@ -197,7 +202,7 @@ class ArchiveClient:
         retries: int = 4,
         backoff_s: float = 0.5,
         backoff_max_s: float = 30.0,
-        give_up_after: int = 3,
+        give_up_after: int = 2,
         max_member_bytes: int = MAX_MEMBER_BYTES,
     ) -> None:
         parsed = urlparse(base_url)
@@ -248,16 +253,26 @@ class ArchiveClient:
         base = min(self.backoff_s * (2 ** (n - 1)), self.backoff_max_s)
         return float(base + random.uniform(0, self.backoff_s))
 
+    def _tripped(self) -> bool:
+        with self._lock:
+            return bool(self.give_up_after) and self._network_failures >= self.give_up_after
+
+    def _unreachable(self) -> NetworkError:
+        return NetworkError(
+            f"network: archive unreachable (gave up after {self._network_failures} files "
+            "could not connect)"
+        )
+
+    def _stop(self, state: RetryCallState) -> bool:
+        # stop after the last attempt, or early once other fetches found the host unreachable
+        return state.attempt_number > self.retries or self._tripped()
+
     def _with_retries(self, fn: Any) -> Any:
         """Call ``fn()``, retrying :class:`_Transient`; map errors to :class:`ArchiveError`."""
-        with self._lock:
-            if self.give_up_after and self._network_failures >= self.give_up_after:
-                raise NetworkError(
-                    f"network: archive unreachable (gave up after {self._network_failures} "
-                    "failed files)"
-                )
+        if self._tripped():
+            raise self._unreachable()
         retrying = Retrying(
-            stop=stop_after_attempt(self.retries + 1),
+            stop=self._stop,
             wait=self._wait,
             retry=retry_if_exception_type(_Transient),
             reraise=True,
@@ -265,9 +280,9 @@ class ArchiveClient:
         try:
             result = retrying(fn)
         except _Transient as exc:
+            tries = retrying.statistics.get("attempt_number", self.retries + 1)
             with self._lock:
-                self._network_failures += 1
-            tries = self.retries + 1
+                self._network_failures = self._network_failures + 1 if exc.connect else 0
             raise NetworkError(f"network: {exc} ({tries} tries)") from exc
         except ArchiveError:
             # the archive answered (e.g. 404): it is reachable
@@ -304,7 +319,8 @@ class ArchiveClient:
                     raise HttpStatusError(f"HTTP {status}")
                 yield resp.iter_bytes(_CHUNK)
         except httpx.TransportError as exc:
-            raise _Transient(_network_reason(exc)) from exc
+            connect = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+            raise _Transient(_network_reason(exc), connect=connect) from exc
 
     def fetch_bytes(self, archive_path: str, max_bytes: int = MAX_CHECKSUM_BYTES) -> bytes:
         """Return the body of a small file (e.g. a ``.CHECKSUM``), with retries."""
@@ -376,7 +392,8 @@ class ArchiveClient:
                 return VerifiedZip(archive_path, url, target, expected, True, republished)
             tmp.unlink(missing_ok=True)
         raise ChecksumMismatchError(
-            f"checksum mismatch (twice): got {got[:12]}…, .CHECKSUM says {expected[:12]}…"
+            f"checksum mismatch after one re-download (sha256 {got[:8]}…, "
+            f".CHECKSUM {expected[:8]}…)"
         )
 
 

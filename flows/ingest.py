@@ -172,10 +172,7 @@ class IngestReport:
         warned = sum(1 for o in self.outcomes if o.kind == "warning")
         if warned:
             parts.append(f"{warned} with warnings")
-        line = "ingest: " + ", ".join(parts)
-        if self.unreachable:
-            line += " - the archive cannot be reached (try `liqheat demo` for offline data)"
-        return line
+        return "ingest: " + ", ".join(parts)
 
 
 # -- helpers -------------------------------------------------------------------------------

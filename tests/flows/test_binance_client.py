@@ -286,3 +286,20 @@ def test_corrupt_and_truncated_zips(tmp_path: Path) -> None:
     not_zip.write_bytes(b"<html>oops</html>")
     with pytest.raises(BadZipError), open_csv_member(not_zip):
         pass
+
+
+def test_server_errors_do_not_trip_the_fail_fast_breaker(mirror_root: Path, tmp_path: Path) -> None:
+    """A file answering 503 forever fails alone: the archive is reachable, so later files are
+    still fetched (only connection failures make the client give up early)."""
+    faults = {PATH + ".CHECKSUM": [Fault(status=503, times=100)]}
+    other = daily_path("klines", "BTCUSDT", date(2024, 1, 2))
+    write_archive_file(mirror_root, other, CSV.replace("1704067200000", "1704153600000"))
+    with (
+        serve_mirror(mirror_root, faults) as mirror,
+        client(mirror.base_url, tmp_path, retries=1, give_up_after=1) as c,
+    ):
+        for _ in range(3):
+            with pytest.raises(NetworkError, match=r"HTTP 503 \(2 tries\)"):
+                c.fetch_verified(PATH)
+        assert c.fetch_verified(other).downloaded
+    assert mirror.hits[PATH + ".CHECKSUM"] == 6
