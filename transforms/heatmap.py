@@ -55,13 +55,31 @@ def _empty_heatmap() -> pl.DataFrame:
 
 
 def _grouped_cumsum(values: F64, starts: npt.NDArray[np.bool_]) -> F64:
-    """Cumulative sum restarting at each True in ``starts`` (exact per group, no cancellation)."""
-    group = np.cumsum(starts)
-    return (
-        pl.DataFrame({"g": group, "v": values})
-        .select(pl.col("v").cum_sum().over("g"))["v"]
-        .to_numpy()
-    )
+    """Cumulative sum restarting at each True in ``starts`` (``starts[0]`` must be True).
+
+    Exact per group (no cancellation against other groups' totals): one vectorized step per
+    position inside the groups, so O(E) work in ``max group length`` numpy calls.
+    """
+    n = values.shape[0]
+    out = np.asarray(values, dtype=np.float64).copy()
+    if n == 0:
+        return out
+    first = np.flatnonzero(starts)
+    length = np.diff(np.r_[first, n])
+    pos = np.arange(n) - np.repeat(first, length)
+    order = np.argsort(pos, kind="stable")
+    bounds = np.searchsorted(pos[order], np.arange(int(length.max()) + 1))
+    for k in range(1, int(length.max())):
+        idx = order[bounds[k] : bounds[k + 1]]
+        out[idx] += out[idx - 1]
+    return out
+
+
+def _segmented_suffix_sum(values: F64, starts: npt.NDArray[np.bool_]) -> F64:
+    """Sum of ``values[i:]`` inside i's group (groups = runs opened by ``starts``). Exact."""
+    ends = np.r_[starts[1:], True]  # last element of each group
+    rev = _grouped_cumsum(np.ascontiguousarray(values[::-1]), ends[::-1])
+    return np.ascontiguousarray(rev[::-1])
 
 
 def heatmap(
@@ -148,11 +166,9 @@ def heatmap(
     s_b = np.bincount(bid, weights=delta, minlength=nb)
     mean_b = s_b / bcount
     # suffix sum of delta inside each bucket (exact per bucket)
-    suffix = (
-        pl.DataFrame({"b": bid, "d": delta})
-        .select(pl.col("d").cum_sum(reverse=True).over("b"))["d"]
-        .to_numpy()
-    )
+    bucket_start = np.zeros(n, dtype=bool)
+    bucket_start[bstart] = True
+    suffix = _segmented_suffix_sum(delta, bucket_start)
 
     # levels -> bar intervals [j, end)
     j = bar_index(ts, levels.get_column("created_at"))
@@ -185,23 +201,20 @@ def heatmap(
     ev_side = np.r_[seg_side, seg_side[removed]]
     ev_price = np.r_[seg_price, seg_price[removed]]
     ev_bucket = bid[ev_bar]
-    ev = (
-        pl.DataFrame(
-            {
-                "side": ev_side,
-                "pb": ev_price,
-                "tb": ev_bucket,
-                "w": ev_w,
-                "wr": ev_w * suffix[ev_bar],
-                "cnt": ev_cnt,
-            }
-        )
-        .group_by("side", "pb", "tb")
-        .agg(pl.col("w").sum(), pl.col("wr").sum(), pl.col("cnt").sum())
-        .sort("side", "pb", "tb")
-    )
-    e_side, e_pb, e_tb = (ev[c].to_numpy() for c in ("side", "pb", "tb"))
-    e_w, e_wr, e_cnt = (ev[c].to_numpy() for c in ("w", "wr", "cnt"))
+    # aggregate events per (side, price bucket, time bucket), sorted by that key
+    pb_min = int(ev_price.min())
+    pb_span = int(ev_price.max()) - pb_min + 1
+    key = (ev_side * pb_span + (ev_price - pb_min)) * nb + ev_bucket
+    order = np.argsort(key, kind="stable")
+    key_sorted = key[order]
+    first = np.flatnonzero(np.r_[True, key_sorted[1:] != key_sorted[:-1]])
+    uk = key_sorted[first]
+    e_tb = uk % nb
+    e_pb = (uk // nb) % pb_span + pb_min
+    e_side = uk // nb // pb_span
+    e_w = np.add.reduceat(ev_w[order], first)
+    e_wr = np.add.reduceat((ev_w * suffix[ev_bar])[order], first)
+    e_cnt = np.add.reduceat(ev_cnt[order], first)
     e_chunk = chunk_of_bucket[e_tb]
     new_group = np.r_[
         True,
@@ -222,21 +235,29 @@ def heatmap(
     g_tb = e_tb[grep] + 1 + (np.arange(grep.shape[0]) - np.repeat(np.cumsum(gap) - gap, gap))
     g_val = a_after[grep] * mean_b[g_tb]
 
-    cells = pl.DataFrame(
+    c_tb = np.r_[e_tb, g_tb]
+    c_pb = np.r_[e_pb, e_pb[grep]]
+    c_side = np.r_[e_side, e_side[grep]]
+    c_usd = np.maximum(np.r_[ev_val, g_val], 0.0)
+    pos = c_usd > 0
+    c_tb, c_pb, c_side, c_usd = c_tb[pos], c_pb[pos], c_side[pos], c_usd[pos]
+    ckey = c_tb * pb_span + (c_pb - pb_min)
+    order = np.argsort(ckey, kind="stable")
+    ckey = ckey[order]
+    first = np.flatnonzero(np.r_[True, ckey[1:] != ckey[:-1]]) if ckey.shape[0] else first[:0]
+    long_usd = (
+        np.add.reduceat(np.where(c_side == 0, c_usd, 0.0)[order], first) if ckey.shape[0] else c_usd
+    )
+    short_usd = (
+        np.add.reduceat(np.where(c_side == 1, c_usd, 0.0)[order], first) if ckey.shape[0] else c_usd
+    )
+    out = pl.DataFrame(
         {
-            "tb": np.r_[e_tb, g_tb],
-            "pb": np.r_[e_pb, e_pb[grep]],
-            "side": np.r_[e_side, e_side[grep]],
-            "usd": np.maximum(np.r_[ev_val, g_val], 0.0),
+            "tb": ckey[first] // pb_span,
+            "pb": ckey[first] % pb_span + pb_min,
+            "long_usd": long_usd,
+            "short_usd": short_usd,
         }
-    ).filter(pl.col("usd") > 0)
-    out = (
-        cells.group_by("tb", "pb")
-        .agg(
-            pl.col("usd").filter(pl.col("side") == 0).sum().alias("long_usd"),
-            pl.col("usd").filter(pl.col("side") == 1).sum().alias("short_usd"),
-        )
-        .sort("tb", "pb")
     )
     return out.select(
         _ts_series("ts", bucket_ts[bstart][out["tb"].to_numpy()]),
