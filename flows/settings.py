@@ -46,7 +46,13 @@ class Settings(BaseSettings):
 
 def configure_prefect_home(settings: Settings) -> None:
     """Keep Prefect's own state under ``$LIQHEAT_HOME/prefect`` unless the user set
-    ``PREFECT_HOME`` or ``PREFECT_API_URL``. Must run before prefect is imported."""
+    ``PREFECT_HOME`` or ``PREFECT_API_URL``. Must run before prefect is imported.
+
+    The temporary server Prefect starts for a run migrates its database on first use, which
+    can take longer than Prefect's default 20 s wait on a small machine: allow 180 s.
+    """
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if "PREFECT_HOME" in os.environ or "PREFECT_API_URL" in os.environ:
         return
     home = settings.prefect_home.resolve()

@@ -148,7 +148,7 @@ def model_symbol(
     scores = pl.DataFrame()
     if events.height:
         realized = realized_per_bar(events.select("ts", "side", "usd"), bars)
-        scores = score(result.predicted, realized).with_columns(
+        scores = score(result.predicted, realized, baseline=result.baseline).with_columns(
             pl.lit(bars["ts"].min()).alias("start_ts"),
             pl.lit(bars["ts"].max()).alias("end_ts"),
             pl.lit(",".join(sorted(set(events["source"].to_list())))).alias("realized_source"),
