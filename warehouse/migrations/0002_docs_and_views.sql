@@ -360,7 +360,7 @@ SELECT exchange, dataset, symbol, min(day) AS first_day, max(day) AS last_day,
        count(*) FILTER (WHERE status = 'loaded') AS loaded_days,
        count(*) FILTER (WHERE status = 'missing') AS missing_days,
        count(*) FILTER (WHERE status = 'failed') AS failed_days,
-       coalesce(sum(rows) FILTER (WHERE status = 'loaded'), 0) AS rows_loaded,
+       CAST(coalesce(sum(rows) FILTER (WHERE status = 'loaded'), 0) AS BIGINT) AS rows_loaded,
        max(loaded_at) AS last_attempt_at
 FROM ingest_log
 GROUP BY exchange, dataset, symbol;
