@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import re
 import shutil
 import tempfile
@@ -104,9 +105,12 @@ class _Transient(Exception):
     """Internal: a failure worth retrying (5xx, 429, network). ``connect`` marks failures to
     reach the host at all (refused, DNS, connect timeout), which trip the fail-fast breaker."""
 
-    def __init__(self, message: str, *, connect: bool = False) -> None:
+    def __init__(
+        self, message: str, *, connect: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.connect = connect
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,14 @@ def sha256_file(path: Path) -> str:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:120]
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header given in seconds (HTTP dates are ignored)."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _network_reason(exc: BaseException) -> str:
@@ -247,11 +259,14 @@ class ArchiveClient:
 
     # -- low level fetching ----------------------------------------------------------------
     def _wait(self, state: RetryCallState) -> float:
-        import random
-
+        """Exponential backoff with jitter, stretched to a server's ``Retry-After`` (capped)."""
         n = state.attempt_number
-        base = min(self.backoff_s * (2 ** (n - 1)), self.backoff_max_s)
-        return float(base + random.uniform(0, self.backoff_s))
+        delay = min(self.backoff_s * (2 ** (n - 1)), self.backoff_max_s)
+        delay += random.uniform(0, self.backoff_s)
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, _Transient) and exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, self.backoff_max_s))
+        return float(delay)
 
     def _tripped(self) -> bool:
         with self._lock:
@@ -314,7 +329,9 @@ class ArchiveClient:
                 if status == 404:
                     raise NotPublishedError("404 not published")
                 if status == 429 or status >= 500:
-                    raise _Transient(f"HTTP {status}")
+                    raise _Transient(
+                        f"HTTP {status}", retry_after=_retry_after(resp.headers.get("Retry-After"))
+                    )
                 if status != 200:
                     raise HttpStatusError(f"HTTP {status}")
                 yield resp.iter_bytes(_CHUNK)

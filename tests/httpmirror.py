@@ -46,7 +46,8 @@ class Fault:
 
     status: answer with this HTTP status (404 gets the S3 XML body); body: serve these bytes
     with 200 instead of the file; truncate: announce the full length but send only the first
-    N bytes, then close; drop: close the connection without answering; delay_s: sleep first.
+    N bytes, then close; drop: close the connection without answering; delay_s: sleep first;
+    headers: extra response headers (e.g. ``{"Retry-After": "1"}``).
     """
 
     status: int | None = None
@@ -55,6 +56,7 @@ class Fault:
     drop: bool = False
     delay_s: float = 0.0
     times: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,8 +100,16 @@ def _handler(mirror: Mirror) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-        def _send(self, status: int, body: bytes, length: int | None = None) -> None:
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            length: int | None = None,
+            headers: dict[str, str] | None = None,
+        ) -> None:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             ctype = "application/xml" if body.startswith(b"<?xml") else "application/octet-stream"
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body) if length is None else length))
@@ -117,7 +127,7 @@ def _handler(mirror: Mirror) -> type[BaseHTTPRequestHandler]:
                 return
             if fault is not None and fault.status is not None:
                 body = NOT_FOUND_BODY if fault.status == 404 else f"HTTP {fault.status}".encode()
-                self._send(fault.status, body)
+                self._send(fault.status, body, headers=fault.headers)
                 return
             if fault is not None and fault.body is not None:
                 self._send(200, fault.body)

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from tenacity import RetryCallState, Retrying
 
 from flows.archive import atomic_write, checksum_line, daily_path, write_archive_file
 from flows.binance import (
@@ -19,6 +20,7 @@ from flows.binance import (
     HttpStatusError,
     NetworkError,
     NotPublishedError,
+    _Transient,
     open_csv_member,
     parse_checksum,
     read_csv_member,
@@ -303,3 +305,24 @@ def test_server_errors_do_not_trip_the_fail_fast_breaker(mirror_root: Path, tmp_
                 c.fetch_verified(PATH)
         assert c.fetch_verified(other).downloaded
     assert mirror.hits[PATH + ".CHECKSUM"] == 6
+
+
+def test_retry_after_is_honoured_up_to_the_cap(mirror_root: Path, tmp_path: Path) -> None:
+    faults = {PATH: [Fault(status=429, headers={"Retry-After": "0.05"})]}
+    with (
+        serve_mirror(mirror_root, faults) as mirror,
+        client(mirror.base_url, tmp_path, backoff_max_s=0.2) as c,
+    ):
+        assert c.fetch_verified(PATH).downloaded
+    assert mirror.hits[PATH] == 2
+
+    def wait_after(exc: BaseException, attempt: int = 1) -> float:
+        state = RetryCallState(Retrying(), None, (), {})
+        state.attempt_number = attempt
+        state.set_exception((type(exc), exc, None))
+        return c._wait(state)
+
+    assert 0.05 <= wait_after(_Transient("HTTP 429", retry_after=0.05)) <= 0.051
+    assert wait_after(_Transient("HTTP 429", retry_after=3600)) == 0.2  # capped
+    assert wait_after(_Transient("HTTP 503")) <= 0.002  # backoff_s + jitter
+    assert 0.008 <= wait_after(_Transient("HTTP 503"), attempt=4) <= 0.009

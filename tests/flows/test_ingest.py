@@ -10,10 +10,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from rich.console import Console
 
 from flows.archive import atomic_write, checksum_line, daily_path, write_archive_file
+from flows.binance import read_csv_member
 from flows.ingest import (
     CORE_DATASETS,
     DB_LOCK,
@@ -419,3 +421,47 @@ def test_problems_table_and_summary_render() -> None:
     assert "klines " not in text
     assert report.summary() == "ingest: 1 loaded (1,440 rows, 0 downloaded), 1 missing, 1 failed"
     assert not report.unreachable
+
+
+def test_progress_bar_and_trade_profile(tmp_path: Path, home: tuple[Path, Path]) -> None:
+    db, raw = home
+    root = tmp_path / "mirror"
+    write_day(root, SYM, D1, datasets=(*CORE_DATASETS, "aggTrades"), trades=4000, seed=9)
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120)
+    opts = {**FAST, "progress": True}
+    report = ingest(
+        db,
+        raw,
+        root.resolve().as_uri(),
+        [SYM],
+        [D1],
+        with_trades=True,
+        today=TODAY,
+        console=console,
+        **opts,
+    )
+    assert report.counts == {"loaded": 4, "missing": 1}  # no funding file in this mirror
+    assert "ingest" in out.getvalue()
+    assert "5/5" in out.getvalue()
+    trades = pl.read_csv(read_csv_member(root / daily_path("aggTrades", SYM, D1)))
+    volume, buy, minutes = sql(
+        db, "SELECT sum(volume), sum(buy_volume), count(DISTINCT ts) FROM trade_profile"
+    )[0]
+    assert volume == pytest.approx(trades["quantity"].sum())
+    assert buy == pytest.approx(trades.filter(~pl.col("is_buyer_maker"))["quantity"].sum())
+    assert minutes == (trades["transact_time"] // 60_000).n_unique()
+    # the progress bar is off when asked (and by default when stderr is not a terminal)
+    quiet = io.StringIO()
+    ingest(
+        db,
+        raw,
+        root.resolve().as_uri(),
+        [SYM],
+        [D1],
+        today=TODAY,
+        force=True,
+        console=Console(file=quiet, force_terminal=True),
+        **FAST,
+    )
+    assert quiet.getvalue() == ""
