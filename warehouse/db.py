@@ -136,10 +136,15 @@ def _defer_to_readers(path: Path, deadline: float) -> None:
         os.close(fd)
 
 
-def _busy_message(path: Path, wait_s: float) -> str:
+def _busy_message(path: Path, wait_s: float, read_only: bool) -> str:
+    if read_only:
+        return (
+            f"database is busy: another liqheat process is writing {path}; "
+            f"waited {wait_s:.0f}s, try again shortly"
+        )
     return (
-        f"database is busy: another liqheat process is writing {path}; "
-        f"waited {wait_s:.0f}s, try again shortly"
+        f"database is busy: another process has {path} open (a DuckDB shell or a long "
+        f"query?); waited {wait_s:.0f}s, close it and re-run (loads are idempotent)"
     )
 
 
@@ -159,7 +164,7 @@ def _connect(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConne
                     first = str(exc).splitlines()[0]
                     raise WarehouseError(f"cannot open {path}: {first}") from exc
                 if time.monotonic() >= deadline:
-                    raise DatabaseBusyError(_busy_message(path, wait_s)) from exc
+                    raise DatabaseBusyError(_busy_message(path, wait_s, read_only)) from exc
                 if read_only and announced is None:
                     announced = _announce_reader(path)
                 time.sleep(delay)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from flows.lock import PipelineLockedError, pipeline_lock
-from warehouse.db import migrate
+from warehouse.db import DatabaseBusyError, migrate, write_connection
 from warehouse.reads import query
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,6 +107,11 @@ def test_reader_reports_a_stuck_writer_in_one_line(tmp_path: Path) -> None:
             err_console=Console(file=err, width=40),
             wait_s=0.5,
         )
+        with (
+            pytest.raises(DatabaseBusyError, match=r"^database is busy: another process has "),
+            write_connection(db, wait_s=0.3),
+        ):
+            pass
     finally:
         holder.kill()
         holder.communicate()
@@ -184,8 +189,6 @@ def test_pipeline_lock_creates_a_fresh_home(tmp_path: Path) -> None:
 def test_writer_defers_to_a_waiting_reader(tmp_path: Path) -> None:
     import fcntl
     import threading
-
-    from warehouse.db import write_connection
 
     db = tmp_path / "liqheat.duckdb"
     migrate(db)
