@@ -214,6 +214,9 @@ def _check_shape(data: bytes, columns: tuple[str, ...]) -> bool:
 
 
 def _read_strings(data: bytes, columns: tuple[str, ...]) -> pl.DataFrame:
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not data
+    if b"\n\n" in data or b"\n\r\n" in data or data[:1] in (b"\n", b"\r"):
+        data = b"\n".join(line for line in data.splitlines() if line.strip())  # blank lines
     header = _check_shape(data, columns)
     try:
         frame = pl.read_csv(

@@ -336,3 +336,20 @@ def test_aggtrades_headerless_matches_headed(tmp_path: Path) -> None:
 def test_aggtrades_failures(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ParseError, match=message):
         parse_aggtrades_profile(write(tmp_path, text), "BTCUSDT", DAY)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["crlf", "trailing blank lines", "blank lines between rows", "leading blank line", "bom"],
+)
+def test_whitespace_variants_parse_identically(variant: str) -> None:
+    text = klines_csv(DAY)
+    changed = {
+        "crlf": text.replace("\n", "\r\n"),
+        "trailing blank lines": text + "\n\n",
+        "blank lines between rows": text.replace("\n", "\n\n"),
+        "leading blank line": "\n" + text,
+        "bom": "\ufeff" + text,
+    }[variant]
+    clean = parse_klines(text.encode(), "BTCUSDT", DAY).frame
+    assert parse_klines(changed.encode(), "BTCUSDT", DAY).frame.equals(clean)
