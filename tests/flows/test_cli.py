@@ -71,8 +71,16 @@ def test_usage_errors_are_one_line_exit_2(
     assert "Traceback" not in result.stderr
 
 
-def test_sql_without_database_fails_in_one_line(tmp_path: Path) -> None:
-    result = run_cli("sql", "select 1", home=tmp_path / "empty")
+def test_sql_on_a_fresh_home_creates_the_warehouse(tmp_path: Path) -> None:
+    result = run_cli("sql", "select count(*) AS n from klines", home=tmp_path / "fresh")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "fresh" / "liqheat.duckdb").is_file()
+
+
+def test_sql_errors_are_one_line_exit_1(tmp_path: Path) -> None:
+    result = run_cli("sql", "select nope from klines", home=tmp_path)
     assert result.returncode == 1
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "no database" in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "nope" in lines[0]
+    assert "Traceback" not in result.stderr
