@@ -394,6 +394,14 @@ def synthetic_markets(
     return {s: synthetic_market(s, start, days, seed) for s in dict.fromkeys(symbols)}
 
 
+def _liq_factors(p: SyntheticParams) -> tuple[list[float], list[float]]:
+    """Liquidation price / entry price per tier: long ``(1 - 1/L) / (1 - mmr)``, short
+    ``(1 + 1/L) / (1 + mmr)``."""
+    long_factor = [(1.0 - 1.0 / lev) / (1.0 - p.mmr) for lev in p.leverage_tiers]
+    short_factor = [(1.0 + 1.0 / lev) / (1.0 + p.mmr) for lev in p.leverage_tiers]
+    return long_factor, short_factor
+
+
 def _intraday_profile(n_bars: int, first_minute_of_day: int) -> np.ndarray:
     """Volatility multiplier by minute of day: quieter in Asia's night, busiest around 14:30."""
     minute = (np.arange(n_bars) + first_minute_of_day) % BARS_PER_DAY
@@ -427,8 +435,7 @@ def _simulate(
     z_taker = rng.standard_normal(n).tolist()
     season = _intraday_profile(n, 0).tolist()
 
-    long_factor = [(1.0 - 1.0 / lev) / (1.0 - p.mmr) for lev in p.leverage_tiers]
-    short_factor = [(1.0 + 1.0 / lev) / (1.0 + p.mmr) for lev in p.leverage_tiers]
+    long_factor, short_factor = _liq_factors(p)
     weights = list(p.leverage_weights)
 
     # per-bar outputs
@@ -735,11 +742,9 @@ def _assemble(
     qty = a["open_qty"][bar] * np.asarray(p.leverage_weights)[tier]
     tiers = np.asarray(p.leverage_tiers, dtype=np.int64)[tier]
     is_long = side == 0
-    liq_price = np.where(
-        is_long,
-        entry * (1.0 - 1.0 / tiers) / (1.0 - p.mmr),
-        entry * (1.0 + 1.0 / tiers) / (1.0 + p.mmr),
-    )
+    # the same float operations as the simulation, so crossings compare bit-identical prices
+    long_factor, short_factor = (np.asarray(f) for f in _liq_factors(p))
+    liq_price = np.where(is_long, entry * long_factor[tier], entry * short_factor[tier])
     logs0 = np.where(is_long, a["logs0_long"][bar], a["logs0_short"][bar])
     logs_end = np.where(is_long, a["ls_long"][-1], a["ls_short"][-1])
     liquidated = liq_bar >= 0

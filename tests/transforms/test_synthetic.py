@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -406,6 +406,9 @@ def test_bad_arguments_raise() -> None:
     impact=st.sampled_from([0.0, 0.06, 0.2]),
     warmup=st.integers(min_value=0, max_value=1),
 )
+# found by hypothesis: a liquidation price computed with different float operations than the
+# simulation's sat 2e-15 above a mark high and broke the exact crossing check
+@example(seed=0, symbol="SOLUSDT", impact=0.06, warmup=1)
 def test_properties_hold_for_any_seed(seed: int, symbol: str, impact: float, warmup: int) -> None:
     m = synthetic_market(
         symbol, START, 1, seed, params=SyntheticParams(cascade_impact=impact, warmup_days=warmup)
