@@ -28,6 +28,25 @@ def _naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
+def _symbol_window(
+    prefix: str,
+    exchange: str,
+    symbol: str,
+    start: datetime | None,
+    end: datetime | None,
+) -> tuple[str, list[Any]]:
+    """Return a WHERE clause (and its parameters) for one symbol and a half-open ts window."""
+    where = [f"{prefix}exchange = ?", f"{prefix}symbol = ?"]
+    params: list[Any] = [exchange, symbol]
+    if start is not None:
+        where.append(f"{prefix}ts >= ?")
+        params.append(_naive(start))
+    if end is not None:
+        where.append(f"{prefix}ts < ?")
+        params.append(_naive(end))
+    return " AND ".join(where), params
+
+
 def query(db_path: Path, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
     """Run a read-only query and return a polars frame (datetimes as UTC)."""
     with read_connection(db_path) as con:
@@ -60,14 +79,7 @@ def model_bars(
     Columns: ts, open, high, low, close, volume, taker_buy_volume, mark_high, mark_low,
     oi_base, oi_usd.
     """
-    where = ["k.exchange = ?", "k.symbol = ?"]
-    params: list[Any] = [exchange, symbol]
-    if start is not None:
-        where.append("k.ts >= ?")
-        params.append(_naive(start))
-    if end is not None:
-        where.append("k.ts < ?")
-        params.append(_naive(end))
+    where, params = _symbol_window("k.", exchange, symbol, start, end)
     sql = f"""
         SELECT k.ts, k.open, k.high, k.low, k.close, k.volume, k.taker_buy_volume,
                m.high AS mark_high, m.low AS mark_low, o.oi_base, o.oi_usd
@@ -76,7 +88,7 @@ def model_bars(
                ON m.exchange = k.exchange AND m.symbol = k.symbol AND m.ts = k.ts
         LEFT JOIN open_interest o
                ON o.exchange = k.exchange AND o.symbol = k.symbol AND o.ts = k.ts
-        WHERE {" AND ".join(where)}
+        WHERE {where}
         ORDER BY k.ts
     """
     return query(db_path, sql, params)
@@ -113,17 +125,9 @@ def realized_liquidations(
     end: datetime | None = None,
 ) -> pl.DataFrame:
     """Return realized liquidation events (ts, side, usd, source) for one symbol."""
-    where = ["exchange = ?", "symbol = ?"]
-    params: list[Any] = [exchange, symbol]
-    if start is not None:
-        where.append("ts >= ?")
-        params.append(_naive(start))
-    if end is not None:
-        where.append("ts < ?")
-        params.append(_naive(end))
+    where, params = _symbol_window("", exchange, symbol, start, end)
     return query(
         db_path,
-        f"SELECT ts, side, usd, source FROM realized_liquidations WHERE {' AND '.join(where)} "
-        "ORDER BY ts",
+        f"SELECT ts, side, usd, source FROM realized_liquidations WHERE {where} ORDER BY ts",
         params,
     )
