@@ -312,6 +312,8 @@ class ArchiveClient:
     def _open_stream(self, archive_path: str) -> Iterator[Iterator[bytes]]:
         """Yield an iterator of body chunks; raise 404/HTTP errors or :class:`_Transient`."""
         if self._file_root is not None:
+            if not self._file_root.is_dir():
+                raise NetworkError(f"network: mirror folder {self._file_root} does not exist")
             target = self._file_root / archive_path
             try:
                 fh: IO[bytes] = target.open("rb")

@@ -465,3 +465,11 @@ def test_progress_bar_and_trade_profile(tmp_path: Path, home: tuple[Path, Path])
         **FAST,
     )
     assert quiet.getvalue() == ""
+
+
+def test_missing_file_mirror_folder_is_unreachable(tmp_path: Path, home: tuple[Path, Path]) -> None:
+    db, raw = home
+    url = (tmp_path / "no-such-mirror").as_uri()
+    report = ingest(db, raw, url, [SYM], [D1], today=TODAY, **FAST)
+    assert report.unreachable
+    assert all("mirror folder" in (o.reason or "") for o in report.outcomes)
