@@ -35,6 +35,8 @@ TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
 
 #: heatmap cell records carry short field names to keep pages small
 HEAT_FIELDS = ("i", "j", "l", "s")
+#: fraction of a cell by which heatmap rects overlap their neighbours (hides seams)
+OVERLAP = 0.2
 
 
 def dark_config(chart: Any) -> Any:
@@ -131,16 +133,19 @@ def heatmap_chart(
     cells = inline_csv(heatmap_frame(grid))
     long_dom = _usd_domain(grid.cells["long_usd"])
     short_dom = _usd_domain(grid.cells["short_usd"])
-    x_scale = alt.Scale(type="utc", domain=[t0, _ms(grid.t_end)], nice=False)
+    # an expression domain: a literal one makes Vega-Lite warn about x/x2 domain conflicts
+    x_scale = alt.Scale(type="utc", domain={"expr": f"[{t0}, {_ms(grid.t_end)}]"}, nice=False)
     y_scale = alt.Scale(domain=[grid.p0, grid.price_hi], nice=False, zero=False)
+    # cells overlap their neighbours by a sliver so no hairline seams show between them
     base = alt.Chart(cells).transform_calculate(
         t=f"{t0} + datum.i * {dt}",
-        t2=f"{t0} + (datum.i + 1) * {dt}",
+        t2=f"{t0} + (datum.i + {1 + OVERLAP}) * {dt}",
         p=f"{grid.p0!r} + datum.j * {grid.price_step!r}",
-        p2=f"{grid.p0!r} + (datum.j + 1) * {grid.price_step!r}",
-    )
-    base = base.transform_calculate(
-        bucket="format(datum.p, ',.6~g') + ' – ' + format(datum.p2, ',.6~g')"
+        p2=f"{grid.p0!r} + (datum.j + {1 + OVERLAP}) * {grid.price_step!r}",
+        bucket=(
+            f"format(datum.p, ',.6~g') + ' – ' + "
+            f"format({grid.p0!r} + (datum.j + 1) * {grid.price_step!r}, ',.6~g')"
+        ),
     )
     tooltip = [
         alt.Tooltip("t:T", title="time", format=TIME_FORMAT, formatType="utc"),
@@ -196,8 +201,8 @@ def heatmap_chart(
         alt.Chart(inline_csv(line_data))
         .mark_line(color=PRICE, strokeWidth=1.4, interpolate="monotone")
         .encode(
-            x=alt.X("t:T", scale=x_scale),
-            y=alt.Y("c:Q", scale=y_scale),
+            x=alt.X("t:T"),
+            y=alt.Y("c:Q"),
             tooltip=[
                 alt.Tooltip("t:T", title="time", format=TIME_FORMAT, formatType="utc"),
                 alt.Tooltip("c:Q", title="close", format=",.6~g"),
@@ -207,11 +212,7 @@ def heatmap_chart(
     layers: list[Any] = [longs, shorts, price_line]
     if ref_price is not None and math.isfinite(ref_price):
         last = alt.Chart(alt.InlineData(values=[{"c": ref_price}]))
-        layers.append(
-            last.mark_rule(color=PRICE, strokeDash=[2, 3], opacity=0.55).encode(
-                y=alt.Y("c:Q", scale=y_scale)
-            )
-        )
+        layers.append(last.mark_rule(color=PRICE, strokeDash=[2, 3], opacity=0.55).encode(y="c:Q"))
     chart = (
         alt.layer(*layers).resolve_scale(color="independent").properties(width=width, height=height)
     )
@@ -254,7 +255,7 @@ def liquidation_map_chart(
             color=alt.Color(
                 "side:N",
                 scale=side_scale,
-                legend=alt.Legend(title=None, orient="top-left", direction="horizontal"),
+                legend=alt.Legend(title=None, orient="top", direction="horizontal"),
             ),
             tooltip=[
                 alt.Tooltip("side:N"),
@@ -276,7 +277,7 @@ def liquidation_map_chart(
                 title="cumulative USD",
                 axis=alt.Axis(format=USD_FORMAT, orient="right", grid=False),
             ),
-            color=alt.Color("side:N", scale=side_scale, legend=None),
+            color=alt.Color("side:N", scale=side_scale),
             detail="side:N",
         )
     )

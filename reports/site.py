@@ -22,6 +22,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -89,10 +90,10 @@ def safe_component(name: str) -> str:
     >>> safe_component("BTCUSDT")
     'BTCUSDT'
     >>> safe_component("../x")[:5]
-    '.._x-'
+    '___x-'
     """
-    cleaned = _SAFE_RE.sub("_", name)
-    if cleaned == name and name not in {"", ".", "..", STATIC_DIR} and not name.startswith("."):
+    cleaned = re.sub(r"^\.+", lambda m: "_" * len(m.group()), _SAFE_RE.sub("_", name))
+    if cleaned == name and name and name != STATIC_DIR:
         return name
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
     return f"{cleaned[:40] or 'symbol'}-{digest}"
@@ -165,18 +166,23 @@ def fmt_time(value: datetime | None) -> str:
 # ---------------------------------------------------------------------------- static files
 
 
+def bundle_header(vl_version: str = VL_VERSION) -> str:
+    """First line of the bundled script: names the library versions it contains."""
+    embed, vega = vl_convert.get_vega_embed_version(), vl_convert.get_vega_version()
+    return f"/* vega-embed {embed}, vega {vega}, vega-lite {vl_version}: bundled by vl-convert */"
+
+
 @lru_cache(maxsize=2)
 def vega_bundle(vl_version: str = VL_VERSION) -> str:
     """Vega, Vega-Lite and vega-embed as one classic (non-module) script defining
     ``window.vegaEmbed``; built by vl-convert from its bundled sources (takes ~2 s, cached).
 
+    Chromium does not load ES modules from ``file://``, so this must stay a classic script.
     The bundle is wrapped in a function so its top-level names stay out of the page scope.
     """
     # the default snippet assigns vegaEmbed, vega and vegaLite to window
     bundle = vl_convert.javascript_bundle(vl_version=vl_version)  # type: ignore[call-arg]
-    embed, vega = vl_convert.get_vega_embed_version(), vl_convert.get_vega_version()
-    header = f"/* vega-embed {embed}, vega {vega}, vega-lite {vl_version}: bundled by vl-convert */"
-    return f"{header}\n(function () {{\n{bundle}\n}})();\n"
+    return f"{bundle_header(vl_version)}\n(function () {{\n{bundle}\n}})();\n"
 
 
 def _package_text(name: str) -> str:
@@ -191,19 +197,27 @@ def write_static(site_dir: Path) -> list[Path]:
     out = site_dir / STATIC_DIR
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in (
-        (BUNDLE_NAME, vega_bundle()),
-        ("liqheat.css", _package_text("liqheat.css")),
-        ("liqheat.js", _package_text("liqheat.js")),
-    ):
+    bundle_path = out / BUNDLE_NAME
+    header = bundle_header().encode("utf-8")
+    current = False
+    with suppress(OSError), bundle_path.open("rb") as fh:
+        current = fh.read(len(header)) == header
+    if not (bundle_path.exists() and current):
+        _replace_bytes(bundle_path, vega_bundle().encode("utf-8"))
+    written.append(bundle_path)
+    for name in ("liqheat.css", "liqheat.js"):
         target = out / name
-        data = text.encode("utf-8")
+        data = _package_text(name).encode("utf-8")
         if not target.exists() or target.read_bytes() != data:
-            tmp = target.with_name(f".{name}.tmp-{os.getpid()}")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            _replace_bytes(target, data)
         written.append(target)
     return written
+
+
+def _replace_bytes(target: Path, data: bytes) -> None:
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
 
 
 # ---------------------------------------------------------------------------- page data
@@ -355,7 +369,7 @@ def _strongest(sym: _Symbol) -> dict[str, dict[str, Any] | None]:
 
 
 def _range_page(
-    db_path: Path, exchange: str, sym: _Symbol, n_days: int
+    db_path: Path, exchange: str, sym: _Symbol, n_days: int, *, png: bool = True
 ) -> tuple[dict[str, Any], bytes | None]:
     """Context for one symbol x range page, and the heatmap PNG bytes (None without a model)."""
     assert sym.span is not None
@@ -374,7 +388,7 @@ def _range_page(
         }
     heat_spec: dict[str, Any] | None = None
     map_spec: dict[str, Any] | None = None
-    png: bytes | None = None
+    png_bytes: bytes | None = None
     grid_info: dict[str, Any] | None = None
     if sym.run is not None and path.height:
         ph = str(sym.run["params_hash"])
@@ -395,7 +409,7 @@ def _range_page(
         line = frames.path_at_step(path, min(grid.time_step, timedelta(minutes=15)), start)
         chart = charts.heatmap_chart(grid, line, ref_price=ref_price)
         heat_spec = chart.to_dict()
-        png = vl_convert.vegalite_to_png(heat_spec, scale=1.5)
+        png_bytes = vl_convert.vegalite_to_png(heat_spec, scale=1.5) if png else None
         grid_info = {
             "columns": grid.columns,
             "rows": grid.rows,
@@ -416,7 +430,7 @@ def _range_page(
         "map_spec": map_spec,
         "grid": grid_info,
     }
-    return context, png
+    return context, png_bytes
 
 
 def _duration(step: timedelta) -> str:
@@ -471,13 +485,15 @@ def build_site(
     symbols: Sequence[str] | None = None,
     days: Sequence[int] = DEFAULT_DAYS,
     exchange: str = "binance",
+    pngs: bool = True,
 ) -> SiteResult:
     """Render the report site for ``exchange`` from the warehouse at ``db_path`` into
     ``site_dir``; return the pages, PNGs and index written.
 
     ``symbols`` limits the symbol pages rebuilt (default: every symbol with data); ``days``
     the ranges (a range is built when the data reaches into it). The index always lists every
-    symbol in the warehouse and links the pages present after the build. Reads only.
+    symbol in the warehouse and links the pages present after the build. ``pngs=False``
+    skips the heatmap PNGs (a few seconds each). Reads only.
     """
     db_path = Path(db_path)
     site_dir = Path(site_dir)
@@ -495,20 +511,21 @@ def build_site(
     runs = {r["symbol"]: r for r in rr.current_runs(db_path, exchange).to_dicts()}
     updated = rr.last_updated(db_path, exchange)
     generated = datetime.now(UTC)
+    all_days = sorted({*DEFAULT_DAYS, *(int(d) for d in days if int(d) > 0)})
     write_static(site_dir)
 
     staged = _Staged()
     pages: list[Path] = []
-    pngs: list[Path] = []
+    png_paths: list[Path] = []
     index_rows: list[dict[str, Any]] = []
     try:
         for symbol in all_symbols:
             build = symbol in chosen
-            sym = _load_symbol(db_path, exchange, symbol, runs.get(symbol), DEFAULT_DAYS)
+            sym = _load_symbol(db_path, exchange, symbol, runs.get(symbol), all_days)
             wanted = [d for d in sym.ranges if d in set(days)] if build else []
             if build and not wanted and sym.ranges:
-                # the requested range is longer than the data: show everything there is
-                wanted = [sym.ranges[-1]] if max(days) >= sym.ranges[-1] else [sym.ranges[0]]
+                # every requested range is longer than the data: show all there is
+                wanted = [sym.ranges[-1]]
             sym_dir = site_dir / sym.slug
             links = [
                 {
@@ -520,10 +537,10 @@ def build_site(
             ]
             common = _symbol_common(sym, exchange, updated)
             for d in wanted:
-                ctx, png = _range_page(db_path, exchange, sym, d)
+                ctx, png = _range_page(db_path, exchange, sym, d, png=pngs)
                 png_name = f"{d}d.png" if png is not None else None
                 if png is not None and png_name is not None:
-                    pngs.append(staged.write(sym_dir / png_name, png))
+                    png_paths.append(staged.write(sym_dir / png_name, png))
                 page = {
                     **common,
                     **ctx,
@@ -556,7 +573,7 @@ def build_site(
         staged.discard()
         raise
     pages.append(index)
-    return SiteResult(pages=pages, pngs=pngs, index=index)
+    return SiteResult(pages=pages, pngs=png_paths, index=index)
 
 
 def _index_row(

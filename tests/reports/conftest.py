@@ -1,8 +1,9 @@
 """Fixtures for the report tests: a real DuckDB warehouse filled with hand-made, realistic rows.
 
-The rows are written through warehouse.writes exactly as the pipeline writes them: a 1m random
-walk, a small open-interest-style level model turned into heatmap cells at 15m x price_step,
-the liquidation map and key levels at the last bar, backtest scores and the ingest ledger.
+The rows are written through warehouse.writes (replace_many / log_ingest) as the pipeline
+writes them: a 1m random walk, a small open-interest-style level model turned into heatmap
+cells at 15m x price_step, the liquidation map and key levels at the last bar, backtest
+scores, realized liquidations and the ingest ledger.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
 
-from warehouse.writes import replace_partition, write_ingest_result
+from reports.site import SiteResult, build_site
+from warehouse.db import write_connection
+from warehouse.writes import log_ingest, replace_many
 
 EXCHANGE = "binance"
 START = datetime(2024, 5, 1, tzinfo=UTC)
@@ -44,7 +48,7 @@ class DemoSymbol:
 
 DEFAULT_SYMBOLS = (
     DemoSymbol("BTCUSDT", 61_000.0, 50.0, seed=7),
-    DemoSymbol("ETHUSDT", 3_050.0, 2.5, synthetic=True, seed=11),
+    DemoSymbol("ETHUSDT", 3_050.0, 2.5, days=1, synthetic=True, seed=11),
     DemoSymbol(HOSTILE, 1.0, 0.001, days=1, model=False, seed=3),
 )
 
@@ -173,33 +177,34 @@ def populate(db_path: Path, symbols: Sequence[DemoSymbol] = DEFAULT_SYMBOLS) -> 
         bars = _klines(spec)
         end = bars["ts"][-1] + timedelta(minutes=1)
         keys = {"exchange": EXCHANGE, "symbol": spec.symbol}
-        replace_partition(db_path, "klines", {**keys, "ts": (START, end)}, bars)
-        for d in range(spec.days):
-            day = (START + timedelta(days=d)).date()
-            for dataset in ("klines", "markPriceKlines", "metrics"):
-                name = f"{spec.symbol}-{dataset}-{day}.zip"
-                root = (
-                    "file:///home/demo/demo-archive-synthetic/data/futures/um/daily"
-                    if spec.synthetic
-                    else "https://data.binance.vision/data/futures/um/daily"
-                )
-                bad = spec.symbol == HOSTILE and dataset == "metrics"
-                write_ingest_result(
-                    db_path,
-                    table=None,
-                    keys=None,
-                    frame=None,
-                    exchange=EXCHANGE,
-                    dataset=dataset,
-                    symbol=spec.symbol,
-                    day=day,
-                    status="failed" if bad else "loaded",
-                    rows=None if bad else 1440,
-                    sha256=None if bad else hashlib.sha256(name.encode()).hexdigest(),
-                    error=HOSTILE_NOTE if bad else None,
-                    source_url=f"{root}/{dataset}/{spec.symbol}/{name}",
-                )
+        parts: list[tuple[str, dict[str, Any], pl.DataFrame]] = [
+            ("klines", {**keys, "ts": (START, end)}, bars)
+        ]
+        with write_connection(db_path) as con:
+            for d in range(spec.days):
+                day = (START + timedelta(days=d)).date()
+                for dataset in ("klines", "markPriceKlines", "metrics"):
+                    name = f"{spec.symbol}-{dataset}-{day}.zip"
+                    root = (
+                        "file:///home/demo/demo-archive-synthetic/data/futures/um/daily"
+                        if spec.synthetic
+                        else "https://data.binance.vision/data/futures/um/daily"
+                    )
+                    bad = spec.symbol == HOSTILE and dataset == "metrics"
+                    log_ingest(
+                        con,
+                        exchange=EXCHANGE,
+                        dataset=dataset,
+                        symbol=spec.symbol,
+                        day=day,
+                        status="failed" if bad else "loaded",
+                        rows=None if bad else 1440,
+                        sha256=None if bad else hashlib.sha256(name.encode()).hexdigest(),
+                        error=HOSTILE_NOTE if bad else None,
+                        source_url=f"{root}/{dataset}/{spec.symbol}/{name}",
+                    )
         if not spec.model:
+            replace_many(db_path, parts)
             continue
         params_hash = hashlib.sha256(spec.symbol.encode()).hexdigest()[:12]
         params = {
@@ -225,13 +230,10 @@ def populate(db_path: Path, symbols: Sequence[DemoSymbol] = DEFAULT_SYMBOLS) -> 
             }
         )
         run_keys = {**keys, "params_hash": params_hash}
-        replace_partition(db_path, "model_runs", run_keys, run)
+        parts.append(("model_runs", run_keys, run))
         for table, frame in _model(spec, bars).items():
-            replace_partition(
-                db_path,
-                table,
-                run_keys,
-                frame.with_columns(**{k: pl.lit(v) for k, v in run_keys.items()}),
+            parts.append(
+                (table, run_keys, frame.with_columns(**{k: pl.lit(v) for k, v in run_keys.items()}))
             )
         scores = pl.DataFrame(
             [
@@ -257,7 +259,7 @@ def populate(db_path: Path, symbols: Sequence[DemoSymbol] = DEFAULT_SYMBOLS) -> 
                 )
             ]
         )
-        replace_partition(db_path, "backtest_scores", run_keys, scores)
+        parts.append(("backtest_scores", run_keys, scores))
         realized = bars.filter(pl.col("ts").dt.minute() % 97 == 0).select(
             pl.lit(EXCHANGE).alias("exchange"),
             pl.lit(spec.symbol).alias("symbol"),
@@ -269,7 +271,9 @@ def populate(db_path: Path, symbols: Sequence[DemoSymbol] = DEFAULT_SYMBOLS) -> 
             (pl.col("volume") * pl.col("close") * 0.05).alias("usd"),
             pl.lit("okx").alias("source"),
         )
-        replace_partition(db_path, "realized_liquidations", keys, realized)
+        parts.append(("realized_liquidations", keys, realized))
+        # one transaction per symbol, as the pipeline's model step writes its outputs
+        replace_many(db_path, parts)
     return db_path
 
 
@@ -280,4 +284,17 @@ def report_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return populate(tmp_path_factory.mktemp("warehouse") / "liqheat.duckdb")
 
 
-__all__ = ["DEFAULT_SYMBOLS", "HOSTILE", "HOSTILE_NOTE", "DemoSymbol", "date", "populate"]
+@dataclass(frozen=True)
+class BuiltSite:
+    """A site built once per session from :func:`report_db`."""
+
+    db: Path
+    root: Path
+    result: SiteResult
+
+
+@pytest.fixture(scope="session")
+def built_site(report_db: Path, tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
+    """The report site built from ``report_db`` with the default ranges."""
+    root = tmp_path_factory.mktemp("site")
+    return BuiltSite(db=report_db, root=root, result=build_site(report_db, root))
