@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import resource
 import time
 import tracemalloc
@@ -94,7 +95,7 @@ def reference(bars: pl.DataFrame, params: ModelParams, step: float) -> dict[str,
     mark_low, mark_high = norm["mark_low"].to_numpy(), norm["mark_high"].to_numpy()
     samples = np.flatnonzero(obs)
     contracts = np.zeros(n)
-    for s0, s1 in zip(samples[:-1], samples[1:], strict=True):
+    for s0, s1 in itertools.pairwise(samples):
         d = base[s1] - base[s0]
         if d > 0:
             w = vol[s0:s1]

@@ -145,7 +145,11 @@ def load_4h(shared_data: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def test_backtest_on_real_4h_liquidations(shared_data: Path) -> None:
-    """Model vs baseline on real Binance liquidations (figures recorded in docs/model.md)."""
+    """Model vs baseline on real Binance liquidations, default params. Recorded figures
+    (capture AUC / top-decile overlap / log corr): model long 0.793 / 0.655 / 0.574, short
+    0.560 / 0.310 / 0.364; baseline long 0.826 / 0.586 / 0.654, short 0.649 / 0.414 / 0.469.
+    The model does NOT beat the baseline's AUC here (see the final report for why), so only
+    skill (> 0.5) is asserted."""
     bars, realized = load_4h(shared_data)
     assert realized["long_usd"].sum() > 1e9
     out = score(predicted_liquidations(bars), realized, baseline=baseline_liquidations(bars))
