@@ -8,8 +8,8 @@ Tolerances (stated, and why):
   not expected.
 - leverage mix: a least-squares fit of the hourly realized liquidations (of the cohorts opened
   in the window) on per-tier predicted liquidations recovers the relative weights of the tiers
-  crossed in the window within 0.10 (absolute, shares normalized over those tiers). Tiers never crossed in 3 days (5x, often 10x,
-  10-20 % away) are not identifiable from liquidations and are left out.
+  crossed in the window within 0.10 (absolute, shares normalized over those tiers). Tiers never
+  crossed in 3 days (5x, often 10x, 10-20 % away) are not identifiable and are left out.
 - the model beats the baseline's capture AUC on both sides by >= 0.02.
 """
 
