@@ -353,3 +353,36 @@ def test_whitespace_variants_parse_identically(variant: str) -> None:
     }[variant]
     clean = parse_klines(text.encode(), "BTCUSDT", DAY).frame
     assert parse_klines(changed.encode(), "BTCUSDT", DAY).frame.equals(clean)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    switch=st.integers(0, 4),
+    loads=st.lists(st.integers(0, 3), min_size=1, max_size=8),
+)
+def test_metrics_partitions_never_duplicate_or_drop(switch: int, loads: list[int]) -> None:
+    """Property: replaying metrics days in any order (end-of-period labels before the
+    convention switch day, start-of-period from it on) with replace-by-partition semantics
+    keeps exactly one row per label, and every label of every loaded day is present."""
+    frames = {}
+    for i in range(4):
+        day = DAY + timedelta(days=i)
+        convention = "end" if i < switch else "start"
+        text = metrics_csv("BTCUSDT", day, convention=convention, seed=i)
+        frames[i] = parse_metrics(text.encode(), "BTCUSDT", day)
+    rows: list[tuple[datetime, int]] = []  # (label, day that wrote it), like the table
+    for i in loads:
+        parsed = frames[i]
+        rows = [(ts, d) for ts, d in rows if not parsed.start <= ts < parsed.end]
+        rows += [(ts, i) for ts in parsed.frame["ts"].to_list()]
+    table = dict(rows)
+    assert len(table) == len(rows)  # no duplicate labels
+    expected = set().union(*(set(frames[i].frame["ts"].to_list()) for i in set(loads)))
+    assert set(table) == expected  # nothing dropped
+    # each day's own labels hold that day's rows, except a shared midnight label, which holds
+    # the value of whichever file was loaded last
+    for i in set(loads):
+        mine = set(frames[i].frame["ts"].to_list())
+        others = set().union(*(set(frames[j].frame["ts"].to_list()) for j in set(loads) - {i}))
+        assert all(table[ts] == i for ts in mine - others)
+        assert len(mine & others) <= 2
