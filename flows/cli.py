@@ -74,6 +74,13 @@ def _settings() -> Any:
     return settings
 
 
+def _locked(settings: Any) -> Any:
+    """The pipeline lock: one writing liqheat run per LIQHEAT_HOME at a time."""
+    from flows.lock import pipeline_lock
+
+    return pipeline_lock(settings.home, wait_s=settings.lock_wait_s)
+
+
 def _console() -> Any:
     from rich.console import Console
 
@@ -139,14 +146,15 @@ def ingest(
     settings = _settings()
     from flows.steps import run_ingest
 
-    report = run_ingest(
-        settings,
-        list(symbols),
-        days,
-        base_url=base_url,
-        with_trades=with_trades,
-        force=force,
-    )
+    with _locked(settings):
+        report = run_ingest(
+            settings,
+            list(symbols),
+            days,
+            base_url=base_url,
+            with_trades=with_trades,
+            force=force,
+        )
     _finish_ingest(report, base_url or settings.binance_base_url)
 
 
@@ -171,7 +179,8 @@ def model(symbols: tuple[str, ...], days: int | None) -> None:
     settings = _settings()
     from flows.steps import run_models
 
-    results = run_models(settings, list(symbols) or None, days=days)
+    with _locked(settings):
+        results = run_models(settings, list(symbols) or None, days=days)
     console = _console()
     for line in results:
         console.print(line)
@@ -185,7 +194,8 @@ def report(symbols: tuple[str, ...], days: int | None) -> None:
     settings = _settings()
     from flows.steps import run_report
 
-    result = run_report(settings, list(symbols) or None, days=days)
+    with _locked(settings):
+        result = run_report(settings, list(symbols) or None, days=days)
     _console().print(f"wrote {len(result.pages)} pages; open {result.index.resolve()}")
 
 
@@ -283,7 +293,8 @@ def backtest(symbol: str, realized: Path, exchange: str) -> None:
     settings = _settings()
     from flows.steps import run_backtest
 
-    table = run_backtest(settings, symbol, realized, exchange=exchange)
+    with _locked(settings):
+        table = run_backtest(settings, symbol, realized, exchange=exchange)
     _console().print(table)
 
 
@@ -306,6 +317,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``liqheat`` console script."""
+    from flows.lock import PipelineLockedError
     from warehouse.db import WarehouseError
 
     try:
@@ -318,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(f"{exc.format_message()}{hint}", 2)
     except click.Abort:
         _fail("aborted", 130)
-    except (Failure, WarehouseError) as exc:
+    except (Failure, WarehouseError, PipelineLockedError, ValueError) as exc:
         _fail(str(exc), 1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

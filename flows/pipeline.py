@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import steps
+from flows.lock import pipeline_lock
 from flows.settings import Settings
 
 DEMO_ARCHIVE_DIR = "demo-archive-synthetic"
@@ -165,8 +166,9 @@ def nightly_flow(
     gaps = gap_days(settings.db_path, symbols, day - timedelta(days=1), window)
     pairs = sorted({(s, day) for s in symbols} | {(s, d) for s, ds in gaps.items() for d in ds})
     summary = RunSummary()
-    _ingest_all(settings, pairs, url, False, summary)
-    _model_and_report(settings, symbols, summary)
+    with pipeline_lock(settings.home, wait_s=settings.lock_wait_s):
+        _ingest_all(settings, pairs, url, False, summary)
+        _model_and_report(settings, symbols, summary)
     return _finish(summary, fail_on={"failed"})
 
 
@@ -178,8 +180,9 @@ def backfill_flow(symbols: list[str], start: str, end: str, base_url: str | None
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     summary = RunSummary()
     url = base_url or settings.binance_base_url
-    _ingest_all(settings, [(s, d) for s in symbols for d in days], url, False, summary)
-    _model_and_report(settings, symbols, summary)
+    with pipeline_lock(settings.home, wait_s=settings.lock_wait_s):
+        _ingest_all(settings, [(s, d) for s in symbols for d in days], url, False, summary)
+        _model_and_report(settings, symbols, summary)
     return _finish(summary, fail_on={"failed"})
 
 
@@ -187,13 +190,16 @@ def backfill_flow(symbols: list[str], start: str, end: str, base_url: str | None
 def demo_flow(home: str, symbols: list[str], start: str, days: int, seed: int) -> RunSummary:
     """Offline demo: synthetic archive -> the normal ingest path -> model + backtest -> site."""
     settings = Settings(home=Path(home))
-    archive = demo_archive_task(str(settings.home / DEMO_ARCHIVE_DIR), symbols, start, days, seed)
     summary = RunSummary()
-    pairs = [(s, date.fromisoformat(d)) for s in symbols for d in archive["days"]]
-    _ingest_all(settings, pairs, archive["base_url"], False, summary)
-    for symbol, csv_path in archive["liquidations"].items():
-        import_realized_task(str(settings.home), symbol, csv_path, "synthetic")
-    _model_and_report(settings, symbols, summary)
+    with pipeline_lock(settings.home, wait_s=settings.lock_wait_s):
+        archive = demo_archive_task(
+            str(settings.home / DEMO_ARCHIVE_DIR), symbols, start, days, seed
+        )
+        pairs = [(s, date.fromisoformat(d)) for s in symbols for d in archive["days"]]
+        _ingest_all(settings, pairs, archive["base_url"], False, summary)
+        for symbol, csv_path in archive["liquidations"].items():
+            import_realized_task(str(settings.home), symbol, csv_path, "synthetic")
+        _model_and_report(settings, symbols, summary)
     return summary
 
 

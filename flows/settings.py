@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     http_timeout_s: float = Field(default=30.0, gt=0)
     http_retries: int = Field(default=4, ge=0)
     model_days: int = Field(default=30, ge=1, description="history the model is run over")
+    lock_wait_s: float = Field(
+        default=60.0, ge=0, description="how long a run waits for another run to finish"
+    )
 
     @property
     def db_path(self) -> Path:
