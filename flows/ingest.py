@@ -310,7 +310,8 @@ def _fetch_parse(
     except (WarehouseError, KeyboardInterrupt):
         raise
     except Exception as exc:  # a bug or an unforeseen file: record it, keep going
-        reason = f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0][:100]}"
+        text = (str(exc).splitlines() or [""])[0][:100]
+        reason = f"internal error: {type(exc).__name__}: {text}"
         outcome = Outcome(dataset, symbol, day, "failed", reason=reason, url=url, kind="internal")
         parsed = None
     return outcome, parsed if outcome.status == "loaded" else None
