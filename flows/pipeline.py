@@ -8,18 +8,22 @@ fans out per symbol-day on Prefect's thread pool; DuckDB writes are serialized i
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import steps
 from flows.lock import pipeline_lock
 from flows.settings import Settings
+from warehouse import writes
 
 DEMO_ARCHIVE_DIR = "demo-archive-synthetic"
 
@@ -29,13 +33,40 @@ class PipelineError(Exception):
 
 
 @dataclass
-class RunSummary:
-    """Per-symbol outcome counts of one pipeline run."""
+class SymbolRun:
+    """One symbol's part of a run: ingest outcome counts, rows, model line and timing."""
 
-    ingest: dict[str, dict[str, int]] = field(default_factory=dict)
-    models: list[str] = field(default_factory=list)
+    loaded: int = 0
+    skipped: int = 0
+    missing: int = 0
+    failed: int = 0
+    rows: int = 0
+    model: str = ""
+    model_seconds: float | None = None
     problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunSummary:
+    """What one pipeline run did, per symbol, with stage timings."""
+
+    flow: str
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    symbols: dict[str, SymbolRun] = field(default_factory=dict)
+    ingest_seconds: float = 0.0
+    report_seconds: float = 0.0
     site: str | None = None
+
+    def symbol(self, name: str) -> SymbolRun:
+        return self.symbols.setdefault(name, SymbolRun())
+
+    @property
+    def problems(self) -> list[str]:
+        return [p for run in self.symbols.values() for p in run.problems]
+
+    @property
+    def failed(self) -> bool:
+        return any(run.failed for run in self.symbols.values())
 
     @property
     def ok(self) -> bool:
@@ -43,28 +74,75 @@ class RunSummary:
 
     def add_outcomes(self, outcomes: Sequence[dict[str, Any]]) -> None:
         for o in outcomes:
-            counts = self.ingest.setdefault(
-                o["symbol"], {"loaded": 0, "skipped": 0, "missing": 0, "failed": 0, "rows": 0}
+            run = self.symbol(o["symbol"])
+            status = o["status"]
+            setattr(run, status, getattr(run, status) + 1)
+            if status == "loaded":
+                run.rows += int(o.get("rows") or 0)
+            if status in ("missing", "failed"):
+                run.problems.append(f"{status}: {o['dataset']} {o['day']}: {o.get('reason')}")
+
+    def markdown(self) -> str:
+        """The run summary as a markdown table (the Prefect artifact)."""
+        lines = [
+            f"**{self.flow}** started {self.started_at:%Y-%m-%d %H:%M:%S} UTC; "
+            f"ingest {self.ingest_seconds:.1f}s, report {self.report_seconds:.1f}s",
+            "",
+            "| symbol | loaded | skipped | missing | failed | rows | model s | problems |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for name, r in sorted(self.symbols.items()):
+            model_s = f"{r.model_seconds:.2f}" if r.model_seconds is not None else ""
+            problems = "<br>".join(r.problems) or ""
+            lines.append(
+                f"| {name} | {r.loaded} | {r.skipped} | {r.missing} | {r.failed} | "
+                f"{r.rows:,} | {model_s} | {problems} |"
             )
-            counts[o["status"]] = counts.get(o["status"], 0) + 1
-            counts["rows"] += int(o.get("rows") or 0)
-            if o["status"] in ("missing", "failed"):
-                self.problems.append(
-                    f"{o['status']}: {o['dataset']} {o['symbol']} {o['day']}: {o.get('reason')}"
-                )
+        return "\n".join(lines)
 
     def render(self) -> str:
+        """The run summary as plain text for the terminal."""
         lines = ["symbol      loaded skipped missing failed       rows"]
-        for symbol, c in sorted(self.ingest.items()):
+        for name, r in sorted(self.symbols.items()):
             lines.append(
-                f"{symbol:<11} {c['loaded']:>6} {c['skipped']:>7} {c['missing']:>7} "
-                f"{c['failed']:>6} {c['rows']:>10,}"
+                f"{name:<11} {r.loaded:>6} {r.skipped:>7} {r.missing:>7} {r.failed:>6} "
+                f"{r.rows:>10,}"
             )
-        lines.extend(self.models)
+        lines.extend(r.model for _, r in sorted(self.symbols.items()) if r.model)
         lines.extend(self.problems)
+        lines.append(
+            f"timings: ingest {self.ingest_seconds:.1f}s, report {self.report_seconds:.1f}s"
+        )
         if self.site:
             lines.append(f"site: {self.site}")
         return "\n".join(lines)
+
+    def rows_frame(self, run_id: str) -> pl.DataFrame:
+        """One ``runs`` row per symbol."""
+        finished = datetime.now(UTC)
+        return pl.DataFrame(
+            [
+                {
+                    "run_id": run_id,
+                    "flow": self.flow,
+                    "symbol": name,
+                    "started_at": self.started_at,
+                    "finished_at": finished,
+                    "status": "failed" if r.failed else "completed",
+                    "days_loaded": r.loaded,
+                    "days_skipped": r.skipped,
+                    "days_missing": r.missing,
+                    "days_failed": r.failed,
+                    "rows": r.rows,
+                    "ingest_seconds": self.ingest_seconds,
+                    "model_seconds": r.model_seconds,
+                    "report_seconds": self.report_seconds,
+                    "problems": "\n".join(r.problems) or None,
+                }
+                for name, r in sorted(self.symbols.items())
+            ],
+            schema_overrides={"model_seconds": pl.Float64, "problems": pl.String},
+        )
 
 
 @task(name="ingest-symbol-day", cache_policy=NO_CACHE)
@@ -74,6 +152,8 @@ def ingest_symbol_day(
     """Download, verify and load one symbol-day (klines, mark klines, metrics)."""
     from flows.ingest import ingest
 
+    settings = Settings()
+
     report = ingest(
         Path(db_path),
         Path(raw_dir),
@@ -82,6 +162,8 @@ def ingest_symbol_day(
         [date.fromisoformat(day)],
         force=force,
         progress=False,
+        timeout_s=settings.http_timeout_s,
+        retries=settings.http_retries,
     )
     return [
         {k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(o).items()}
@@ -90,10 +172,13 @@ def ingest_symbol_day(
 
 
 @task(name="model-symbol", cache_policy=NO_CACHE)
-def model_symbol_task(home: str, symbol: str, days: int | None = None) -> str:
-    """Recompute and store the model outputs of one symbol; return a one-line summary."""
+def model_symbol_task(home: str, symbol: str, days: int | None = None) -> dict[str, Any]:
+    """Recompute and store the model outputs of one symbol; return its summary line and
+    timing."""
     settings = Settings(home=Path(home))
-    return steps.model_symbol(settings, symbol, days=days).line()
+    t0 = time.perf_counter()
+    line = steps.model_symbol(settings, symbol, days=days).line()
+    return {"line": line, "seconds": time.perf_counter() - t0}
 
 
 @task(name="build-report", cache_policy=NO_CACHE)
@@ -129,23 +214,52 @@ def _ingest_all(
     settings: Settings,
     pairs: Sequence[tuple[str, date]],
     base_url: str,
-    force: bool,
     summary: RunSummary,
 ) -> None:
+    t0 = time.perf_counter()
     futures = [
         ingest_symbol_day.submit(
-            str(settings.db_path), str(settings.raw_dir), base_url, symbol, day.isoformat(), force
+            str(settings.db_path), str(settings.raw_dir), base_url, symbol, day.isoformat()
         )
         for symbol, day in pairs
     ]
     for fut in futures:
         summary.add_outcomes(fut.result())
+    summary.ingest_seconds = time.perf_counter() - t0
 
 
 def _model_and_report(settings: Settings, symbols: Sequence[str], summary: RunSummary) -> None:
     for symbol in symbols:
-        summary.models.append(model_symbol_task(str(settings.home), symbol))
+        result = model_symbol_task(str(settings.home), symbol)
+        run = summary.symbol(symbol)
+        run.model, run.model_seconds = result["line"], result["seconds"]
+    t0 = time.perf_counter()
     summary.site = report_task(str(settings.home))
+    summary.report_seconds = time.perf_counter() - t0
+
+
+def _record(settings: Settings, summary: RunSummary) -> None:
+    """Publish the run summary: a Prefect markdown artifact and rows in ``runs``."""
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.runtime import flow_run
+
+    run_id = str(flow_run.get_id() or uuid.uuid4())
+    create_markdown_artifact(
+        key="liqheat-run-summary", markdown=summary.markdown(), description="liqheat run summary"
+    )
+    writes.replace_partition(
+        settings.db_path, "runs", {"run_id": run_id}, summary.rows_frame(run_id)
+    )
+    get_run_logger().info("run summary\n%s", summary.render())
+
+
+def _finish(settings: Settings, summary: RunSummary) -> str:
+    """Record the summary; end the run Failed (by raising) when any file failed."""
+    _record(settings, summary)
+    if summary.failed:
+        failed = [p for p in summary.problems if p.startswith("failed")]
+        raise PipelineError(f"{len(failed)} file(s) failed; first: {failed[0]}")
+    return summary.render()
 
 
 @flow(name="liqheat-nightly", log_prints=True)
@@ -155,57 +269,58 @@ def nightly_flow(
     base_url: str | None = None,
     backfill_days: int | None = None,
 ) -> str:
-    """Ingest one day plus any gap in the backfill window, recompute the model, rebuild the site."""
+    """Ingest one day (default: yesterday, UTC) plus any gap in the backfill window, recompute
+    the model, rebuild the site. Ends Failed when any file failed; other symbols still run."""
     from flows.ingest import gap_days
 
     settings = Settings()
     day = _parse_day(date) if date else _yesterday()
-    symbols = symbols or list(settings.symbols)
+    chosen = symbols or list(settings.symbols)
     window = settings.backfill_days if backfill_days is None else backfill_days
     url = base_url or settings.binance_base_url
-    gaps = gap_days(settings.db_path, symbols, day - timedelta(days=1), window)
-    pairs = sorted({(s, day) for s in symbols} | {(s, d) for s, ds in gaps.items() for d in ds})
-    summary = RunSummary()
+    summary = RunSummary(flow="liqheat-nightly")
     with pipeline_lock(settings.home, wait_s=settings.lock_wait_s):
-        _ingest_all(settings, pairs, url, False, summary)
-        _model_and_report(settings, symbols, summary)
-    return _finish(summary, fail_on={"failed"})
+        gaps = gap_days(settings.db_path, chosen, day - timedelta(days=1), window)
+        pairs = sorted({(s, day) for s in chosen} | {(s, d) for s, ds in gaps.items() for d in ds})
+        _ingest_all(settings, pairs, url, summary)
+        _model_and_report(settings, chosen, summary)
+        return _finish(settings, summary)
 
 
 @flow(name="liqheat-backfill", log_prints=True)
 def backfill_flow(symbols: list[str], start: str, end: str, base_url: str | None = None) -> str:
-    """Ingest a history range (skipping days already loaded), then model and report."""
+    """Ingest a history range (resumable: days already loaded are skipped), then model and
+    report."""
     settings = Settings()
     first, last = _parse_day(start), _parse_day(end)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    summary = RunSummary()
+    summary = RunSummary(flow="liqheat-backfill")
     url = base_url or settings.binance_base_url
     with pipeline_lock(settings.home, wait_s=settings.lock_wait_s):
-        _ingest_all(settings, [(s, d) for s in symbols for d in days], url, False, summary)
+        _ingest_all(settings, [(s, d) for s in symbols for d in days], url, summary)
         _model_and_report(settings, symbols, summary)
-    return _finish(summary, fail_on={"failed"})
+        return _finish(settings, summary)
 
 
 @flow(name="liqheat-demo", log_prints=True)
 def demo_flow(home: str, symbols: list[str], start: str, days: int, seed: int) -> RunSummary:
     """Offline demo: synthetic archive -> the normal ingest path -> model + backtest -> site."""
     settings = Settings(home=Path(home))
-    summary = RunSummary()
+    summary = RunSummary(flow="liqheat-demo")
     with pipeline_lock(settings.home, wait_s=settings.lock_wait_s):
         archive = demo_archive_task(
             str(settings.home / DEMO_ARCHIVE_DIR), symbols, start, days, seed
         )
         pairs = [(s, date.fromisoformat(d)) for s in symbols for d in archive["days"]]
-        _ingest_all(settings, pairs, archive["base_url"], False, summary)
+        _ingest_all(settings, pairs, archive["base_url"], summary)
         for symbol, csv_path in archive["liquidations"].items():
             import_realized_task(str(settings.home), symbol, csv_path, "synthetic")
         _model_and_report(settings, symbols, summary)
+        _record(settings, summary)
     return summary
 
 
 def _yesterday() -> date:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).date() - timedelta(days=1)
 
 
@@ -214,15 +329,6 @@ def _parse_day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError as exc:
         raise ValueError(f"bad date {text!r} (expected YYYY-MM-DD)") from exc
-
-
-def _finish(summary: RunSummary, fail_on: set[str]) -> str:
-    text = summary.render()
-    get_run_logger().info("run summary\n%s", text)
-    failed = [p for p in summary.problems if p.split(":", 1)[0] in fail_on]
-    if failed:
-        raise PipelineError(f"{len(failed)} file(s) failed; first: {failed[0]}")
-    return text
 
 
 def run_demo(

@@ -81,6 +81,8 @@ def run_ingest(
         with_trades=with_trades,
         force=force,
         progress=progress,
+        timeout_s=settings.http_timeout_s,
+        retries=settings.http_retries,
     )
 
 

@@ -35,6 +35,7 @@ WRITABLE_TABLES = frozenset(
         "key_levels",
         "predicted_liquidations",
         "backtest_scores",
+        "runs",
     }
 )
 
