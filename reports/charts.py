@@ -296,32 +296,38 @@ def liquidation_map_chart(
     return cast(alt.LayerChart, dark_config(chart))
 
 
-def sparkline_chart(path: pl.DataFrame, *, width: int = 220, height: int = 52) -> alt.Chart:
-    """Tiny close-price line (columns ts, close) for the index page, coloured by direction."""
+def sparkline_chart(
+    path: pl.DataFrame, *, width: int | str = "container", height: int = 56
+) -> alt.Chart:
+    """Tiny close-price area (columns ts, close) for the index page, coloured by direction;
+    as wide as its container by default."""
     values = path.select(
         pl.col("ts").dt.epoch("ms").alias("t"), pl.col("close").round(8).alias("c")
     )
     up = values.height < 2 or values["c"][-1] >= values["c"][0]
+    colour = LONG if up else SHORT
+    lo = float(values["c"].min()) if values.height else 0.0  # type: ignore[arg-type]
+    hi = float(values["c"].max()) if values.height else 1.0  # type: ignore[arg-type]
+    if hi <= lo:
+        lo, hi = lo - 1.0, hi + 1.0
     chart = (
         alt.Chart(inline_csv(values))
         .mark_area(
-            line={"color": LONG if up else SHORT, "strokeWidth": 1.4},
+            line={"color": colour, "strokeWidth": 1.5},
             color={
                 "gradient": "linear",
-                "stops": [
-                    {"color": BG, "offset": 0},
-                    {"color": LONG if up else SHORT, "offset": 1},
-                ],
+                "stops": [{"color": PANEL, "offset": 0}, {"color": colour, "offset": 1}],
                 "x1": 1,
                 "x2": 1,
                 "y1": 1,
                 "y2": 0,
             },
-            opacity=0.5,
+            opacity=0.45,
         )
         .encode(
             x=alt.X("t:T", axis=None, scale=alt.Scale(type="utc")),
-            y=alt.Y("c:Q", axis=None, scale=alt.Scale(zero=False)),
+            y=alt.Y("c:Q", axis=None, scale=alt.Scale(domain=[lo, hi], zero=False, nice=False)),
+            y2=alt.datum(lo),
         )
         .properties(width=width, height=height)
     )

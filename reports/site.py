@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -359,6 +359,21 @@ def _levels(sym: _Symbol) -> list[dict[str, Any]]:
     return sym.key_levels.sort("usd", descending=True).to_dicts()
 
 
+def _ladder(sym: _Symbol, last_price: float | None) -> dict[str, Any]:
+    """Key levels as a price ladder: shorts above (highest first), the reference price, then
+    longs below (nearest first); ``top`` is the largest USD, for bar widths."""
+    ref = float(sym.liq_map["ref_price"][0]) if sym.liq_map.height else last_price
+    if sym.key_levels.height == 0:
+        return {"shorts": [], "longs": [], "ref": ref, "top": 0.0}
+    by_price = sym.key_levels.sort("price", descending=True)
+    return {
+        "shorts": by_price.filter(pl.col("side") == "short").to_dicts(),
+        "longs": by_price.filter(pl.col("side") == "long").to_dicts(),
+        "ref": ref,
+        "top": float(sym.key_levels["usd"].max()),  # type: ignore[arg-type]
+    }
+
+
 def _strongest(sym: _Symbol) -> dict[str, dict[str, Any] | None]:
     out: dict[str, dict[str, Any] | None] = {"long": None, "short": None}
     for side in out:
@@ -467,6 +482,7 @@ def _symbol_common(sym: _Symbol, exchange: str, updated: datetime | None) -> dic
         "updated": updated,
         "run": run_ctx,
         "key_levels": _levels(sym),
+        "ladder": _ladder(sym, None),
         "strongest": _strongest(sym),
         "map_as_of": sym.liq_map["as_of"][0] if sym.liq_map.height else None,
         "scores": _score_rows(sym.scores) if sym.scores.height else [],
@@ -544,6 +560,7 @@ def build_site(
                 page = {
                     **common,
                     **ctx,
+                    "ladder": _ladder(sym, ctx["stats"]["last"]),
                     "root": "../",
                     "generated": generated,
                     "ranges": [{**lk, "active": lk["days"] == d} for lk in links],
@@ -556,6 +573,8 @@ def build_site(
                 if d == default:
                     pages.append(staged.write(sym_dir / "index.html", html))
             index_rows.append(_index_row(db_path, exchange, sym, links, wanted, sym_dir, common))
+        # symbols with a model first, then the most recent data, then by name
+        index_rows.sort(key=lambda r: (r["run"] is None, -_ordinal(r["last_day"]), r["symbol"]))
         index_ctx = {
             "root": "",
             "title": "liqheat · liquidation heatmaps",
@@ -574,6 +593,10 @@ def build_site(
         raise
     pages.append(index)
     return SiteResult(pages=pages, pngs=png_paths, index=index)
+
+
+def _ordinal(day: date | None) -> int:
+    return day.toordinal() if day is not None else 0
 
 
 def _index_row(

@@ -143,5 +143,6 @@ def test_sparkline_spec_is_tiny() -> None:
         {"ts": [T0 + timedelta(hours=k) for k in range(100)], "close": np.linspace(1, 2, 100)}
     )
     spec = charts.sparkline_chart(path).to_dict()
-    assert spec["width"] <= 300
+    assert spec["width"] == "container"
+    assert spec["height"] <= 80
     assert spec["encoding"]["x"]["axis"] is None
