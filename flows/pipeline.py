@@ -250,7 +250,9 @@ def _record(settings: Settings, summary: RunSummary) -> None:
     writes.replace_partition(
         settings.db_path, "runs", {"run_id": run_id}, summary.rows_frame(run_id)
     )
-    get_run_logger().info("run summary\n%s", summary.render())
+    get_run_logger().info(
+        "run summary recorded: runs table (run_id %s) and artifact liqheat-run-summary", run_id
+    )
 
 
 def _finish(settings: Settings, summary: RunSummary) -> str:
