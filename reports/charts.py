@@ -24,6 +24,9 @@ MUTED = "#7d889a"
 LONG = "#22c7e8"
 SHORT = "#f5487f"
 PRICE = "#f4f1e8"
+#: realized liquidation markers (hollow circles over the heatmap)
+REALIZED_LONG = "#e8fbff"
+REALIZED_SHORT = "#ffe6a8"
 #: colour ramps from near-background to bright: longs cyan, shorts rose/amber
 LONG_RAMP = ["#0d1b2a", "#0b4f6c", "#0f8fb8", "#35d0f0", "#b9f3ff"]
 SHORT_RAMP = ["#1d0f1c", "#6b1740", "#c22a63", "#ff6a86", "#ffd6a5"]
@@ -65,6 +68,7 @@ def dark_config(chart: Any) -> Any:
             titleFontWeight="normal",
             gradientLength=160,
             gradientThickness=10,
+            titlePadding=8,
             labelFont=FONT,
             titleFont=FONT,
         )
@@ -120,13 +124,15 @@ def heatmap_chart(
     width: int = 1040,
     height: int = 520,
     ref_price: float | None = None,
+    realized: pl.DataFrame | None = None,
 ) -> alt.LayerChart:
     """Time x price heatmap of estimated liquidation USD with the price path drawn over it.
 
     ``grid`` comes from :func:`reports.frames.aggregate_heatmap`; ``path`` has columns ts and
     close at the grid's time step. Cells where longs dominate use the cyan scale, cells where
     shorts dominate the rose scale, each with its own legend in USD; tooltips show time, price
-    bucket, long USD and short USD.
+    bucket, long USD and short USD. ``realized`` (ts, side, usd, price from
+    :func:`reports.frames.realized_at_step`) is drawn as hollow circles sized by USD.
     """
     t0 = _ms(grid.t0)
     dt = int(grid.time_step.total_seconds() * 1000)
@@ -210,6 +216,34 @@ def heatmap_chart(
         )
     )
     layers: list[Any] = [longs, shorts, price_line]
+    if realized is not None and realized.height:
+        dots = realized.select(
+            pl.col("ts").dt.epoch("ms").alias("t"),
+            "side",
+            pl.col("usd").round(0),
+            pl.col("price").round(8).alias("c"),
+        )
+        layers.append(
+            alt.Chart(inline_csv(dots))
+            .mark_circle(filled=False, strokeWidth=1.2, opacity=0.9)
+            .encode(
+                x=alt.X("t:T"),
+                y=alt.Y("c:Q"),
+                size=alt.Size("usd:Q", scale=alt.Scale(type="sqrt", range=[8, 260]), legend=None),
+                stroke=alt.Stroke(
+                    "side:N",
+                    scale=alt.Scale(
+                        domain=["long", "short"], range=[REALIZED_LONG, REALIZED_SHORT]
+                    ),
+                    legend=None,
+                ),
+                tooltip=[
+                    alt.Tooltip("t:T", title="time", format=TIME_FORMAT, formatType="utc"),
+                    alt.Tooltip("side:N", title="realized"),
+                    alt.Tooltip("usd:Q", title="realized USD", format=USD_FULL),
+                ],
+            )
+        )
     if ref_price is not None and math.isfinite(ref_price):
         last = alt.Chart(alt.InlineData(values=[{"c": ref_price}]))
         layers.append(last.mark_rule(color=PRICE, strokeDash=[2, 3], opacity=0.55).encode(y="c:Q"))

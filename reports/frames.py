@@ -43,6 +43,15 @@ PATH_SCHEMA = pl.Schema(
         "close": pl.Float64(),
     }
 )
+#: columns of :func:`realized_at_step`
+REALIZED_SCHEMA = pl.Schema(
+    {
+        "ts": pl.Datetime("us", "UTC"),
+        "side": pl.String(),
+        "usd": pl.Float64(),
+        "price": pl.Float64(),
+    }
+)
 #: columns of :func:`aggregate_map`
 MAP_SCHEMA = pl.Schema(
     {
@@ -335,4 +344,52 @@ def sparkline(path: pl.DataFrame, *, points: int = 120) -> pl.DataFrame:
         .group_by_dynamic("ts", every=step)
         .agg(pl.col("close").last())
         .select("ts", "close")
+    )
+
+
+def realized_at_step(
+    realized: pl.DataFrame,
+    path: pl.DataFrame,
+    step: timedelta,
+    start: datetime,
+    *,
+    top: int = 150,
+) -> pl.DataFrame:
+    """Place realized liquidations (ts, side, usd) on the heatmap: summed per time column and
+    side, drawn at the column's low (longs) or high (shorts) from the 1m bars ``path``; only
+    the ``top`` largest are kept. Columns: ts, side, usd, price.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t = datetime(2024, 1, 1, tzinfo=UTC)
+    >>> bars = pl.DataFrame({"ts": [t, t + timedelta(minutes=1)], "open": [1.0, 2.0],
+    ...                      "high": [2.0, 4.0], "low": [0.5, 1.5], "close": [2.0, 3.0]})
+    >>> liq = pl.DataFrame({"ts": [t, t + timedelta(minutes=1)], "side": ["long", "long"],
+    ...                     "usd": [10.0, 5.0]})
+    >>> realized_at_step(liq, bars, timedelta(minutes=5), t).row(0)[1:]
+    ('long', 15.0, 0.5)
+    """
+    schema = REALIZED_SCHEMA
+    if realized.height == 0 or path.height == 0:
+        return pl.DataFrame(schema=schema)
+    bars = path_at_step(path, step, start)
+    step_us = step // timedelta(microseconds=1)
+    origin = int(pl.Series([start]).dt.epoch("us")[0])
+    bucket = (pl.col("ts").dt.epoch("us") - origin) // step_us * step_us + origin
+    return (
+        realized.lazy()
+        .filter(pl.col("side").is_in(["long", "short"]) & (pl.col("usd") > 0))
+        .with_columns(ts=pl.from_epoch(bucket, time_unit="us").dt.replace_time_zone("UTC"))
+        .group_by("ts", "side")
+        .agg(pl.col("usd").sum())
+        .join(bars.lazy().select("ts", "low", "high"), on="ts", how="inner")
+        .with_columns(
+            price=pl.when(pl.col("side") == "long").then(pl.col("low")).otherwise(pl.col("high"))
+        )
+        .sort("usd", descending=True)
+        .head(top)
+        .sort("ts")
+        .select(pl.col(k).cast(v) for k, v in schema.items())
+        .collect()
     )

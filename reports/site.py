@@ -113,6 +113,7 @@ def environment() -> jinja2.Environment:
     env.filters["pct"] = fmt_pct
     env.filters["utc"] = fmt_time
     env.filters["num"] = fmt_num
+    env.filters["step"] = fmt_step
     return env
 
 
@@ -145,6 +146,13 @@ def fmt_pct(value: float | None, signed: bool = True) -> str:
     if value is None or not math.isfinite(value):
         return "–"
     return f"{value:+.2f}%" if signed else f"{value:.2f}%"
+
+
+def fmt_step(value: float | None) -> str:
+    """A price step without trailing zeros: 50, 0.25, 0.0001."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:,.8g}"
 
 
 def fmt_num(value: float | None, digits: int = 3) -> str:
@@ -405,6 +413,7 @@ def _range_page(
     map_spec: dict[str, Any] | None = None
     png_bytes: bytes | None = None
     grid_info: dict[str, Any] | None = None
+    realized = pl.DataFrame()
     if sym.run is not None and path.height:
         ph = str(sym.run["params_hash"])
         cells = rr.heatmap_cells(db_path, exchange, sym.symbol, ph, start, end)
@@ -422,7 +431,13 @@ def _range_page(
             base_step=float(step) if step else None,
         )
         line = frames.path_at_step(path, min(grid.time_step, timedelta(minutes=15)), start)
-        chart = charts.heatmap_chart(grid, line, ref_price=ref_price)
+        realized = frames.realized_at_step(
+            rr.realized_liquidations(db_path, exchange, sym.symbol, start, end),
+            path,
+            grid.time_step,
+            start,
+        )
+        chart = charts.heatmap_chart(grid, line, ref_price=ref_price, realized=realized)
         heat_spec = chart.to_dict()
         png_bytes = vl_convert.vegalite_to_png(heat_spec, scale=1.5) if png else None
         grid_info = {
@@ -444,6 +459,7 @@ def _range_page(
         "heatmap_spec": heat_spec,
         "map_spec": map_spec,
         "grid": grid_info,
+        "has_realized": bool(heat_spec is not None and realized.height),
     }
     return context, png_bytes
 

@@ -146,3 +146,21 @@ def test_sparkline_spec_is_tiny() -> None:
     assert spec["width"] == "container"
     assert spec["height"] <= 80
     assert spec["encoding"]["x"]["axis"] is None
+
+
+def test_heatmap_with_realized_markers(grid: frames.HeatmapGrid) -> None:
+    path = pl.DataFrame({"ts": [T0, T0 + timedelta(hours=1)], "close": [60_000.0, 60_100.0]})
+    realized = pl.DataFrame(
+        {
+            "ts": [T0, T0 + timedelta(hours=1)],
+            "side": ["long", "short"],
+            "usd": [1e6, 2e6],
+            "price": [59_000.0, 61_000.0],
+        }
+    )
+    spec = charts.heatmap_chart(grid, path, realized=realized).to_dict()
+    dots = spec["layer"][-1]
+    assert dots["mark"]["type"] == "circle"
+    assert dots["encoding"]["size"]["field"] == "usd"
+    assert dots["encoding"]["stroke"]["field"] == "side"
+    assert _csv(dots["data"], spec).height == 2

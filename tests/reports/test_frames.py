@@ -183,3 +183,31 @@ def test_sparkline_downsamples() -> None:
     out = frames.sparkline(bars, points=120)
     assert 100 <= out.height <= 121
     assert out["close"][-1] == 4319.0
+
+
+def test_realized_at_step_places_dots_at_the_extremes() -> None:
+    bars = pl.DataFrame(
+        {
+            "ts": [T0 + timedelta(minutes=k) for k in range(30)],
+            "open": np.full(30, 100.0),
+            "high": 101.0 + np.arange(30.0),
+            "low": 99.0 - np.arange(30.0),
+            "close": np.full(30, 100.0),
+        }
+    )
+    liq = pl.DataFrame(
+        {
+            "ts": [T0 + timedelta(minutes=m) for m in (1, 2, 16, 20, 29)],
+            "side": ["long", "long", "short", "short", "sideways"],
+            "usd": [10.0, 5.0, 7.0, 1.0, 99.0],
+        }
+    )
+    out = frames.realized_at_step(liq, bars, timedelta(minutes=15), T0)
+    assert out.columns == list(frames.REALIZED_SCHEMA)
+    assert out.select("side", "usd", "price").rows() == [
+        ("long", 15.0, 99.0 - 14),  # lowest low of the first 15 minutes
+        ("short", 8.0, 101.0 + 29),  # highest high of the second
+    ]
+    assert frames.realized_at_step(liq, bars, timedelta(minutes=15), T0, top=1)[
+        "usd"
+    ].to_list() == [15.0]

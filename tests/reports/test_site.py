@@ -49,12 +49,18 @@ def test_symbol_page_content(built_site: BuiltSite) -> None:
     assert "These are estimates" in html
     assert "SYNTHETIC DATA" not in html
     assert "beats baseline" in html
+    assert "realized liquidations (size = USD)" in html
+    assert spec_layers(html) == ["rect", "rect", "line", "circle", "rule"]
     for needle in ("Key levels", "Backtest", "Model run", "Data lineage", "leverage_tiers"):
         assert needle in html
     spec = _spec(html, "heatmap-chart")
     assert spec["layer"][0]["encoding"]["color"]["field"] == "l"
     eth = (built_site.root / "ETHUSDT" / "1d.html").read_text()
     assert "SYNTHETIC DATA" in eth
+
+
+def spec_layers(html: str) -> list[str]:
+    return [layer["mark"]["type"] for layer in _spec(html, "heatmap-chart")["layer"]]
 
 
 def _spec(html: str, chart_id: str) -> dict[str, Any]:
