@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -12,6 +13,7 @@ import polars as pl
 from transforms.levels import (
     EXPIRY_FRACTION,
     F64,
+    I64,
     _normalized,
     _ts_series,
     bar_index,
@@ -80,6 +82,88 @@ def _segmented_suffix_sum(values: F64, starts: npt.NDArray[np.bool_]) -> F64:
     ends = np.r_[starts[1:], True]  # last element of each group
     rev = _grouped_cumsum(np.ascontiguousarray(values[::-1]), ends[::-1])
     return np.ascontiguousarray(rev[::-1])
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Time buckets, chunks and per-bar survival factors shared by both sides (internal)."""
+
+    nb: int  # number of time buckets
+    pb_min: int  # smallest price bucket index
+    pb_span: int  # number of price buckets spanned
+    chunk: I64  # chunk per bar
+    chunk_of_bucket: I64
+    cfirst_bar: I64  # first bar per chunk
+    cend_bar: I64  # end bar (exclusive) per chunk
+    clast_bucket: I64  # last bucket per chunk
+    ref: F64  # log D at each chunk's first bar
+    log_d: F64
+    bid: I64  # time bucket per bar
+    s_b: F64  # sum over each bucket's bars of exp(log D - ref)
+    mean_b: F64  # s_b / bars in the bucket
+    bcount: F64
+    suffix: F64  # per bar: sum of exp(log D - ref) from this bar to its bucket's end
+
+
+def _side_cells(g: _Grid, j: I64, end: I64, notional: F64, price_b: I64) -> tuple[I64, F64]:
+    """Heatmap cells of one side: sorted unique keys ``tb * pb_span + pb - pb_min`` and USD."""
+    if j.shape[0] == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    # split each level into one segment per chunk it spans (one in practice)
+    ca, cb = g.chunk[j], g.chunk[end - 1]
+    nseg = cb - ca + 1
+    rep = np.repeat(np.arange(j.shape[0]), nseg)
+    seg_chunk = ca[rep] + (np.arange(rep.shape[0]) - np.repeat(np.cumsum(nseg) - nseg, nseg))
+    seg_start = np.maximum(j[rep], g.cfirst_bar[seg_chunk])
+    seg_end = np.minimum(end[rep], g.cend_bar[seg_chunk])
+    w = notional[rep] * np.exp(g.ref[seg_chunk] - g.log_d[j[rep]])
+    seg_price = price_b[rep] - g.pb_min
+    removed = seg_end < g.cend_bar[seg_chunk]
+    del rep, seg_chunk
+
+    # events (+w at the segment start, -w at its end), aggregated per (price bucket, time
+    # bucket) and sorted by that key
+    ev_bar = np.concatenate([seg_start, seg_end[removed]])
+    ev_w = np.concatenate([w, -w[removed]])
+    n_removed = int(removed.sum())
+    ev_cnt = np.concatenate([np.ones(w.shape[0], np.int64), -np.ones(n_removed, np.int64)])
+    key = np.concatenate([seg_price, seg_price[removed]]) * g.nb + g.bid[ev_bar]
+    del seg_start, seg_end, w, seg_price, removed
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    e_w = np.add.reduceat(ev_w[order], first)
+    e_wr = np.add.reduceat((ev_w * g.suffix[ev_bar])[order], first)
+    e_cnt = np.add.reduceat(ev_cnt[order], first)
+    uk = key[first]
+    del order, key, first, ev_bar, ev_w, ev_cnt
+    e_tb = uk % g.nb
+    e_pb = uk // g.nb
+    del uk
+    e_chunk = g.chunk_of_bucket[e_tb]
+    new_group = np.r_[True, (e_pb[1:] != e_pb[:-1]) | (e_chunk[1:] != e_chunk[:-1])]
+    a_after = _grouped_cumsum(e_w, new_group)
+    alive_after = _grouped_cumsum(e_cnt.astype(np.float64), new_group)
+    a_after = np.where(alive_after > 0.5, a_after, 0.0)
+    a_before = np.where(alive_after - e_cnt > 0.5, a_after - e_w, 0.0)
+    ev_val = (a_before * g.s_b[e_tb] + e_wr) / g.bcount[e_tb]
+    del a_before, e_wr, e_w
+
+    # gap buckets after each event bucket, up to the next event bucket of the group
+    last_in_group = np.r_[new_group[1:], True]
+    next_tb = np.where(last_in_group, g.clast_bucket[e_chunk] + 1, np.r_[e_tb[1:], 0])
+    gap = np.where(alive_after > 0.5, next_tb - e_tb - 1, 0)
+    del last_in_group, next_tb, alive_after, new_group, e_chunk
+    grep = np.repeat(np.arange(e_tb.shape[0]), gap)
+    g_tb = e_tb[grep] + 1 + (np.arange(grep.shape[0]) - np.repeat(np.cumsum(gap) - gap, gap))
+    g_val = a_after[grep] * g.mean_b[g_tb]
+    c_key = np.concatenate([e_tb * g.pb_span + e_pb, g_tb * g.pb_span + e_pb[grep]])
+    c_usd = np.concatenate([ev_val, g_val])
+    del grep, g_tb, g_val, ev_val, e_tb, e_pb
+    keep = c_usd > 0
+    c_key, c_usd = c_key[keep], c_usd[keep]
+    order = np.argsort(c_key)
+    return c_key[order], c_usd[order]
 
 
 def heatmap(
@@ -163,7 +247,7 @@ def heatmap(
     chunk = chunk_of_bucket[bid]
     ref = log_d[cfirst_bar]
     delta = np.exp(log_d - ref[chunk])  # in (e^-300-ish, 1]
-    s_b = np.bincount(bid, weights=delta, minlength=nb)
+    s_b = np.bincount(bid, weights=delta, minlength=nb).astype(np.float64)
     mean_b = s_b / bcount
     # suffix sum of delta inside each bucket (exact per bucket)
     bucket_start = np.zeros(n, dtype=bool)
@@ -178,87 +262,32 @@ def heatmap(
     target = log_d[np.clip(j, 0, None)] + math.log(EXPIRY_FRACTION)
     end = np.minimum(m, np.searchsorted(-log_d, -target, side="right"))
     keep &= end > j
-    side = (levels.get_column("side") == "short").to_numpy().astype(np.int64)[keep]
+    side = (levels.get_column("side") == "short").to_numpy().astype(np.int8)[keep]
     price_b = np.floor(levels.get_column("price").to_numpy()[keep] / price_step).astype(np.int64)
     j, end, notional = j[keep], end[keep], notional[keep]
     if j.shape[0] == 0:
         return _empty_heatmap()
 
-    # split each level into one segment per chunk it spans (one in practice)
-    ca, cb = chunk[j], chunk[end - 1]
-    nseg = cb - ca + 1
-    rep = np.repeat(np.arange(j.shape[0]), nseg)
-    seg_chunk = ca[rep] + (np.arange(rep.shape[0]) - np.repeat(np.cumsum(nseg) - nseg, nseg))
-    seg_start = np.maximum(j[rep], cfirst_bar[seg_chunk])
-    seg_end = np.minimum(end[rep], cend_bar[seg_chunk])
-    w = notional[rep] * np.exp(ref[seg_chunk] - log_d[j[rep]])
-    seg_side, seg_price = side[rep], price_b[rep]
-    removed = seg_end < cend_bar[seg_chunk]
-
-    ev_bar = np.r_[seg_start, seg_end[removed]]
-    ev_w = np.r_[w, -w[removed]]
-    ev_cnt = np.r_[np.ones(w.shape[0]), -np.ones(int(removed.sum()))]
-    ev_side = np.r_[seg_side, seg_side[removed]]
-    ev_price = np.r_[seg_price, seg_price[removed]]
-    ev_bucket = bid[ev_bar]
-    # aggregate events per (side, price bucket, time bucket), sorted by that key
-    pb_min = int(ev_price.min())
-    pb_span = int(ev_price.max()) - pb_min + 1
-    key = (ev_side * pb_span + (ev_price - pb_min)) * nb + ev_bucket
-    order = np.argsort(key, kind="stable")
-    key_sorted = key[order]
-    first = np.flatnonzero(np.r_[True, key_sorted[1:] != key_sorted[:-1]])
-    uk = key_sorted[first]
-    e_tb = uk % nb
-    e_pb = (uk // nb) % pb_span + pb_min
-    e_side = uk // nb // pb_span
-    e_w = np.add.reduceat(ev_w[order], first)
-    e_wr = np.add.reduceat((ev_w * suffix[ev_bar])[order], first)
-    e_cnt = np.add.reduceat(ev_cnt[order], first)
-    e_chunk = chunk_of_bucket[e_tb]
-    new_group = np.r_[
-        True,
-        (e_side[1:] != e_side[:-1]) | (e_pb[1:] != e_pb[:-1]) | (e_chunk[1:] != e_chunk[:-1]),
-    ]
-    a_after = _grouped_cumsum(e_w, new_group)
-    alive_after = np.rint(_grouped_cumsum(e_cnt, new_group))
-    a_after = np.where(alive_after > 0, a_after, 0.0)
-    a_before = a_after - e_w
-    a_before = np.where(alive_after - e_cnt > 0, a_before, 0.0)
-    ev_val = (a_before * s_b[e_tb] + e_wr) / bcount[e_tb]
-
-    # gap buckets after each event bucket, up to the next event bucket of the group
-    last_in_group = np.r_[new_group[1:], True]
-    next_tb = np.where(last_in_group, clast_bucket[e_chunk] + 1, np.r_[e_tb[1:], 0])
-    gap = np.where(alive_after > 0, next_tb - e_tb - 1, 0)
-    grep = np.repeat(np.arange(e_tb.shape[0]), gap)
-    g_tb = e_tb[grep] + 1 + (np.arange(grep.shape[0]) - np.repeat(np.cumsum(gap) - gap, gap))
-    g_val = a_after[grep] * mean_b[g_tb]
-
-    c_tb = np.r_[e_tb, g_tb]
-    c_pb = np.r_[e_pb, e_pb[grep]]
-    c_side = np.r_[e_side, e_side[grep]]
-    c_usd = np.maximum(np.r_[ev_val, g_val], 0.0)
-    pos = c_usd > 0
-    c_tb, c_pb, c_side, c_usd = c_tb[pos], c_pb[pos], c_side[pos], c_usd[pos]
-    ckey = c_tb * pb_span + (c_pb - pb_min)
-    order = np.argsort(ckey, kind="stable")
-    ckey = ckey[order]
-    first = np.flatnonzero(np.r_[True, ckey[1:] != ckey[:-1]]) if ckey.shape[0] else first[:0]
-    long_usd = (
-        np.add.reduceat(np.where(c_side == 0, c_usd, 0.0)[order], first) if ckey.shape[0] else c_usd
-    )
-    short_usd = (
-        np.add.reduceat(np.where(c_side == 1, c_usd, 0.0)[order], first) if ckey.shape[0] else c_usd
-    )
+    pb_min = int(price_b.min())
+    pb_span = int(price_b.max()) - pb_min + 1
+    grid = _Grid(nb, pb_min, pb_span, chunk, chunk_of_bucket, cfirst_bar, cend_bar, clast_bucket,
+                 ref, log_d, bid, s_b, mean_b, bcount, suffix)  # fmt: skip
+    is_short = side == 1
+    k_long, v_long = _side_cells(grid, j[~is_short], end[~is_short], notional[~is_short],
+                                 price_b[~is_short])  # fmt: skip
+    k_short, v_short = _side_cells(grid, j[is_short], end[is_short], notional[is_short],
+                                   price_b[is_short])  # fmt: skip
+    del j, end, notional, price_b, side, is_short
+    keys = np.sort(np.concatenate([k_long, k_short]), kind="stable")  # merge of two sorted runs
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
+    long_usd = np.zeros(keys.shape[0])
+    short_usd = np.zeros(keys.shape[0])
+    long_usd[np.searchsorted(keys, k_long)] = v_long
+    short_usd[np.searchsorted(keys, k_short)] = v_short
     out = pl.DataFrame(
-        {
-            "tb": ckey[first] // pb_span,
-            "pb": ckey[first] % pb_span + pb_min,
-            "long_usd": long_usd,
-            "short_usd": short_usd,
-        }
-    )
+        {"tb": keys // pb_span, "pb": keys % pb_span + pb_min, "long_usd": long_usd,
+         "short_usd": short_usd}
+    )  # fmt: skip
     return out.select(
         _ts_series("ts", bucket_ts[bstart][out["tb"].to_numpy()]),
         (pl.col("pb").cast(pl.Float64) * price_step).alias("price"),
