@@ -180,10 +180,12 @@ def heatmap(
     ``[j, m)`` with ``notional * D[i] / D[j]`` (OI-decrease shrinkage, see
     `transforms.levels.log_survival`). A cell is the mean over the time bucket's bars. Computed as
     a difference array (``+notional / D[j]`` at creation, ``-notional / D[j]`` at the end) with a
-    cumulative sum per price bucket, never a loop over levels or bars: O(N log N + n + C) for
-    ``N`` levels, ``n`` bars, ``C`` output cells. Levels below `EXPIRY_FRACTION` of their
-    notional are dropped. Time is cut into chunks where ``log D`` falls by at most 300 so the
-    weights ``1 / D[j]`` never overflow (one chunk in practice).
+    cumulative sum per price bucket, never a loop over levels or bars: O(N log N + n + C log C)
+    for ``N`` levels, ``n`` bars, ``C`` output cells (the per-group cumulative sums are exact and
+    take one numpy call per time bucket of the longest price-bucket history). Each side is done
+    in its own pass to halve peak memory. Levels below `EXPIRY_FRACTION` of their notional are
+    dropped. Time is cut into chunks where ``log D`` falls by at most 300 so the weights
+    ``1 / D[j]`` never overflow (one chunk in practice).
 
     Parameters
     ----------
