@@ -300,3 +300,49 @@ def write_ingest_results(db_path: Path, units: Sequence[IngestWrite]) -> None:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+
+
+#: columns of the ``symbol_map`` table (migration 0004)
+SYMBOL_MAP_COLUMNS = (
+    "exchange",
+    "symbol",
+    "instrument",
+    "base",
+    "quote",
+    "contract_size",
+    "contract_unit",
+)
+
+
+def write_symbol_map(db_path: Path, frame: pl.DataFrame) -> int:
+    """Replace every row of ``symbol_map`` with ``frame`` in one transaction; return rows.
+
+    ``frame`` is usually :func:`flows.sources.symbols.symbol_map_frame`; it must have exactly
+    the table's columns.
+
+    Examples
+    --------
+    >>> write_symbol_map(db, symbol_map_frame())  # doctest: +SKIP
+    24
+    """
+    if set(frame.columns) != set(SYMBOL_MAP_COLUMNS):
+        raise ValueError(
+            f"symbol map frame needs columns {', '.join(SYMBOL_MAP_COLUMNS)}; "
+            f"got {', '.join(frame.columns)}"
+        )
+    with WRITE_LOCK, write_connection(db_path) as con:
+        # registered outside the transaction: unregistering inside an aborted one would hide
+        # the real error (e.g. a CHECK constraint) behind "transaction is aborted"
+        con.register("_liqheat_symbol_map", frame.select(SYMBOL_MAP_COLUMNS))
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("DELETE FROM symbol_map")
+                con.execute("INSERT INTO symbol_map BY NAME SELECT * FROM _liqheat_symbol_map")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.unregister("_liqheat_symbol_map")
+    return frame.height
