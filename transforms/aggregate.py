@@ -1,0 +1,404 @@
+"""Summing per-exchange model outputs into one aggregated ("all exchanges") view.
+
+Every exchange's model runs on its own bars and open interest with the SAME parameters (in
+particular the same ``price_step``), so their price buckets share one grid: a bucket's lower
+edge is ``floor(price / step) * step`` everywhere. The functions here align frames onto a common
+(time, price) grid and sum them. Pure polars, no I/O.
+
+Conventions of the aggregate (exchange ``"all"``):
+
+- heatmap cells: summed on ``(ts, price)``. An exchange whose heatmap used a finer time bucket
+  (e.g. 5m on a short history against 15m elsewhere) is first averaged onto the coarser bucket
+  (a cell is the mean alive notional over its bucket, so the fine cells inside one coarse bucket
+  are summed and divided by how many fit: notional x time is preserved, nothing is counted
+  twice). Price buckets merged onto a coarser step are summed (notional is additive over price).
+- liquidation map: summed on ``price``; ``ref_price`` is the mean of the exchanges' reference
+  prices weighted by their alive notional (long + short USD in their map: the model's estimate
+  of each venue's leveraged open interest), so one exchange alone keeps its own reference;
+  ``as_of`` is the newest snapshot; cumulative columns are recomputed from the sums (and equal
+  the sum of the exchanges' cumulative curves).
+- key levels: recomputed from the summed map (top buckets per side by USD); ``price`` is the
+  bucket's midpoint (the stored map keeps bucket edges only), at most half a step from the
+  USD-weighted mean a single exchange reports.
+- per-bar series (predicted, baseline, realized): summed per ``ts`` (missing = 0).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from datetime import timedelta
+
+import polars as pl
+
+from transforms.heatmap import HEATMAP_SCHEMA, LIQUIDATION_MAP_SCHEMA
+from transforms.levels import KEY_LEVELS_SCHEMA
+
+__all__ = [
+    "AGGREGATE_EXCHANGE",
+    "PER_TS_SCHEMA",
+    "aggregate_ref_price",
+    "align_cells",
+    "as_timedelta",
+    "key_levels_from_map",
+    "sum_heatmaps",
+    "sum_liquidation_maps",
+    "sum_per_ts",
+]
+
+#: the exchange id under which aggregated outputs are stored
+AGGREGATE_EXCHANGE = "all"
+
+#: per-bar series summed by :func:`sum_per_ts` (predicted, baseline, realized per bar)
+PER_TS_SCHEMA: dict[str, pl.DataType] = {
+    "ts": pl.Datetime("us", "UTC"),
+    "long_usd": pl.Float64(),
+    "short_usd": pl.Float64(),
+}
+
+# tolerance (in bucket units) against float noise in stored bucket edges
+_EPS = 1e-9
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*(m|h|d)\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def as_timedelta(step: str | timedelta) -> timedelta:
+    """Return a time step (``"5m"``, ``"1h"``, ``"1d"`` or a timedelta) as a positive timedelta.
+
+    Examples
+    --------
+    >>> as_timedelta("15m"), as_timedelta(timedelta(hours=1))
+    (datetime.timedelta(seconds=900), datetime.timedelta(seconds=3600))
+    """
+    if isinstance(step, timedelta):
+        value = step
+    else:
+        m = _DURATION_RE.match(step)
+        if m is None:
+            raise ValueError(f"time step must look like 5m, 1h or 1d, got {step!r}")
+        value = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    if value <= timedelta(0):
+        raise ValueError(f"time step must be positive, got {step!r}")
+    return value
+
+
+def _check_step(price_step: float) -> None:
+    if not (math.isfinite(price_step) and price_step > 0):
+        raise ValueError(f"price_step must be positive and finite, got {price_step!r}")
+
+
+def _bucket(price_step: float) -> pl.Expr:
+    return ((pl.col("price") / price_step) + _EPS).floor().cast(pl.Int64).alias("pb")
+
+
+def _utc(frame: pl.DataFrame, *cols: str) -> pl.DataFrame:
+    exprs = []
+    for col in cols:
+        dtype = frame.schema[col]
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is None:
+            exprs.append(pl.col(col).dt.replace_time_zone("UTC"))
+    frame = frame.with_columns(exprs) if exprs else frame
+    return frame.with_columns([pl.col(c).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+                               for c in cols])  # fmt: skip
+
+
+def align_cells(
+    cells: pl.DataFrame,
+    *,
+    price_step: float,
+    time_step: str | timedelta,
+    source_time_step: str | timedelta,
+) -> pl.DataFrame:
+    """Re-bucket one exchange's heatmap cells onto a (possibly coarser) time x price grid.
+
+    Each input cell goes to exactly one output cell: the time bucket
+    ``ts.dt.truncate(time_step)`` and the price bucket ``floor(price / price_step)``. Cells
+    merged over price are summed; cells merged over time are summed and divided by
+    ``time_step / source_time_step`` (a cell holds the mean alive notional of its bucket, and a
+    missing fine cell means nothing was alive), so ``sum(out) * time_step ==
+    sum(in) * source_time_step``.
+
+    Parameters
+    ----------
+    cells
+        ``HEATMAP_SCHEMA`` frame (ts, price, long_usd, short_usd).
+    price_step
+        Target price bucket; ``price`` of the output is the bucket's lower edge.
+    time_step
+        Target time bucket; must be a whole multiple of ``source_time_step``.
+    source_time_step
+        The time bucket the cells were computed with.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``HEATMAP_SCHEMA``, sorted by ts then price.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> t = [datetime(2024, 1, 1, 0, m) for m in (0, 5, 10)]
+    >>> cells = pl.DataFrame({"ts": t, "price": [100.0, 101.0, 104.0],
+    ...                       "long_usd": [3.0, 3.0, 3.0], "short_usd": 0.0})
+    >>> align_cells(cells, price_step=5.0, time_step="15m", source_time_step="5m").rows()[0][1:]
+    (100.0, 3.0, 0.0)
+    """
+    _check_step(price_step)
+    target, source = as_timedelta(time_step), as_timedelta(source_time_step)
+    ratio = target / source
+    if ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
+        raise ValueError(f"time step {target} is not a whole multiple of the source step {source}")
+    if cells.height == 0:
+        return pl.DataFrame(schema=HEATMAP_SCHEMA)
+    out = (
+        _utc(cells.select("ts", "price", "long_usd", "short_usd"), "ts")
+        .lazy()
+        .with_columns(pl.col("ts").dt.truncate(target), _bucket(price_step))
+        .group_by("ts", "pb")
+        .agg(
+            (pl.col("long_usd").cast(pl.Float64).sum() / round(ratio)),
+            (pl.col("short_usd").cast(pl.Float64).sum() / round(ratio)),
+        )
+        .sort("ts", "pb")
+        .with_columns((pl.col("pb").cast(pl.Float64) * price_step).alias("price"))
+        .select([pl.col(c).cast(t) for c, t in HEATMAP_SCHEMA.items()])
+        .collect()
+    )
+    return out
+
+
+def sum_heatmaps(
+    parts: Sequence[tuple[pl.DataFrame, str | timedelta]],
+    *,
+    price_step: float,
+    time_step: str | timedelta | None = None,
+) -> pl.DataFrame:
+    """Sum several exchanges' heatmap cells cell by cell on a common grid.
+
+    Each part is ``(cells, the time step its heatmap used)``; every part is aligned with
+    :func:`align_cells` onto ``time_step`` (default: the coarsest part step) and ``price_step``,
+    then cells with the same ``(ts, price)`` are summed. A cell present in only some parts is
+    the sum of those (missing = 0).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``HEATMAP_SCHEMA``, only cells with a positive value, sorted by ts then price.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> t = datetime(2024, 1, 1)
+    >>> a = pl.DataFrame({"ts": [t], "price": [100.0], "long_usd": [2.0], "short_usd": [0.0]})
+    >>> b = pl.DataFrame({"ts": [t, t], "price": [100.0, 110.0], "long_usd": [1.0, 0.0],
+    ...                   "short_usd": [0.0, 5.0]})
+    >>> sum_heatmaps([(a, "15m"), (b, "15m")], price_step=10.0).select("price", "long_usd",
+    ...     "short_usd").rows()
+    [(100.0, 3.0, 0.0), (110.0, 0.0, 5.0)]
+    """
+    _check_step(price_step)
+    if not parts:
+        return pl.DataFrame(schema=HEATMAP_SCHEMA)
+    target = (
+        as_timedelta(time_step)
+        if time_step is not None
+        else max(as_timedelta(step) for _, step in parts)
+    )
+    aligned = [
+        align_cells(cells, price_step=price_step, time_step=target, source_time_step=step)
+        for cells, step in parts
+    ]
+    return (
+        pl.concat(aligned)
+        .lazy()
+        .with_columns(_bucket(price_step))
+        .group_by("ts", "pb")
+        .agg(pl.col("long_usd").sum(), pl.col("short_usd").sum())
+        .filter((pl.col("long_usd") > 0) | (pl.col("short_usd") > 0))
+        .sort("ts", "pb")
+        .with_columns((pl.col("pb").cast(pl.Float64) * price_step).alias("price"))
+        .select([pl.col(c).cast(t) for c, t in HEATMAP_SCHEMA.items()])
+        .collect()
+    )
+
+
+def aggregate_ref_price(maps: Sequence[pl.DataFrame]) -> float | None:
+    """Reference price of the summed map: the maps' ``ref_price`` weighted by their alive
+    notional (sum of ``long_usd + short_usd``); equal weights when every map is empty of USD;
+    None without any map rows.
+
+    Examples
+    --------
+    >>> a = pl.DataFrame({"ref_price": [100.0], "long_usd": [3.0], "short_usd": [0.0]})
+    >>> b = pl.DataFrame({"ref_price": [104.0], "long_usd": [0.0], "short_usd": [1.0]})
+    >>> aggregate_ref_price([a, b])
+    101.0
+    """
+    refs: list[float] = []
+    weights: list[float] = []
+    for frame in maps:
+        if frame.height == 0:
+            continue
+        refs.append(float(frame["ref_price"][0]))
+        total = frame.select((pl.col("long_usd") + pl.col("short_usd")).sum()).item()
+        weights.append(float(total) if total is not None and total > 0 else 0.0)
+    if not refs:
+        return None
+    if len(refs) == 1:
+        return refs[0]
+    if math.fsum(weights) <= 0:
+        weights = [1.0] * len(refs)
+    return math.fsum(r * w for r, w in zip(refs, weights, strict=True)) / math.fsum(weights)
+
+
+def sum_liquidation_maps(maps: Sequence[pl.DataFrame], *, price_step: float) -> pl.DataFrame:
+    """Sum several exchanges' liquidation-map snapshots on price.
+
+    Buckets (``floor(price / price_step)``) are summed; ``ref_price`` comes from
+    :func:`aggregate_ref_price`, ``as_of`` is the newest snapshot, and the cumulative columns
+    are recomputed as in `transforms.heatmap.liquidation_map` (longs summed from the top down,
+    shorts from the bottom up), which equals the sum of the parts' cumulative curves.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``LIQUIDATION_MAP_SCHEMA``, sorted by price.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> t = datetime(2024, 1, 1)
+    >>> a = pl.DataFrame({"as_of": [t, t], "ref_price": 100.0, "price": [90.0, 110.0],
+    ...     "long_usd": [4.0, 0.0], "short_usd": [0.0, 2.0], "long_cum_usd": [4.0, 0.0],
+    ...     "short_cum_usd": [0.0, 2.0]})
+    >>> b = a.with_columns(pl.col("long_usd") * 0.5)
+    >>> sum_liquidation_maps([a, b], price_step=10.0).select("price", "long_usd",
+    ...     "short_cum_usd").rows()
+    [(90.0, 6.0, 0.0), (110.0, 0.0, 4.0)]
+    """
+    _check_step(price_step)
+    present = [m for m in maps if m.height]
+    ref = aggregate_ref_price(present)
+    if not present or ref is None:
+        return pl.DataFrame(schema=LIQUIDATION_MAP_SCHEMA)
+    frame = pl.concat([_utc(m.select("as_of", "price", "long_usd", "short_usd"), "as_of")
+                       for m in present])  # fmt: skip
+    as_of = frame["as_of"].max()
+    return (
+        frame.lazy()
+        .with_columns(_bucket(price_step))
+        .group_by("pb")
+        .agg(pl.col("long_usd").sum(), pl.col("short_usd").sum())
+        .filter((pl.col("long_usd") > 0) | (pl.col("short_usd") > 0))
+        .sort("pb")
+        .select(
+            pl.lit(as_of).alias("as_of"),
+            pl.lit(ref, pl.Float64).alias("ref_price"),
+            (pl.col("pb").cast(pl.Float64) * price_step).alias("price"),
+            "long_usd",
+            "short_usd",
+            pl.col("long_usd").cum_sum(reverse=True).alias("long_cum_usd"),
+            pl.col("short_usd").cum_sum().alias("short_cum_usd"),
+        )
+        .select([pl.col(c).cast(t) for c, t in LIQUIDATION_MAP_SCHEMA.items()])
+        .collect()
+    )
+
+
+def key_levels_from_map(liq_map: pl.DataFrame, *, price_step: float, top: int = 5) -> pl.DataFrame:
+    """Strongest clusters per side of a (summed) liquidation map.
+
+    The ``top`` buckets by USD per side (ties: lower price first), ranked from 1; ``price`` is
+    the bucket midpoint (``lower edge + price_step / 2``), ``distance_pct = 100 * (price /
+    ref_price - 1)``, ``as_of`` the map's.
+
+    Returns
+    -------
+    pl.DataFrame
+        `transforms.levels.KEY_LEVELS_SCHEMA`, longs then shorts, by rank.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> m = pl.DataFrame({"as_of": datetime(2024, 1, 1), "ref_price": 100.0,
+    ...     "price": [80.0, 90.0, 110.0], "long_usd": [5.0, 7.0, 0.0],
+    ...     "short_usd": [0.0, 0.0, 2.0]})
+    >>> key_levels_from_map(m, price_step=10.0, top=1).select("side", "price", "usd").rows()
+    [('long', 95.0, 7.0), ('short', 115.0, 2.0)]
+    """
+    _check_step(price_step)
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    if liq_map.height == 0:
+        return pl.DataFrame(schema=KEY_LEVELS_SCHEMA)
+    frame = _utc(liq_map.select("as_of", "ref_price", "price", "long_usd", "short_usd"), "as_of")
+    sides = pl.concat(
+        [
+            frame.select(
+                "as_of",
+                "ref_price",
+                "price",
+                pl.lit(side).alias("side"),
+                pl.col(f"{side}_usd").alias("usd"),
+            )
+            for side in ("long", "short")
+        ]
+    ).filter(pl.col("usd") > 0)
+    ranked = (
+        sides.with_columns(_bucket(price_step))
+        .group_by("side", "pb")
+        .agg(pl.col("usd").sum(), pl.col("as_of").max(), pl.col("ref_price").first())
+        .sort(["side", "usd", "pb"], descending=[False, True, False])
+        .with_columns(pl.int_range(1, pl.len() + 1).over("side").alias("rank"))
+        .filter(pl.col("rank") <= top)
+        .with_columns(((pl.col("pb").cast(pl.Float64) + 0.5) * price_step).alias("price"))
+    )
+    return ranked.select(
+        "as_of",
+        "side",
+        pl.col("rank").cast(pl.Int32),
+        "price",
+        "usd",
+        ((pl.col("price") / pl.col("ref_price") - 1.0) * 100.0).alias("distance_pct"),
+    ).select([pl.col(c).cast(t) for c, t in KEY_LEVELS_SCHEMA.items()])
+
+
+def sum_per_ts(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    """Sum per-bar series (``ts, long_usd, short_usd``) of several exchanges on ``ts``.
+
+    The output has one row per timestamp present in any input (missing = 0); nulls count 0.
+
+    Returns
+    -------
+    pl.DataFrame
+        `PER_TS_SCHEMA`, sorted by ts.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> t = [datetime(2024, 1, 1, 0, m) for m in (0, 1)]
+    >>> a = pl.DataFrame({"ts": t, "long_usd": [1.0, 2.0], "short_usd": [0.0, 0.0]})
+    >>> b = pl.DataFrame({"ts": t[1:], "long_usd": [5.0], "short_usd": [1.0]})
+    >>> sum_per_ts([a, b]).select("long_usd", "short_usd").rows()
+    [(1.0, 0.0), (7.0, 1.0)]
+    """
+    present = [f for f in frames if f.height]
+    if not present:
+        return pl.DataFrame(schema=PER_TS_SCHEMA)
+    stacked = pl.concat(
+        [
+            _utc(f.select("ts", "long_usd", "short_usd"), "ts").select(
+                "ts",
+                pl.col("long_usd").cast(pl.Float64).fill_null(0.0),
+                pl.col("short_usd").cast(pl.Float64).fill_null(0.0),
+            )
+            for f in present
+        ]
+    )
+    return (
+        stacked.group_by("ts")
+        .agg(pl.col("long_usd").sum(), pl.col("short_usd").sum())
+        .sort("ts")
+        .select([pl.col(c).cast(t) for c, t in PER_TS_SCHEMA.items()])
+    )
