@@ -1,11 +1,17 @@
-"""Ingest the Binance USD-M archive into the warehouse (no Prefect here; the flows call this).
+"""Ingest exchange data into the warehouse (no Prefect here; the flows call this).
 
-Units of work are ``(dataset, symbol, day)``: ``klines``, ``markPriceKlines`` and ``metrics`` for
-each symbol-day, ``aggTrades`` with ``with_trades`` (stored as a per-minute price profile in
-``trade_profile``) and one ``fundingRate`` file per month touched (its ``day`` is the first of the
-month). Each unit is fetched and verified by :class:`flows.binance.ArchiveClient`, parsed by
-:mod:`flows.parse` and written by :func:`warehouse.writes.write_ingest_result`, which replaces the
-unit's rows and records its outcome in ``ingest_log`` in one transaction.
+An ingest is **plan -> skip already loaded -> stage -> load**: the exchange's
+:class:`~flows.sources.base.Source` (from :mod:`flows.sources.registry`; Binance by default)
+plans ``(dataset, symbol, day)`` units, units already ``loaded`` in ``ingest_log`` are skipped
+(unless ``force``), a thread pool fetches, verifies and parses the rest into Parquet files under
+a staging folder, and the calling thread -- the single DuckDB writer -- loads them with
+:func:`flows.sources.loader.load_staged` (one transaction per unit: rows replaced and the
+outcome logged in ``ingest_log``) in batches as they arrive, then deletes the staged files.
+
+For Binance the units are ``klines``, ``markPriceKlines`` and ``metrics`` for each symbol-day,
+``aggTrades`` with ``with_trades`` (stored as a per-minute price profile in ``trade_profile``)
+and one ``fundingRate`` file per month touched (its ``day`` is the first of the month); see
+:mod:`flows.sources.binance`.
 
 Outcome policy
 --------------
@@ -26,11 +32,12 @@ Metrics partitions are keyed by the labels a file actually carries, see :mod:`fl
 
 from __future__ import annotations
 
+import shutil
 import sys
-import tempfile
+import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -40,73 +47,52 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from flows.archive import SYMBOL_RE, daily_path, monthly_path
-from flows.binance import (
-    ArchiveClient,
-    ArchiveError,
-    NotPublishedError,
-    extract_csv_member,
-    read_csv_member,
-)
-from flows.parse import (
+from flows.binance import ArchiveClient
+from flows.sources.base import Source, StagedUnit, UnitRequest
+from flows.sources.binance import (
+    CORE_DATASETS,
+    DAILY_DATASETS,
+    DATASETS,
     EXCHANGE,
-    Parsed,
-    parse_aggtrades_profile,
-    parse_funding,
-    parse_klines,
-    parse_metrics,
+    MONTH_IN_PROGRESS,
+    MONTHLY_DATASETS,
+    TABLES,
+    BinanceSource,
+    archive_path,
+    check_symbol,
+    month_complete,
+    plan_units,
+    unit_day,
 )
-from warehouse.db import WarehouseError, write_connection
-from warehouse.writes import WRITE_LOCK, IngestWrite, write_ingest_results
+from flows.sources.loader import BATCH_UNITS, Outcome, load_staged
+from warehouse.writes import WRITE_LOCK
+
+__all__ = [
+    "CORE_DATASETS",
+    "DAILY_DATASETS",
+    "DATASETS",
+    "DB_LOCK",
+    "MONTHLY_DATASETS",
+    "TABLES",
+    "IngestReport",
+    "Outcome",
+    "archive_path",
+    "gap_days",
+    "ingest",
+    "ingest_one",
+    "loaded_units",
+    "plan_units",
+    "split_loaded",
+    "stage_units",
+]
 
 Status = Literal["loaded", "missing", "failed", "skipped"]
 
-CORE_DATASETS = ("klines", "markPriceKlines", "metrics")
-DAILY_DATASETS = (*CORE_DATASETS, "aggTrades")
-MONTHLY_DATASETS = ("fundingRate",)
-DATASETS = (*DAILY_DATASETS, *MONTHLY_DATASETS)
-#: dataset -> warehouse table
-TABLES = {
-    "klines": "klines",
-    "markPriceKlines": "mark_klines",
-    "metrics": "open_interest",
-    "aggTrades": "trade_profile",
-    "fundingRate": "funding_rates",
-}
 _ORDER = {name: i for i, name in enumerate(DATASETS)}
 
 #: serializes this process's DuckDB access (the warehouse's writer lock): DuckDB refuses a
 #: read-only and a read-write connection to one file at once inside a process
 DB_LOCK = WRITE_LOCK
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one ``(dataset, symbol, day)`` unit.
-
-    ``kind`` classifies failures: ``"missing"``, ``"network"``, ``"http"``, ``"checksum"``,
-    ``"corrupt"``, ``"parse"``, ``"internal"``, or ``"warning"`` for a loaded short file.
-    """
-
-    dataset: str
-    symbol: str
-    day: date
-    status: Status
-    rows: int = 0
-    sha256: str | None = None
-    reason: str | None = None
-    url: str | None = None
-    kind: str | None = None
-    downloaded: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("loaded", "skipped")
-
-    @property
-    def noteworthy(self) -> bool:
-        """True for anything the problems table should show."""
-        return not self.ok or self.kind == "warning"
 
 
 @dataclass(frozen=True)
@@ -180,89 +166,21 @@ def _utc_today() -> date:
     return datetime.now(UTC).date()
 
 
-def _month_complete(day: date, today: date) -> bool:
-    """True when the month of ``day`` ended before ``today``."""
-    return (day.year, day.month) < (today.year, today.month)
+def _new_staging_dir(db_path: Path, label: str) -> Path:
+    return db_path.parent / "staging" / f"{label}-{uuid.uuid4().hex[:12]}"
 
 
-def archive_path(dataset: str, symbol: str, day: date) -> str:
-    """Return the archive path of one unit (``fundingRate`` uses the month of ``day``).
-
-    Examples
-    --------
-    >>> archive_path("fundingRate", "BTCUSDT", date(2026, 4, 17))
-    'data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2026-04.zip'
-    """
-    if dataset in MONTHLY_DATASETS:
-        return monthly_path(dataset, symbol, day.year, day.month)
-    if dataset in DAILY_DATASETS:
-        return daily_path(dataset, symbol, day)
-    raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
-
-
-def _unit_day(dataset: str, day: date) -> date:
-    return day.replace(day=1) if dataset in MONTHLY_DATASETS else day
-
-
-def _parse(dataset: str, zip_path: Path, symbol: str, day: date, tmp_dir: Path) -> Parsed:
-    if dataset == "aggTrades":
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=tmp_dir) as tmp:
-            csv_path = extract_csv_member(zip_path, Path(tmp) / "member.csv")
-            return parse_aggtrades_profile(csv_path, symbol, day)
-    data = read_csv_member(zip_path)
-    if dataset == "klines":
-        return parse_klines(data, symbol, day)
-    if dataset == "markPriceKlines":
-        return parse_klines(data, symbol, day, mark=True)
-    if dataset == "metrics":
-        return parse_metrics(data, symbol, day)
-    if dataset == "fundingRate":
-        return parse_funding(data, symbol, day.year, day.month)
-    raise ValueError(f"unknown dataset {dataset!r}")
-
-
-def _record(db_path: Path, results: Sequence[tuple[Outcome, Parsed | None]]) -> None:
-    """Write units (rows if loaded + ingest_log) over one connection, one transaction each."""
-    writes: list[IngestWrite] = []
-    for outcome, parsed in results:
-        if outcome.status == "skipped":
-            continue
-        loaded = outcome.status == "loaded" and parsed is not None
-        writes.append(
-            IngestWrite(
-                exchange=EXCHANGE,
-                dataset=outcome.dataset,
-                symbol=outcome.symbol,
-                day=outcome.day,
-                status=outcome.status,
-                table=TABLES[outcome.dataset] if loaded else None,
-                keys=(
-                    {
-                        "exchange": EXCHANGE,
-                        "symbol": outcome.symbol,
-                        "ts": (parsed.start, parsed.end),
-                    }
-                    if loaded and parsed is not None
-                    else None
-                ),
-                frame=parsed.frame if loaded and parsed is not None else None,
-                rows=outcome.rows if outcome.status == "loaded" else None,
-                sha256=outcome.sha256,
-                error=outcome.reason,
-                source_url=outcome.url,
-            )
-        )
-    write_ingest_results(db_path, writes)
-
-
-def loaded_units(db_path: Path, symbols: Sequence[str]) -> dict[tuple[str, str], set[date]]:
+def loaded_units(
+    db_path: Path, symbols: Sequence[str], *, exchange: str = EXCHANGE
+) -> dict[tuple[str, str], set[date]]:
     """Return ``{(dataset, symbol): days loaded}`` from ``ingest_log`` for ``symbols``.
 
     Reads through a short read-write connection under :data:`DB_LOCK` (creating the database if
     needed): inside one process DuckDB refuses a read-only connection while a read-write one is
     open, and ingest threads write concurrently.
     """
+    from warehouse.db import write_connection
+
     out: dict[tuple[str, str], set[date]] = {}
     if not symbols:
         return out
@@ -271,64 +189,73 @@ def loaded_units(db_path: Path, symbols: Sequence[str]) -> dict[tuple[str, str],
         rows = con.execute(
             "SELECT dataset, symbol, day FROM ingest_log WHERE exchange = ? "
             f"AND status = 'loaded' AND symbol IN ({marks})",
-            [EXCHANGE, *symbols],
+            [exchange, *symbols],
         ).fetchall()
     for dataset, symbol, day in rows:
         out.setdefault((str(dataset), str(symbol)), set()).add(day)
     return out
 
 
-def _fetch_parse(
-    client: ArchiveClient, dataset: str, symbol: str, day: date
-) -> tuple[Outcome, Parsed | None]:
-    """Fetch, verify and parse one unit; every expected failure becomes an Outcome."""
-    path = archive_path(dataset, symbol, day)
-    url = client.url(path)
-    parsed: Parsed | None = None
-    try:
-        got = client.fetch_verified(path)
-        parsed = _parse(dataset, got.path, symbol, day, client.raw_dir / ".tmp")
-        notes = [parsed.warning] if parsed.warning else []
-        if got.republished:
-            notes.append("republished: cached copy replaced")
-        outcome = Outcome(
-            dataset,
-            symbol,
-            day,
-            "loaded",
-            rows=parsed.rows,
-            sha256=got.sha256,
-            reason="; ".join(notes) or None,
-            url=url,
-            kind="warning" if parsed.warning else None,
-            downloaded=got.downloaded,
-        )
-    except NotPublishedError as exc:
-        outcome = Outcome(dataset, symbol, day, "missing", reason=str(exc), url=url, kind="missing")
-    except ArchiveError as exc:
-        outcome = Outcome(dataset, symbol, day, "failed", reason=str(exc), url=url, kind=exc.kind)
-    except (WarehouseError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # a bug or an unforeseen file: record it, keep going
-        text = (str(exc).splitlines() or [""])[0][:100]
-        reason = f"internal error: {type(exc).__name__}: {text}"
-        outcome = Outcome(dataset, symbol, day, "failed", reason=reason, url=url, kind="internal")
-        parsed = None
-    return outcome, parsed if outcome.status == "loaded" else None
+def split_loaded(
+    requests: Sequence[UnitRequest], loaded: dict[tuple[str, str], set[date]]
+) -> tuple[list[Outcome], list[UnitRequest]]:
+    """Split planned units into ``skipped`` outcomes (already loaded) and units to stage.
+
+    Examples
+    --------
+    >>> req = UnitRequest("binance", "klines", "BTCUSDT", date(2024, 1, 1))
+    >>> skipped, todo = split_loaded([req], {("klines", "BTCUSDT"): {date(2024, 1, 1)}})
+    >>> skipped[0].reason, todo
+    ('already loaded', [])
+    """
+    skipped: list[Outcome] = []
+    todo: list[UnitRequest] = []
+    for r in requests:
+        if r.day in loaded.get((r.dataset, r.symbol), set()):
+            skipped.append(
+                Outcome(
+                    r.dataset,
+                    r.symbol,
+                    r.day,
+                    "skipped",
+                    reason="already loaded",
+                    exchange=r.exchange,
+                )
+            )
+        else:
+            todo.append(r)
+    return skipped, todo
 
 
-def _run_job(
-    db_path: Path, client: ArchiveClient, units: Sequence[tuple[str, str, date]]
-) -> list[Outcome]:
-    """Fetch and parse the units of one job (e.g. one symbol-day), then write them together."""
-    results = [_fetch_parse(client, ds, sym, day) for ds, sym, day in units]
-    _record(db_path, results)
-    return [outcome for outcome, _ in results]
+def stage_units(
+    source: Source,
+    requests: Sequence[UnitRequest],
+    staging_dir: Path,
+    *,
+    workers: int = 4,
+) -> Iterator[StagedUnit]:
+    """Stage ``requests`` on a pool of ``workers`` threads; yield units as they finish.
 
-
-def _check_symbol(symbol: str) -> None:
-    if not SYMBOL_RE.match(symbol):
-        raise ValueError(f"bad symbol {symbol!r} (expected e.g. BTCUSDT)")
+    Examples
+    --------
+    >>> staged = list(stage_units(source, requests, Path("staging")))  # doctest: +SKIP
+    """
+    if workers <= 1 or len(requests) <= 1:
+        for r in requests:
+            yield source.stage(r, staging_dir)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="liqheat-stage") as pool:
+        pending: set[Future[StagedUnit]] = {
+            pool.submit(source.stage, r, staging_dir) for r in requests
+        }
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        finally:
+            for fut in pending:
+                fut.cancel()
 
 
 # -- public API ----------------------------------------------------------------------------
@@ -347,46 +274,65 @@ def ingest_one(
     client: ArchiveClient | None = None,
     today: date | None = None,
 ) -> Outcome:
-    """Ingest one ``(dataset, symbol, day)`` unit and record it in ``ingest_log``.
+    """Ingest one Binance ``(dataset, symbol, day)`` unit and record it in ``ingest_log``.
 
     Safe to call from several threads at once (database access is serialized by
     :data:`DB_LOCK`). Pass ``client`` to share one HTTP connection pool between calls.
     For ``fundingRate``, ``day`` may be any day of the month; a month that has not ended
     (relative to ``today``, default the UTC date) is ``skipped``.
     """
-    _check_symbol(symbol)
+    check_symbol(symbol)
     archive_path(dataset, symbol, day)  # validates the dataset name
-    day = _unit_day(dataset, day)
-    if dataset in MONTHLY_DATASETS and not _month_complete(day, today or _utc_today()):
-        return Outcome(dataset, symbol, day, "skipped", reason="month in progress: not archived")
+    day = unit_day(dataset, day)
+    if dataset in MONTHLY_DATASETS and not month_complete(day, today or _utc_today()):
+        return Outcome(dataset, symbol, day, "skipped", reason=MONTH_IN_PROGRESS)
     if not force and day in loaded_units(db_path, [symbol]).get((dataset, symbol), set()):
         return Outcome(dataset, symbol, day, "skipped", reason="already loaded")
-    if client is not None:
-        return _run_job(db_path, client, [(dataset, symbol, day)])[0]
-    with ArchiveClient(
-        base_url, raw_dir, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s
-    ) as own:
-        return _run_job(db_path, own, [(dataset, symbol, day)])[0]
+    staging = _new_staging_dir(db_path, "one")
+    source = BinanceSource(
+        base_url,
+        raw_dir,
+        timeout_s=timeout_s,
+        retries=retries,
+        backoff_s=backoff_s,
+        today=today,
+        client=client,
+    )
+    try:
+        with source:
+            staged = source.stage(UnitRequest(EXCHANGE, dataset, symbol, day), staging)
+        return load_staged(db_path, [staged])[0]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
-def plan_units(
-    symbols: Sequence[str], days: Sequence[date], *, with_trades: bool = False
-) -> list[tuple[str, str, date]]:
-    """Return the ``(dataset, symbol, day)`` units for a request, monthly units de-duplicated.
+def _source_for(
+    exchange: str,
+    raw_dir: Path,
+    base_url: str,
+    *,
+    timeout_s: float,
+    retries: int,
+    backoff_s: float,
+    backoff_max_s: float,
+    today: date,
+) -> Source:
+    if exchange == EXCHANGE:
+        # built here rather than from settings: callers pass the HTTP policy directly
+        return BinanceSource(
+            base_url,
+            raw_dir,
+            timeout_s=timeout_s,
+            retries=retries,
+            backoff_s=backoff_s,
+            backoff_max_s=backoff_max_s,
+            today=today,
+        )
+    from flows.settings import Settings
+    from flows.sources.registry import get_source
 
-    Examples
-    --------
-    >>> len(plan_units(["BTCUSDT"], [date(2024, 1, 31), date(2024, 2, 1)]))
-    8
-    """
-    daily = DAILY_DATASETS if with_trades else CORE_DATASETS
-    units: list[tuple[str, str, date]] = []
-    for symbol in dict.fromkeys(symbols):
-        months = sorted({d.replace(day=1) for d in days})
-        for day in sorted(set(days)):
-            units += [(ds, symbol, day) for ds in daily]
-        units += [(ds, symbol, m) for m in months for ds in MONTHLY_DATASETS]
-    return units
+    settings = Settings(home=raw_dir.parent, http_timeout_s=timeout_s, http_retries=retries)
+    return get_source(exchange, settings, base_url=base_url)
 
 
 def ingest(
@@ -406,33 +352,40 @@ def ingest(
     workers: int = 4,
     today: date | None = None,
     console: Console | None = None,
+    exchange: str = EXCHANGE,
+    source: Source | None = None,
+    staging_dir: Path | None = None,
 ) -> IngestReport:
-    """Ingest ``symbols`` x ``days`` (klines, mark klines, metrics, optional aggTrades, and the
-    funding months touched) from the archive at ``base_url``; return an :class:`IngestReport`.
+    """Ingest ``symbols`` x ``days`` from ``exchange`` (Binance: klines, mark klines, metrics,
+    optional aggTrades, and the funding months touched) from ``base_url``; return an
+    :class:`IngestReport`.
 
     Units already ``loaded`` are skipped unless ``force``. One bad file never stops the others.
     ``progress=None`` shows a rich progress bar only when stderr is a terminal. ``workers``
-    threads fetch in parallel (database writes are serialized). ``retries``/``backoff_s`` follow
-    the settings ``http_retries``; tests pass tiny backoffs. ``today`` (UTC date) decides which
-    funding months are complete.
+    threads fetch and parse in parallel into ``staging_dir`` (default: a fresh folder under
+    ``<db folder>/staging``, removed afterwards); this thread is the only writer.
+    ``retries``/``backoff_s`` follow the settings ``http_retries``; tests pass tiny backoffs.
+    ``today`` (UTC date) decides which funding months are complete. ``exchange`` picks the
+    source from :mod:`flows.sources.registry` (``base_url`` is that exchange's public-data
+    root); ``source`` passes a ready :class:`~flows.sources.base.Source` instead.
     """
     for symbol in symbols:
-        _check_symbol(symbol)
+        check_symbol(symbol)
     today = today or _utc_today()
-    units = plan_units(symbols, days, with_trades=with_trades)
-    loaded = loaded_units(db_path, list(dict.fromkeys(symbols)))  # also creates the database
-    if force:
-        loaded = {}
-    outcomes: list[Outcome] = []
-    todo: list[tuple[str, str, date]] = []
-    for ds, sym, day in units:
-        if ds in MONTHLY_DATASETS and not _month_complete(day, today):
-            reason = "month in progress: not archived"
-            outcomes.append(Outcome(ds, sym, day, "skipped", reason=reason))
-        elif day in loaded.get((ds, sym), set()):
-            outcomes.append(Outcome(ds, sym, day, "skipped", reason="already loaded"))
-        else:
-            todo.append((ds, sym, day))
+    src = source or _source_for(
+        exchange,
+        raw_dir,
+        base_url,
+        timeout_s=timeout_s,
+        retries=retries,
+        backoff_s=backoff_s,
+        backoff_max_s=backoff_max_s,
+        today=today,
+    )
+    requests = src.plan(list(symbols), list(days), with_trades=with_trades)
+    # also creates the database
+    loaded = loaded_units(db_path, list(dict.fromkeys(symbols)), exchange=src.exchange)
+    outcomes, todo = split_loaded(requests, {} if force else loaded)
 
     show = sys.stderr.isatty() if progress is None else progress
     bar = Progress(
@@ -445,56 +398,39 @@ def ingest(
         disable=not show,
         transient=False,
     )
-    with (
-        ArchiveClient(
-            base_url,
-            raw_dir,
-            timeout_s=timeout_s,
-            retries=retries,
-            backoff_s=backoff_s,
-            backoff_max_s=backoff_max_s,
-        ) as client,
-        bar,
-    ):
-        task = bar.add_task("", total=len(todo))
-
-        def run(job: list[tuple[str, str, date]]) -> list[Outcome]:
-            result = _run_job(db_path, client, job)
-            _, sym, day = job[0]
-            bar.update(task, advance=len(job), description=f"{sym} {day.isoformat()}")
-            return result
-
-        for done in _map(run, _jobs(todo), workers):
-            outcomes += done
-    outcomes.sort(key=lambda o: (o.symbol, o.day, _ORDER[o.dataset]))
+    staging = staging_dir or _new_staging_dir(db_path, "ingest")
+    try:
+        with bar:
+            task = bar.add_task("", total=len(todo))
+            batch: list[StagedUnit] = []
+            for unit in stage_units(src, todo, staging, workers=workers):
+                batch.append(unit)
+                bar.update(task, advance=1, description=f"{unit.symbol} {unit.day.isoformat()}")
+                if len(batch) >= BATCH_UNITS:
+                    outcomes += load_staged(db_path, batch)
+                    batch = []
+            outcomes += load_staged(db_path, batch)
+    finally:
+        close: Callable[[], None] | None = getattr(src, "close", None)
+        if source is None and close is not None:
+            close()
+        if staging_dir is None:
+            shutil.rmtree(staging, ignore_errors=True)
+    outcomes.sort(key=lambda o: (o.symbol, o.day, _ORDER.get(o.dataset, len(_ORDER)), o.dataset))
     return IngestReport(tuple(outcomes))
 
 
-def _jobs(units: list[tuple[str, str, date]]) -> list[list[tuple[str, str, date]]]:
-    """Group daily units by symbol-day (written in one connection); monthly units alone."""
-    jobs: dict[tuple[str, str, date], list[tuple[str, str, date]]] = {}
-    for ds, sym, day in units:
-        key = (ds if ds in MONTHLY_DATASETS else "", sym, day)
-        jobs.setdefault(key, []).append((ds, sym, day))
-    return list(jobs.values())
-
-
-def _map(
-    fn: Callable[[list[tuple[str, str, date]]], list[Outcome]],
-    jobs: list[list[tuple[str, str, date]]],
-    workers: int,
-) -> list[list[Outcome]]:
-    if workers <= 1 or len(jobs) <= 1:
-        return [fn(job) for job in jobs]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="liqheat-ingest") as pool:
-        return list(pool.map(fn, jobs))
-
-
 def gap_days(
-    db_path: Path, symbols: Sequence[str], end_day: date, window_days: int
+    db_path: Path,
+    symbols: Sequence[str],
+    end_day: date,
+    window_days: int,
+    *,
+    exchange: str = EXCHANGE,
+    datasets: Sequence[str] = CORE_DATASETS,
 ) -> dict[str, list[date]]:
     """Return, per symbol, the days in ``[end_day - window_days, end_day]`` for which any of
-    the core datasets (klines, markPriceKlines, metrics) is not ``loaded``.
+    ``datasets`` (default Binance's core: klines, markPriceKlines, metrics) is not ``loaded``.
 
     Examples
     --------
@@ -503,8 +439,8 @@ def gap_days(
     """
     window = [end_day - timedelta(days=n) for n in range(window_days, -1, -1)]
     gaps: dict[str, list[date]] = {}
-    loaded = loaded_units(db_path, list(symbols)) if db_path.exists() else {}
+    loaded = loaded_units(db_path, list(symbols), exchange=exchange) if db_path.exists() else {}
     for symbol in symbols:
-        done = [loaded.get((ds, symbol), set()) for ds in CORE_DATASETS]
+        done = [loaded.get((ds, symbol), set()) for ds in datasets]
         gaps[symbol] = [d for d in window if not all(d in s for s in done)]
     return gaps
