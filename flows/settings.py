@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     binance_base_url: str = Field(
         default=DEFAULT_BINANCE_BASE_URL, description="Binance public-data archive root"
     )
+    okx_api_url: str = Field(default="https://www.okx.com", description="OKX REST API root")
+    okx_static_url: str = Field(
+        default="https://static.okx.com", description="OKX historical-data files root"
+    )
     symbols: list[str] = Field(default=["BTCUSDT", "ETHUSDT"], description="default symbols")
     backfill_days: int = Field(default=7, ge=0, description="nightly gap-backfill window")
     http_timeout_s: float = Field(default=30.0, gt=0)
