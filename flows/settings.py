@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     okx_static_url: str = Field(
         default="https://static.okx.com", description="OKX historical-data files root"
     )
+    bybit_public_url: str = Field(
+        default="https://public.bybit.com", description="Bybit public-data (trade files) root"
+    )
+    bybit_api_url: str = Field(default="https://api.bybit.com", description="Bybit REST API root")
     symbols: list[str] = Field(default=["BTCUSDT", "ETHUSDT"], description="default symbols")
     backfill_days: int = Field(default=7, ge=0, description="nightly gap-backfill window")
     http_timeout_s: float = Field(default=30.0, gt=0)
