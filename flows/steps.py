@@ -126,15 +126,21 @@ def model_symbol(
     exchange: str = EXCHANGE,
     params: ModelParams | None = None,
     days: int | None = None,
+    price_step: float | None = None,
 ) -> ModelSummary:
     """Run the liquidation model over the last ``days`` of one symbol and store every output
-    (levels, heatmap, liquidation map, key levels, predictions, backtest) in one transaction."""
+    (levels, heatmap, liquidation map, key levels, predictions, backtest) in one transaction.
+
+    ``price_step`` overrides the price bucket of ``params`` (default: its own, auto = 0.1 % of
+    the median close); it is part of the params hash the outputs are stored under."""
     from transforms.backtest import score
     from transforms.model import run_model
     from transforms.params import ModelParams
     from transforms.realized import realized_per_bar
 
     params = params or ModelParams()
+    if price_step is not None:
+        params = ModelParams.model_validate({**params.model_dump(), "price_step": price_step})
     db = settings.db_path
     last = reads.last_bar_ts(db, exchange, symbol)
     if last is None:
@@ -199,6 +205,159 @@ def model_symbol(
         bars=bars.height,
         levels=result.levels.height,
         heatmap_cells=result.heatmap.height,
+        seconds=seconds,
+        scores=scores.select(
+            "method", "side", "capture_auc", "top_decile_overlap", "log_corr"
+        ).to_dicts()
+        if scores.height
+        else [],
+    )
+
+
+def aggregate_symbol(
+    settings: Settings,
+    symbol: str,
+    exchanges: Sequence[str] | None = None,
+    *,
+    params: ModelParams | None = None,
+    days: int | None = None,
+    rerun: bool = False,
+) -> ModelSummary:
+    """Sum every exchange's model outputs of one symbol and store them under exchange "all".
+
+    One price step serves every exchange so their buckets align: ``params.price_step`` when
+    set, else the auto step of the binance bars (else of the first exchange with bars). Each
+    exchange's model is (re)run with that step unless a run with the same params hash already
+    covers its current window and is newer than its last load (``rerun=True`` always reruns).
+    The stored aggregate (see :mod:`transforms.aggregate`): heatmap cells summed on
+    (ts, price), liquidation map summed on price with the exchanges' reference prices weighted
+    by their alive notional, key levels recomputed from the summed map, predicted
+    liquidations summed per ts, and backtest scores of the summed prediction against every
+    exchange's realized liquidations summed (baseline: the exchanges' baselines summed) when
+    any exist. The "all" ``model_runs`` row has the same params and hash, ``bars`` = distinct
+    bar times over the exchanges, ``levels`` = their sum.
+    """
+    from transforms.aggregate import (
+        AGGREGATE_EXCHANGE,
+        key_levels_from_map,
+        sum_heatmaps,
+        sum_liquidation_maps,
+        sum_per_ts,
+    )
+    from transforms.backtest import baseline_liquidations, score
+    from transforms.params import ModelParams
+    from transforms.realized import realized_per_bar
+    from warehouse import reads_report as rr
+
+    db = settings.db_path
+    params = params or ModelParams()
+    span = timedelta(days=days or settings.model_days)
+    chosen = list(exchanges) if exchanges else rr.symbol_exchanges(db, symbol)
+    windows: dict[str, tuple[datetime, datetime]] = {}
+    for ex in dict.fromkeys(chosen):
+        if ex == AGGREGATE_EXCHANGE:
+            raise ValueError(f"{AGGREGATE_EXCHANGE!r} is the aggregate, not an exchange")
+        last = reads.last_bar_ts(db, ex, symbol)
+        if last is not None:
+            end = last + timedelta(minutes=1)
+            windows[ex] = (end - span, end)
+    if not windows:
+        return ModelSummary(AGGREGATE_EXCHANGE, symbol, params.params_hash(), 0, 0, 0, 0.0)
+
+    step = params.price_step
+    if step is None:
+        ref = "binance" if "binance" in windows else next(iter(windows))
+        step = params.resolve_price_step(reads.model_bars(db, ref, symbol, *windows[ref]))
+    params = ModelParams.model_validate({**params.model_dump(), "price_step": step})
+    params_hash = params.params_hash()
+
+    runs: dict[str, dict[str, Any]] = {}
+    for ex, (start, end) in windows.items():
+        run = rr.model_run(db, ex, symbol, params_hash)
+        n, first, last_ts = rr.window_bars(db, ex, symbol, start, end)
+        loaded = rr.last_loaded(db, ex, symbol)
+        fresh = (
+            run is not None
+            and run["bars"] == n
+            and run["start_ts"] == first
+            and run["end_ts"] == last_ts
+            and (loaded is None or run["computed_at"] >= loaded)
+        )
+        if rerun or not fresh:
+            model_symbol(settings, symbol, exchange=ex, params=params, days=days)
+            run = rr.model_run(db, ex, symbol, params_hash)
+        if run is not None:
+            runs[ex] = run
+
+    t0 = time.perf_counter()
+    parts = []
+    maps = []
+    predicted = []
+    for ex, run in runs.items():
+        cells = rr.heatmap_cells(db, ex, symbol, params_hash)
+        parts.append((cells, _time_step(pl.DataFrame({"ts": [run["start_ts"], run["end_ts"]]}))))
+        maps.append(rr.latest_liquidation_map(db, ex, symbol, params_hash))
+        predicted.append(rr.predicted_liquidations(db, ex, symbol, params_hash))
+    heat = sum_heatmaps(parts, price_step=step)
+    liq_map = sum_liquidation_maps(maps, price_step=step)
+    levels = key_levels_from_map(liq_map, price_step=step)
+    pred = sum_per_ts(predicted)
+
+    scores = pl.DataFrame()
+    realized_parts = []
+    baselines = []
+    sources: set[str] = set()
+    events_by_ex = {ex: reads.realized_liquidations(db, ex, symbol, *windows[ex]) for ex in runs}
+    if pred.height and any(e.height for e in events_by_ex.values()):
+        for ex, events in events_by_ex.items():
+            bars = reads.model_bars(db, ex, symbol, *windows[ex])
+            baselines.append(baseline_liquidations(bars))
+            if events.height:
+                realized_parts.append(realized_per_bar(events.select("ts", "side", "usd"), bars))
+                sources |= {f"{ex}:{src}" for src in events["source"].to_list()}
+        scores = score(
+            pred, sum_per_ts(realized_parts), baseline=sum_per_ts(baselines)
+        ).with_columns(
+            pl.lit(pred["ts"].min()).alias("start_ts"),
+            pl.lit(pred["ts"].max()).alias("end_ts"),
+            pl.lit(",".join(sorted(sources))).alias("realized_source"),
+            pl.lit(datetime.now(UTC)).alias("computed_at"),
+        )
+    seconds = time.perf_counter() - t0
+    n_levels = sum(int(r["levels"] or 0) for r in runs.values())
+    run_row = pl.DataFrame(
+        {
+            "params_json": [params.to_json()],
+            "start_ts": [min(r["start_ts"] for r in runs.values())] if runs else [None],
+            "end_ts": [max(r["end_ts"] for r in runs.values())] if runs else [None],
+            "bars": [pred.height],
+            "levels": [n_levels],
+            "price_step": [float(step)],
+            "seconds": [seconds],
+            "computed_at": [datetime.now(UTC)],
+        }
+    )
+    writes.write_model_outputs(
+        db,
+        exchange=AGGREGATE_EXCHANGE,
+        symbol=symbol,
+        params_hash=params_hash,
+        run=run_row,
+        outputs={
+            "heatmap_cells": heat,
+            "liquidation_map": liq_map,
+            "key_levels": levels,
+            "predicted_liquidations": pred,
+            "backtest_scores": scores,
+        },
+    )
+    return ModelSummary(
+        exchange=AGGREGATE_EXCHANGE,
+        symbol=symbol,
+        params_hash=params_hash,
+        bars=pred.height,
+        levels=n_levels,
+        heatmap_cells=heat.height,
         seconds=seconds,
         scores=scores.select(
             "method", "side", "capture_auc", "top_decile_overlap", "log_corr"

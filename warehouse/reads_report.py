@@ -335,3 +335,123 @@ def last_updated(db_path: Path, exchange: str) -> datetime | None:
     )
     value = frame.item()
     return value if isinstance(value, datetime) else None
+
+
+#: exchange id of the aggregated ("all exchanges") model outputs
+AGGREGATE_EXCHANGE = "all"
+#: display order of exchanges (others follow alphabetically)
+EXCHANGE_ORDER = ("binance", "bybit", "okx")
+
+
+def _exchange_rank(exchange: str) -> tuple[int, str]:
+    order = {name: k for k, name in enumerate(EXCHANGE_ORDER)}
+    return (order.get(exchange, len(order)), exchange)
+
+
+def symbol_exchanges(db_path: Path, symbol: str) -> list[str]:
+    """Return the exchanges with 1m bars or a model run for ``symbol`` (never ``"all"``),
+    binance, bybit, okx first.
+
+    Examples
+    --------
+    >>> symbol_exchanges(db, "BTCUSDT")  # doctest: +SKIP
+    ['binance', 'bybit']
+    """
+    frame = query(
+        db_path,
+        "SELECT DISTINCT exchange FROM klines WHERE symbol = ? "
+        "UNION SELECT DISTINCT exchange FROM model_runs WHERE symbol = ?",
+        [symbol, symbol],
+    )
+    names = {str(e) for e in frame["exchange"].to_list()} - {AGGREGATE_EXCHANGE}
+    return sorted(names, key=_exchange_rank)
+
+
+def report_exchanges(db_path: Path) -> list[str]:
+    """Return every exchange with bars or model runs, ``"all"`` included when aggregated runs
+    exist; ``"all"`` first, then binance, bybit, okx, then the others.
+
+    Examples
+    --------
+    >>> report_exchanges(db)  # doctest: +SKIP
+    ['all', 'binance', 'bybit']
+    """
+    frame = query(
+        db_path,
+        "SELECT DISTINCT exchange FROM klines UNION SELECT DISTINCT exchange FROM model_runs",
+    )
+    names = {str(e) for e in frame["exchange"].to_list()}
+    ordered = sorted(names - {AGGREGATE_EXCHANGE}, key=_exchange_rank)
+    return [AGGREGATE_EXCHANGE, *ordered] if AGGREGATE_EXCHANGE in names else ordered
+
+
+def model_run(db_path: Path, exchange: str, symbol: str, params_hash: str) -> dict[str, Any] | None:
+    """Return the ``model_runs`` row of one (exchange, symbol, params_hash) as a dict, or None.
+
+    Examples
+    --------
+    >>> model_run(db, "binance", "BTCUSDT", "ab12")["price_step"]  # doctest: +SKIP
+    50.0
+    """
+    frame = query(
+        db_path,
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM model_runs "
+        "WHERE exchange = ? AND symbol = ? AND params_hash = ?",
+        [exchange, symbol, params_hash],
+    )
+    return frame.row(0, named=True) if frame.height else None
+
+
+def predicted_liquidations(
+    db_path: Path, exchange: str, symbol: str, params_hash: str
+) -> pl.DataFrame:
+    """Return the predicted liquidations (ts, long_usd, short_usd) of one model run by ts.
+
+    Examples
+    --------
+    >>> predicted_liquidations(db, "binance", "BTCUSDT", "ab12").columns  # doctest: +SKIP
+    ['ts', 'long_usd', 'short_usd']
+    """
+    return query(
+        db_path,
+        "SELECT ts, long_usd, short_usd FROM predicted_liquidations "
+        "WHERE exchange = ? AND symbol = ? AND params_hash = ? ORDER BY ts",
+        [exchange, symbol, params_hash],
+    )
+
+
+def window_bars(
+    db_path: Path, exchange: str, symbol: str, start: datetime, end: datetime
+) -> tuple[int, datetime | None, datetime | None]:
+    """Return (count, first ts, last ts) of the 1m bars of ``symbol`` in ``[start, end)``.
+
+    Examples
+    --------
+    >>> window_bars(db, "binance", "BTCUSDT", start, end)  # doctest: +SKIP
+    (4320, datetime(2024, 5, 1, 0, 0, tzinfo=UTC), datetime(2024, 5, 3, 23, 59, tzinfo=UTC))
+    """
+    extra, params = _range_sql("ts", start, end)
+    frame = query(
+        db_path,
+        "SELECT count(*) AS n, min(ts) AS lo, max(ts) AS hi FROM klines "
+        f"WHERE exchange = ? AND symbol = ?{extra}",
+        [exchange, symbol, *params],
+    )
+    n, lo, hi = frame.row(0)
+    return int(n), lo, hi
+
+
+def last_loaded(db_path: Path, exchange: str, symbol: str) -> datetime | None:
+    """Return when any file of ``symbol`` on ``exchange`` was last loaded (ingest_log), or None.
+
+    Examples
+    --------
+    >>> last_loaded(db, "binance", "BTCUSDT")  # doctest: +SKIP
+    """
+    frame = query(
+        db_path,
+        "SELECT max(loaded_at) AS ts FROM ingest_log WHERE exchange = ? AND symbol = ?",
+        [exchange, symbol],
+    )
+    value = frame.item()
+    return value if isinstance(value, datetime) else None
