@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 #: exchange id -> "module:factory"; add one line per exchange
 EXCHANGES: dict[str, str] = {
     "binance": "flows.sources.binance:from_settings",
+    "bybit": "flows.sources.bybit:from_settings",
 }
 
 
