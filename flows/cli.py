@@ -129,6 +129,7 @@ def demo(symbols: tuple[str, ...], days: int, seed: int, end: date | None) -> No
 @click.option("--base-url", default=None, help="Archive root (env LIQHEAT_BINANCE_BASE_URL).")
 @click.option("--with-trades", is_flag=True, help="Also ingest aggTrades (large).")
 @click.option("--force", is_flag=True, help="Re-ingest days already loaded.")
+@click.option("--exchange", default="binance", show_default=True, help="Exchange to ingest from.")
 def ingest(
     symbols: tuple[str, ...],
     start: date,
@@ -136,6 +137,7 @@ def ingest(
     base_url: str | None,
     with_trades: bool,
     force: bool,
+    exchange: str,
 ) -> None:
     """Download, verify and load archive files for symbol-days.
 
@@ -143,19 +145,37 @@ def ingest(
     failed and why, and exits 1.
     """
     days = _day_range(start, end)
+    _check_exchanges([exchange])
     settings = _settings()
-    from flows.steps import run_ingest
-
     with _locked(settings):
-        report = run_ingest(
-            settings,
-            list(symbols),
-            days,
-            base_url=base_url,
-            with_trades=with_trades,
-            force=force,
-        )
-    _finish_ingest(report, base_url or settings.binance_base_url)
+        if exchange == "binance":
+            from flows.steps import run_ingest
+
+            report = run_ingest(
+                settings,
+                list(symbols),
+                days,
+                base_url=base_url,
+                with_trades=with_trades,
+                force=force,
+            )
+        else:
+            from flows.ingest import ingest as run
+            from flows.sources.registry import get_source
+
+            report = run(
+                settings.db_path,
+                settings.raw_dir,
+                base_url or "",
+                list(symbols),
+                days,
+                with_trades=with_trades,
+                force=force,
+                source=get_source(exchange, settings, base_url=base_url),
+            )
+    _finish_ingest(
+        report, base_url or (settings.binance_base_url if exchange == "binance" else exchange)
+    )
 
 
 def _finish_ingest(report: Any, base_url: str) -> None:
@@ -199,6 +219,46 @@ def report(symbols: tuple[str, ...], days: int | None) -> None:
     _console().print(f"wrote {len(result.pages)} pages; open {result.index.resolve()}")
 
 
+def _check_exchanges(exchanges: Sequence[str]) -> list[str]:
+    from flows.sources.registry import EXCHANGES
+
+    for name in exchanges:
+        if name not in EXCHANGES:
+            known = ", ".join(sorted(EXCHANGES))
+            raise click.UsageError(f"unknown exchange {name!r} (expected one of {known})")
+    return list(dict.fromkeys(exchanges)) or ["binance"]
+
+
+def _check_runner(task_runner: str, dask_address: str | None) -> None:
+    if dask_address is not None and task_runner != "dask":
+        raise click.UsageError("--dask-address needs --task-runner dask")
+    if dask_address is not None and not dask_address.startswith(("tcp://", "tls://")):
+        raise click.UsageError(f"bad --dask-address {dask_address!r} (expected tcp://HOST:PORT)")
+
+
+def scale_options(fn: Any) -> Any:
+    """--exchange (repeatable), --task-runner and --dask-address for nightly and backfill."""
+    fn = click.option(
+        "--dask-address",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="Dask scheduler for --task-runner dask (default: a temporary local cluster).",
+    )(fn)
+    fn = click.option(
+        "--task-runner",
+        type=click.Choice(["thread", "dask"]),
+        default="thread",
+        show_default=True,
+        help="Where the per symbol-day staging tasks run.",
+    )(fn)
+    return click.option(
+        "--exchange",
+        "exchanges",
+        multiple=True,
+        help="Exchange to ingest (repeatable; default binance).",
+    )(fn)
+
+
 @cli.command()
 @click.option(
     "--date", "day", type=DAY, default=None, help="Day to ingest (default yesterday UTC)."
@@ -206,13 +266,19 @@ def report(symbols: tuple[str, ...], days: int | None) -> None:
 @click.option("--symbol", "symbols", type=SYMBOL, multiple=True, help="Default: LIQHEAT_SYMBOLS.")
 @click.option("--base-url", default=None, help="Archive root (env LIQHEAT_BINANCE_BASE_URL).")
 @click.option("--backfill-days", type=click.IntRange(0, 366), default=None)
+@scale_options
 def nightly(
     day: date | None,
     symbols: tuple[str, ...],
     base_url: str | None,
     backfill_days: int | None,
+    exchanges: tuple[str, ...],
+    task_runner: str,
+    dask_address: str | None,
 ) -> None:
     """Ingest one day (plus gaps in the backfill window), recompute the model, rebuild the site."""
+    chosen = _check_exchanges(exchanges)
+    _check_runner(task_runner, dask_address)
     settings = _settings()
     from flows.pipeline import nightly_flow
 
@@ -221,6 +287,9 @@ def nightly(
         symbols=list(symbols) or list(settings.symbols),
         base_url=base_url,
         backfill_days=backfill_days,
+        exchanges=chosen,
+        task_runner=task_runner,
+        dask_address=dask_address,
     )
     _console().print(summary)
 
@@ -230,14 +299,31 @@ def nightly(
 @click.option("--start", type=DAY, required=True)
 @click.option("--end", type=DAY, required=True)
 @click.option("--base-url", default=None)
-def backfill(symbols: tuple[str, ...], start: date, end: date, base_url: str | None) -> None:
+@scale_options
+def backfill(
+    symbols: tuple[str, ...],
+    start: date,
+    end: date,
+    base_url: str | None,
+    exchanges: tuple[str, ...],
+    task_runner: str,
+    dask_address: str | None,
+) -> None:
     """Ingest history (resumable: skips loaded days), then model and report."""
     _day_range(start, end)
+    chosen = _check_exchanges(exchanges)
+    _check_runner(task_runner, dask_address)
     _settings()
     from flows.pipeline import backfill_flow
 
     summary = backfill_flow(
-        symbols=list(symbols), start=start.isoformat(), end=end.isoformat(), base_url=base_url
+        symbols=list(symbols),
+        start=start.isoformat(),
+        end=end.isoformat(),
+        base_url=base_url,
+        exchanges=chosen,
+        task_runner=task_runner,
+        dask_address=dask_address,
     )
     _console().print(summary)
 

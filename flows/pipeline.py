@@ -1,29 +1,56 @@
 """Prefect flows: nightly, backfill and the offline demo.
 
-Tasks are thin: they take keys and paths (symbol, ISO day, database path), call one step in
-:mod:`flows.steps` or :mod:`flows.ingest`, and return small dicts, never DataFrames. Ingest
-fans out per symbol-day on Prefect's thread pool; DuckDB writes are serialized inside
-:mod:`warehouse.writes` so there is a single writer.
+Tasks are thin: they take keys and paths (exchange, symbol, ISO day, folders), call one step
+in :mod:`flows.steps` or a source from :mod:`flows.sources.registry`, and return small dicts,
+never DataFrames.
+
+Ingest is **plan -> skip loaded -> stage -> load**. The flow plans each exchange's units and
+skips those already loaded (reading ``ingest_log``); one ``stage-symbol-day`` task per
+(exchange, symbol, day) fetches, verifies and parses its files into Parquet under
+``$LIQHEAT_HOME/staging/<flow run id>/`` and returns the staged units (paths and keys). Those
+tasks may run anywhere: on Prefect's thread pool (default) or on a Dask cluster
+(``task_runner="dask"``, prefect-dask's ``DaskTaskRunner``; ``dask_address`` names a running
+scheduler, otherwise a temporary local cluster is started). They never open the warehouse.
+Then ONE ``load-staged`` task in the flow process -- the single DuckDB writer -- loads every
+staged unit (:func:`flows.sources.loader.load_staged`) and the staging folder is removed.
+Staging tasks retry only for network failures (:class:`StageNetworkError`); the model and
+report steps run in the flow process too, because they write.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import steps
 from flows.lock import pipeline_lock
 from flows.settings import Settings
-from warehouse import writes
+from flows.sources.base import StagedUnit, UnitRequest
+
+if TYPE_CHECKING:
+    import polars as pl
+    from prefect.client.schemas.objects import State, TaskRun
+    from prefect.futures import PrefectFuture
+    from prefect.task_runners import TaskRunner
+    from prefect.tasks import Task
+
+# Heavy warehouse modules (DuckDB) are imported inside the functions that run in the flow
+# process, so a Dask worker that runs a staging task never even imports DuckDB.
+
+TASK_RUNNERS: tuple[str, ...] = ("thread", "dask")
+#: waits before the retries of a staging task that hit a network failure
+STAGE_RETRY_DELAYS_S = [2.0, 10.0]
 
 DEMO_ARCHIVE_DIR = "demo-archive-synthetic"
 
@@ -56,6 +83,10 @@ class RunSummary:
     ingest_seconds: float = 0.0
     report_seconds: float = 0.0
     site: str | None = None
+    #: where staging ran ("host:pid" of each process that staged a job) and where loading ran
+    stagers: set[str] = field(default_factory=set)
+    loader: str | None = None
+    stage_jobs: int = 0
 
     def symbol(self, name: str) -> SymbolRun:
         return self.symbols.setdefault(name, SymbolRun())
@@ -80,13 +111,26 @@ class RunSummary:
             if status == "loaded":
                 run.rows += int(o.get("rows") or 0)
             if status in ("missing", "failed"):
-                run.problems.append(f"{status}: {o['dataset']} {o['day']}: {o.get('reason')}")
+                exchange = o.get("exchange") or "binance"
+                where = "" if exchange == "binance" else f"{exchange} "
+                run.problems.append(
+                    f"{status}: {where}{o['dataset']} {o['day']}: {o.get('reason')}"
+                )
+
+    def staging_line(self) -> str:
+        """Where the staging jobs ran and where they were loaded."""
+        return (
+            f"staging: {self.stage_jobs} job(s) on {len(self.stagers)} process(es) "
+            f"[{', '.join(sorted(self.stagers))}]; loaded by {self.loader or '-'}"
+        )
 
     def markdown(self) -> str:
         """The run summary as a markdown table (the Prefect artifact)."""
         lines = [
             f"**{self.flow}** started {self.started_at:%Y-%m-%d %H:%M:%S} UTC; "
             f"ingest {self.ingest_seconds:.1f}s, report {self.report_seconds:.1f}s",
+            "",
+            self.staging_line(),
             "",
             "| symbol | loaded | skipped | missing | failed | rows | model s | problems |",
             "|---|---:|---:|---:|---:|---:|---:|---|",
@@ -113,12 +157,16 @@ class RunSummary:
         lines.append(
             f"timings: ingest {self.ingest_seconds:.1f}s, report {self.report_seconds:.1f}s"
         )
+        if self.stage_jobs:
+            lines.append(self.staging_line())
         if self.site:
             lines.append(f"site: {self.site}")
         return "\n".join(lines)
 
     def rows_frame(self, run_id: str) -> pl.DataFrame:
         """One ``runs`` row per symbol."""
+        import polars as pl
+
         finished = datetime.now(UTC)
         return pl.DataFrame(
             [
@@ -145,45 +193,126 @@ class RunSummary:
         )
 
 
-@task(name="ingest-symbol-day", cache_policy=NO_CACHE)
-def ingest_symbol_day(
-    db_path: str, raw_dir: str, base_url: str, symbol: str, day: str, force: bool = False
-) -> list[dict[str, Any]]:
-    """Download, verify and load one symbol-day (klines, mark klines, metrics)."""
-    from flows.ingest import ingest
+class StageNetworkError(Exception):
+    """A staging job hit a network failure: Prefect retries the task (and only then).
 
-    settings = Settings()
+    Carries the job's staged units (as dicts) so that, once the retries are used up, the
+    units that did stage are still loaded and the failures are logged.
+    """
 
-    report = ingest(
-        Path(db_path),
-        Path(raw_dir),
-        base_url,
-        [symbol],
-        [date.fromisoformat(day)],
-        force=force,
-        progress=False,
-        timeout_s=settings.http_timeout_s,
-        retries=settings.http_retries,
-    )
-    return [
-        {k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(o).items()}
-        for o in report.outcomes
-    ]
+    def __init__(self, message: str, units: list[dict[str, Any]]) -> None:
+        super().__init__(message, units)
+        self.units = units
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _retry_on_network(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """``retry_condition_fn`` of the staging task: retry network failures only."""
+    return isinstance(state.data, StageNetworkError)
+
+
+def _unit_dict(unit: StagedUnit) -> dict[str, Any]:
+    return asdict(unit)
+
+
+def _staged(data: dict[str, Any]) -> StagedUnit:
+    return StagedUnit(**data)
+
+
+def _where() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@task(
+    name="stage-symbol-day",
+    cache_policy=NO_CACHE,
+    retries=len(STAGE_RETRY_DELAYS_S),
+    retry_delay_seconds=STAGE_RETRY_DELAYS_S,
+    retry_condition_fn=_retry_on_network,
+)
+def stage_symbol_day(
+    exchange: str,
+    settings_json: dict[str, Any],
+    base_url: str | None,
+    requests: list[tuple[str, str, str]],
+    staging_dir: str,
+) -> dict[str, Any]:
+    """Fetch, verify and parse one job's units (``(dataset, symbol, ISO day)``; a symbol-day
+    or a monthly file) into Parquet under ``staging_dir``. Runs on any worker; never opens the
+    warehouse. Returns ``{"units": [StagedUnit as dict], "where": "host:pid"}``; raises
+    :class:`StageNetworkError` (so the task is retried) when a unit failed on the network."""
+    from flows.sources.registry import get_source
+
+    source = get_source(exchange, Settings.model_validate(settings_json), base_url=base_url)
+    try:
+        staged = [
+            source.stage(UnitRequest(exchange, ds, sym, date.fromisoformat(day)), Path(staging_dir))
+            for ds, sym, day in requests
+        ]
+    finally:
+        close = getattr(source, "close", None)
+        if callable(close):
+            close()
+    units = [_unit_dict(u) for u in staged]
+    network = [u for u in staged if u.kind == "network"]
+    if network:
+        first = network[0]
+        raise StageNetworkError(
+            f"{len(network)} of {len(staged)} unit(s) failed on the network; first: "
+            f"{first.dataset} {first.symbol} {first.day}: {first.reason}",
+            units,
+        )
+    return {"units": units, "where": _where()}
+
+
+@task(name="load-staged", cache_policy=NO_CACHE)
+def load_staged_task(db_path: str, units: list[dict[str, Any]]) -> dict[str, Any]:
+    """The single writer: load every staged unit into the warehouse (in the flow process)."""
+    from flows.sources.loader import load_staged
+
+    outcomes = load_staged(Path(db_path), [_staged(u) for u in units])
+    return {
+        "outcomes": [
+            {k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(o).items()}
+            for o in outcomes
+        ],
+        "where": _where(),
+    }
 
 
 @task(name="model-symbol", cache_policy=NO_CACHE)
-def model_symbol_task(home: str, symbol: str, days: int | None = None) -> dict[str, Any]:
-    """Recompute and store the model outputs of one symbol; return its summary line and
-    timing."""
+def model_symbol_task(
+    home: str, symbol: str, days: int | None = None, exchange: str = "binance"
+) -> dict[str, Any]:
+    """Recompute and store the model outputs of one (exchange, symbol); return its summary
+    line and timing."""
+    from flows import steps
+
     settings = Settings(home=Path(home))
     t0 = time.perf_counter()
-    line = steps.model_symbol(settings, symbol, days=days).line()
+    line = steps.model_symbol(settings, symbol, exchange=exchange, days=days).line()
+    if exchange != "binance":
+        line = f"[{exchange}] {line}"
     return {"line": line, "seconds": time.perf_counter() - t0}
+
+
+@task(name="aggregate-symbol", cache_policy=NO_CACHE)
+def aggregate_symbol_task(home: str, symbol: str, exchanges: list[str]) -> str:
+    """Sum the exchanges' model outputs of one symbol (exchange "all"); return its line."""
+    from flows import steps
+
+    settings = Settings(home=Path(home))
+    summary = steps.aggregate_symbol(settings, symbol, exchanges)
+    return f"[all] {summary.line()}"
 
 
 @task(name="build-report", cache_policy=NO_CACHE)
 def report_task(home: str, symbols: list[str] | None = None) -> str:
     """Rebuild the static site; return the index path."""
+    from flows import steps
+
     settings = Settings(home=Path(home))
     return str(steps.run_report(settings, symbols).index)
 
@@ -206,33 +335,197 @@ def demo_archive_task(
 @task(name="import-realized", cache_policy=NO_CACHE)
 def import_realized_task(home: str, symbol: str, csv_path: str, source: str) -> int:
     """Load realized liquidations for one symbol from a CSV."""
+    from flows import steps
+
     settings = Settings(home=Path(home))
     return steps.import_realized(settings, symbol, Path(csv_path), source=source)
+
+
+def check_task_runner(task_runner: str, dask_address: str | None) -> None:
+    """Raise ``ValueError`` for an unknown runner or a malformed Dask address.
+
+    Examples
+    --------
+    >>> check_task_runner("dask", "tcp://127.0.0.1:8786")
+    >>> check_task_runner("ray", None)
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown task runner 'ray'; expected thread or dask
+    """
+    if task_runner not in TASK_RUNNERS:
+        raise ValueError(f"unknown task runner {task_runner!r}; expected thread or dask")
+    if dask_address is not None:
+        if task_runner != "dask":
+            raise ValueError("a Dask address needs the dask task runner")
+        if not dask_address.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+            raise ValueError(f"bad Dask address {dask_address!r} (expected tcp://HOST:PORT)")
+
+
+@contextmanager
+def _stage_runner(task_runner: str, dask_address: str | None) -> Iterator[TaskRunner[Any] | None]:
+    """Yield the runner staging tasks go to: None means the flow's own (thread pool, or
+    whatever ``flow.with_options(task_runner=...)`` set); "dask" a DaskTaskRunner on
+    ``dask_address`` (or on a temporary local cluster)."""
+    check_task_runner(task_runner, dask_address)
+    if task_runner == "thread":
+        yield None
+        return
+    from prefect_dask.task_runners import DaskTaskRunner
+
+    runner = DaskTaskRunner(address=dask_address) if dask_address else DaskTaskRunner()
+    with runner:
+        yield runner
+
+
+def _jobs(
+    requests: Sequence[UnitRequest],
+) -> dict[tuple[str, str, date], list[tuple[str, str, str]]]:
+    """Group units into staging jobs, one per (exchange, symbol, day); a monthly file (keyed
+    by the first of its month) joins that day's job."""
+    jobs: dict[tuple[str, str, date], list[tuple[str, str, str]]] = {}
+    for r in requests:
+        key = (r.exchange, r.symbol, r.day)
+        jobs.setdefault(key, []).append((r.dataset, r.symbol, r.day.isoformat()))
+    return jobs
+
+
+def _plan(
+    settings: Settings,
+    exchange: str,
+    pairs: Sequence[tuple[str, date]],
+    base_url: str | None,
+    summary: RunSummary,
+) -> list[UnitRequest]:
+    """Plan an exchange's units for (symbol, day) pairs; record already-loaded ones as
+    skipped; return the rest."""
+    from flows.ingest import loaded_units, split_loaded
+    from flows.sources.registry import get_source
+
+    source = get_source(exchange, settings, base_url=base_url)
+    by_symbol: dict[str, list[date]] = {}
+    for symbol, day in pairs:
+        by_symbol.setdefault(symbol, []).append(day)
+    requests: list[UnitRequest] = []
+    for symbol, days in by_symbol.items():
+        requests += source.plan([symbol], sorted(set(days)))
+    loaded = loaded_units(settings.db_path, list(by_symbol), exchange=exchange)
+    skipped, todo = split_loaded(requests, loaded)
+    summary.add_outcomes([_outcome_dict(asdict(o)) for o in skipped])
+    return todo
+
+
+def _outcome_dict(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in data.items()}
+
+
+def _failed_units(
+    exchange: str, job: list[tuple[str, str, str]], exc: BaseException
+) -> list[dict[str, Any]]:
+    """A staging job that died (not a data problem): every unit failed, with the reason."""
+    text = (str(exc).strip().splitlines() or [""])[0][:160]
+    reason = f"staging task failed: {type(exc).__name__}: {text}"
+    return [
+        _unit_dict(
+            StagedUnit(
+                exchange, ds, sym, date.fromisoformat(day), "failed", reason=reason, kind="internal"
+            )
+        )
+        for ds, sym, day in job
+    ]
 
 
 def _ingest_all(
     settings: Settings,
     pairs: Sequence[tuple[str, date]],
-    base_url: str,
+    base_url: str | None,
     summary: RunSummary,
+    *,
+    exchanges: Sequence[str] = ("binance",),
+    task_runner: str = "thread",
+    dask_address: str | None = None,
 ) -> None:
+    """Plan, skip loaded, stage (fan-out per symbol-day), then load once in this process."""
+    from prefect.runtime import flow_run
+
     t0 = time.perf_counter()
-    futures = [
-        ingest_symbol_day.submit(
-            str(settings.db_path), str(settings.raw_dir), base_url, symbol, day.isoformat()
-        )
-        for symbol, day in pairs
-    ]
-    for fut in futures:
-        summary.add_outcomes(fut.result())
+    home = settings.home.resolve()
+    settings = settings.model_copy(update={"home": home})
+    run_id = str(flow_run.get_id() or uuid.uuid4())
+    staging = home / "staging" / run_id
+    settings_json = settings.model_dump(mode="json")
+    jobs: list[tuple[str, list[tuple[str, str, str]]]] = []
+    for exchange in dict.fromkeys(exchanges):
+        url = base_url if exchange == "binance" or len(exchanges) == 1 else None
+        todo = _plan(settings, exchange, pairs, url, summary)
+        jobs += [(exchange, job) for job in _jobs(todo).values()]
+    staged: list[dict[str, Any]] = []
+    try:
+        with _stage_runner(task_runner, dask_address) as runner:
+            futures: list[PrefectFuture[dict[str, Any]]] = []
+            for exchange, job in jobs:
+                url = base_url if exchange == "binance" or len(exchanges) == 1 else None
+                params: dict[str, Any] = {
+                    "exchange": exchange,
+                    "settings_json": settings_json,
+                    "base_url": url,
+                    "requests": job,
+                    "staging_dir": str(staging),
+                }
+                futures.append(
+                    runner.submit(stage_symbol_day, params)
+                    if runner is not None
+                    else stage_symbol_day.submit(**params)
+                )
+            for (exchange, job), fut in zip(jobs, futures, strict=True):
+                try:
+                    result = fut.result()
+                except StageNetworkError as exc:
+                    staged += exc.units
+                except Exception as exc:  # a crashed worker, a bug: the job's units failed
+                    staged += _failed_units(exchange, job, exc)
+                else:
+                    staged += result["units"]
+                    summary.stagers.add(result["where"])
+        summary.stage_jobs = len(jobs)
+        loaded = load_staged_task(str(settings.db_path), staged)
+        summary.loader = loaded["where"]
+        summary.add_outcomes(loaded["outcomes"])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     summary.ingest_seconds = time.perf_counter() - t0
 
 
-def _model_and_report(settings: Settings, symbols: Sequence[str], summary: RunSummary) -> None:
+def _model_and_report(
+    settings: Settings,
+    symbols: Sequence[str],
+    summary: RunSummary,
+    exchanges: Sequence[str] = ("binance",),
+) -> None:
+    """Model each (exchange, symbol) with data (binance always, as before), sum exchanges
+    when several have data and the aggregate step exists, then rebuild the site."""
+    from flows import steps
+    from warehouse import reads
+
     for symbol in symbols:
-        result = model_symbol_task(str(settings.home), symbol)
         run = summary.symbol(symbol)
-        run.model, run.model_seconds = result["line"], result["seconds"]
+        lines: list[str] = []
+        seconds = 0.0
+        with_data: list[str] = []
+        for exchange in dict.fromkeys(exchanges):
+            has_data = reads.last_bar_ts(settings.db_path, exchange, symbol) is not None
+            if has_data:
+                with_data.append(exchange)
+            if not has_data and exchange != "binance":
+                continue
+            result = model_symbol_task(str(settings.home), symbol, exchange=exchange)
+            lines.append(result["line"])
+            seconds += result["seconds"]
+        if len(with_data) > 1 and hasattr(steps, "aggregate_symbol"):
+            t0 = time.perf_counter()
+            lines.append(aggregate_symbol_task(str(settings.home), symbol, with_data))
+            seconds += time.perf_counter() - t0
+        run.model = "\n".join(lines)
+        run.model_seconds = seconds if lines else None
     t0 = time.perf_counter()
     summary.site = report_task(str(settings.home))
     summary.report_seconds = time.perf_counter() - t0
@@ -242,6 +535,8 @@ def _record(settings: Settings, summary: RunSummary) -> None:
     """Publish the run summary: a Prefect markdown artifact and rows in ``runs``."""
     from prefect.artifacts import create_markdown_artifact
     from prefect.runtime import flow_run
+
+    from warehouse import writes
 
     run_id = str(flow_run.get_id() or uuid.uuid4())
     create_markdown_artifact(
@@ -264,43 +559,101 @@ def _finish(settings: Settings, summary: RunSummary) -> str:
     return summary.render()
 
 
+def _check_exchanges(exchanges: Sequence[str]) -> list[str]:
+    from flows.sources.registry import EXCHANGES
+
+    chosen = list(dict.fromkeys(exchanges)) or ["binance"]
+    unknown = [e for e in chosen if e not in EXCHANGES]
+    if unknown:
+        known = ", ".join(sorted(EXCHANGES))
+        raise ValueError(f"unknown exchange {unknown[0]!r}; expected one of {known}")
+    return chosen
+
+
 @flow(name="liqheat-nightly", log_prints=True)
 def nightly_flow(
     date: str | None = None,
     symbols: list[str] | None = None,
     base_url: str | None = None,
     backfill_days: int | None = None,
+    exchanges: list[str] | None = None,
+    task_runner: str = "thread",
+    dask_address: str | None = None,
 ) -> str:
-    """Ingest one day (default: yesterday, UTC) plus any gap in the backfill window, recompute
-    the model, rebuild the site. Ends Failed when any file failed; other symbols still run."""
+    """Ingest one day (default: yesterday, UTC) plus any gap in the backfill window for each
+    exchange (default binance), recompute the model, rebuild the site. Staging fans out per
+    symbol-day on ``task_runner`` ("thread", or "dask" on ``dask_address``); one load task
+    writes. Ends Failed when any file failed; other symbols still run. ``base_url`` is the
+    Binance archive root (or, with a single exchange, that exchange's)."""
     from flows.ingest import gap_days
+    from flows.sources.registry import get_source
 
     settings = Settings()
     day = _parse_day(date) if date else _yesterday()
     chosen = symbols or list(settings.symbols)
     window = settings.backfill_days if backfill_days is None else backfill_days
-    url = base_url or settings.binance_base_url
+    chosen_exchanges = _check_exchanges(exchanges or ["binance"])
+    check_task_runner(task_runner, dask_address)
+    url = base_url or (settings.binance_base_url if chosen_exchanges == ["binance"] else None)
     summary = RunSummary(flow="liqheat-nightly")
     with pipeline_lock(settings.home, wait_s=settings.lock_wait_s):
-        gaps = gap_days(settings.db_path, chosen, day - timedelta(days=1), window)
-        pairs = sorted({(s, day) for s in chosen} | {(s, d) for s, ds in gaps.items() for d in ds})
-        _ingest_all(settings, pairs, url, summary)
-        _model_and_report(settings, chosen, summary)
+        pairs = {(s, day) for s in chosen}
+        for exchange in chosen_exchanges:
+            # the datasets that make a day complete: what the source plans for one day
+            source = get_source(exchange, settings, base_url=url)
+            daily = [r.dataset for r in source.plan([chosen[0]], [day]) if r.day == day]
+            gaps = gap_days(
+                settings.db_path,
+                chosen,
+                day - timedelta(days=1),
+                window,
+                exchange=exchange,
+                datasets=daily,
+            )
+            pairs |= {(s, d) for s, ds in gaps.items() for d in ds}
+        _ingest_all(
+            settings,
+            sorted(pairs),
+            url,
+            summary,
+            exchanges=chosen_exchanges,
+            task_runner=task_runner,
+            dask_address=dask_address,
+        )
+        _model_and_report(settings, chosen, summary, chosen_exchanges)
         return _finish(settings, summary)
 
 
 @flow(name="liqheat-backfill", log_prints=True)
-def backfill_flow(symbols: list[str], start: str, end: str, base_url: str | None = None) -> str:
-    """Ingest a history range (resumable: days already loaded are skipped), then model and
-    report."""
+def backfill_flow(
+    symbols: list[str],
+    start: str,
+    end: str,
+    base_url: str | None = None,
+    exchanges: list[str] | None = None,
+    task_runner: str = "thread",
+    dask_address: str | None = None,
+) -> str:
+    """Ingest a history range for each exchange (resumable: days already loaded are skipped),
+    then model and report. Staging runs on ``task_runner`` as in :func:`nightly_flow`."""
     settings = Settings()
     first, last = _parse_day(start), _parse_day(end)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    chosen_exchanges = _check_exchanges(exchanges or ["binance"])
+    check_task_runner(task_runner, dask_address)
     summary = RunSummary(flow="liqheat-backfill")
-    url = base_url or settings.binance_base_url
+    url = base_url or (settings.binance_base_url if chosen_exchanges == ["binance"] else None)
     with pipeline_lock(settings.home, wait_s=settings.lock_wait_s):
-        _ingest_all(settings, [(s, d) for s in symbols for d in days], url, summary)
-        _model_and_report(settings, symbols, summary)
+        _ingest_all(
+            settings,
+            [(s, d) for s in symbols for d in days],
+            url,
+            summary,
+            exchanges=chosen_exchanges,
+            task_runner=task_runner,
+            dask_address=dask_address,
+        )
+        _model_and_report(settings, symbols, summary, chosen_exchanges)
         return _finish(settings, summary)
 
 
