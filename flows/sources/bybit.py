@@ -42,6 +42,7 @@ public API; we stay far below). The limit holds per process: with Dask, per work
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -170,9 +171,11 @@ def read_trades(path: Path, instrument_name: str) -> pl.DataFrame:
     a header without the needed columns, bad values or another symbol's trades.
     """
     try:
-        header = pl.read_csv(path, n_rows=0).columns
-    except (OSError, EOFError, pl.exceptions.PolarsError) as exc:
-        raise BybitDataError(f"corrupt gzip/CSV: {_first_line(exc)}", "corrupt") from exc
+        with gzip.open(path, "rb") as fh:
+            first = fh.readline(64 * 1024)
+    except (OSError, EOFError) as exc:
+        raise BybitDataError(f"corrupt gzip: {_first_line(exc)}", "corrupt") from exc
+    header = [c.strip() for c in first.decode("utf-8-sig", "replace").strip().split(",")]
     missing = [c for c in TRADE_COLUMNS if c not in header]
     if missing:
         got = ",".join(header)[:80]

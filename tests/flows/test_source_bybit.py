@@ -409,8 +409,17 @@ def test_a_503_on_the_file_is_retried(fake: FakeBybit, tmp_path: Path) -> None:
     assert len(fake.calls("/trading/SOLUSDT/SOLUSDT2026-01-01.csv.gz")) == 2
 
 
-def test_corrupt_gzip_fails_and_is_not_cached(fake: FakeBybit, tmp_path: Path) -> None:
-    put(fake, trade_csv(TRADES, rpi=False, integer_seconds=True)[:40])
+@pytest.mark.parametrize(
+    "body",
+    [
+        trade_csv(TRADES, rpi=False, integer_seconds=True)[:40],
+        trade_csv(TRADES, rpi=False, integer_seconds=True)[:-12],
+        b"<html><body>Access denied</body></html>",
+    ],
+    ids=["cut-in-header", "cut-at-end", "html-page"],
+)
+def test_corrupt_gzip_fails_and_is_not_cached(fake: FakeBybit, tmp_path: Path, body: bytes) -> None:
+    put(fake, body)
     unit = stage(source(fake, tmp_path), "trades", tmp_path)
     assert (unit.status, unit.kind) == ("failed", "corrupt")
     assert unit.reason
