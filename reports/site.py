@@ -316,10 +316,74 @@ def _lineage_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+#: tab labels of the exchange switch
+EXCHANGE_LABELS = {
+    rr.AGGREGATE_EXCHANGE: "All exchanges",
+    "binance": "Binance",
+    "bybit": "Bybit",
+    "okx": "OKX",
+}
+
+
+def exchange_label(exchange: str) -> str:
+    """Display name of an exchange id (``"all"`` is the aggregate).
+
+    >>> exchange_label("okx"), exchange_label("all"), exchange_label("kraken")
+    ('OKX', 'All exchanges', 'Kraken')
+    """
+    return EXCHANGE_LABELS.get(exchange, exchange.title())
+
+
+@dataclass(frozen=True)
+class _View:
+    """One exchange view of a symbol: the aggregate ("all") or a single exchange.
+
+    ``exchanges`` are the venues whose bars, realized liquidations and ingest ledger the view
+    shows; ``price_exchange`` draws the price line; ``rel`` is the view's folder inside the
+    symbol folder ("" for the default view, "<exchange>/" for the others).
+    """
+
+    key: str
+    exchanges: tuple[str, ...]
+    price_exchange: str
+    rel: str
+
+    @property
+    def label(self) -> str:
+        return exchange_label(self.key)
+
+
+def _views(db_path: Path, symbol: str, exchanges: Sequence[str] | None) -> list[_View]:
+    """The views of ``symbol``: "all" first when an aggregated run exists, then every exchange
+    with bars or a model run (restricted to ``exchanges`` when given)."""
+    present = rr.symbol_exchanges(db_path, symbol)
+    if exchanges is not None:
+        present = [ex for ex in present if ex in exchanges]
+    has_all = rr.model_run_exists(db_path, rr.AGGREGATE_EXCHANGE, symbol) and (
+        exchanges is None or rr.AGGREGATE_EXCHANGE in exchanges
+    )
+    if not present:
+        return []
+    with_bars = [ex for ex in present if rr.kline_span(db_path, ex, symbol) is not None]
+    price_ex = "binance" if "binance" in with_bars else (with_bars or present)[0]
+    keys = ([rr.AGGREGATE_EXCHANGE] if has_all else []) + present
+    multi = len(keys) > 1
+    views = []
+    for key in keys:
+        if key == rr.AGGREGATE_EXCHANGE:
+            views.append(_View(key, tuple(present), price_ex, ""))
+        else:
+            # every exchange has its own folder when there is a choice (stable URLs)
+            rel = f"{safe_component(key)}/" if multi else ""
+            views.append(_View(key, (key,), key, rel))
+    return views
+
+
 @dataclass
 class _Symbol:
     symbol: str
     slug: str
+    view: _View
     run: dict[str, Any] | None
     span: tuple[datetime, datetime] | None
     synthetic: bool
@@ -331,32 +395,47 @@ class _Symbol:
     ranges: list[int]
 
 
+def _union_span(
+    spans: Sequence[tuple[datetime, datetime] | None],
+) -> tuple[datetime, datetime] | None:
+    present = [s for s in spans if s is not None]
+    if not present:
+        return None
+    return min(s[0] for s in present), max(s[1] for s in present)
+
+
 def _load_symbol(
-    db_path: Path, exchange: str, symbol: str, run: dict[str, Any] | None, days: Sequence[int]
+    db_path: Path, view: _View, symbol: str, run: dict[str, Any] | None, days: Sequence[int]
 ) -> _Symbol:
-    span = rr.kline_span(db_path, exchange, symbol)
+    span = _union_span([rr.kline_span(db_path, ex, symbol) for ex in view.exchanges])
     empty = pl.DataFrame()
     if run is not None:
         ph = str(run["params_hash"])
-        key_levels = rr.latest_key_levels(db_path, exchange, symbol, ph)
-        liq_map = rr.latest_liquidation_map(db_path, exchange, symbol, ph)
-        scores = rr.latest_scores(db_path, exchange, symbol, ph)
+        key_levels = rr.latest_key_levels(db_path, view.key, symbol, ph)
+        liq_map = rr.latest_liquidation_map(db_path, view.key, symbol, ph)
+        scores = rr.latest_scores(db_path, view.key, symbol, ph)
         if span is None:
-            span = rr.heatmap_span(db_path, exchange, symbol, ph)
+            span = rr.heatmap_span(db_path, view.key, symbol, ph)
     else:
         key_levels = liq_map = scores = empty
     ranges = available_ranges(span[1] - span[0] + timedelta(minutes=1), days) if span else []
+    lineage = pl.concat(
+        [rr.lineage(db_path, ex, symbol) for ex in view.exchanges], how="diagonal_relaxed"
+    )
+    if lineage.height and len(view.exchanges) > 1:
+        lineage = lineage.sort(["day", "exchange", "dataset"], descending=[True, False, False])
     return _Symbol(
         symbol=symbol,
         slug=safe_component(symbol),
+        view=view,
         run=run,
         span=span,
-        synthetic=rr.is_synthetic(db_path, exchange, symbol),
+        synthetic=any(rr.is_synthetic(db_path, ex, symbol) for ex in view.exchanges),
         key_levels=key_levels,
         liq_map=liq_map,
         scores=scores,
-        lineage=rr.lineage(db_path, exchange, symbol),
-        days=rr.price_days(db_path, exchange, symbol),
+        lineage=lineage,
+        days=rr.price_days(db_path, view.price_exchange, symbol),
         ranges=ranges,
     )
 
@@ -391,14 +470,22 @@ def _strongest(sym: _Symbol) -> dict[str, dict[str, Any] | None]:
     return out
 
 
+def _realized(
+    db_path: Path, view: _View, symbol: str, start: datetime, end: datetime
+) -> pl.DataFrame:
+    """Realized liquidations of every exchange of the view (all of them on the aggregate)."""
+    frames = [rr.realized_liquidations(db_path, ex, symbol, start, end) for ex in view.exchanges]
+    return pl.concat(frames, how="diagonal_relaxed").sort("ts")
+
+
 def _range_page(
-    db_path: Path, exchange: str, sym: _Symbol, n_days: int, *, png: bool = True
+    db_path: Path, view: _View, sym: _Symbol, n_days: int, *, png: bool = True
 ) -> tuple[dict[str, Any], bytes | None]:
     """Context for one symbol x range page, and the heatmap PNG bytes (None without a model)."""
     assert sym.span is not None
     end = sym.span[1] + timedelta(minutes=1)
     start = end - timedelta(days=n_days)
-    path = rr.price_path(db_path, exchange, sym.symbol, start, end)
+    path = rr.price_path(db_path, view.price_exchange, sym.symbol, start, end)
     stats: dict[str, Any] = {"last": None, "change": None, "high": None, "low": None}
     if path.height:
         first_open = float(path["open"][0])
@@ -416,7 +503,7 @@ def _range_page(
     realized = pl.DataFrame()
     if sym.run is not None and path.height:
         ph = str(sym.run["params_hash"])
-        cells = rr.heatmap_cells(db_path, exchange, sym.symbol, ph, start, end)
+        cells = rr.heatmap_cells(db_path, view.key, sym.symbol, ph, start, end)
         lo, hi = frames.price_window(path)
         ref_price = float(path["close"][-1])
         if sym.liq_map.height:
@@ -432,10 +519,7 @@ def _range_page(
         )
         line = frames.path_at_step(path, min(grid.time_step, timedelta(minutes=15)), start)
         realized = frames.realized_at_step(
-            rr.realized_liquidations(db_path, exchange, sym.symbol, start, end),
-            path,
-            grid.time_step,
-            start,
+            _realized(db_path, view, sym.symbol, start, end), path, grid.time_step, start
         )
         chart = charts.heatmap_chart(grid, line, ref_price=ref_price, realized=realized)
         heat_spec = chart.to_dict()
@@ -473,7 +557,7 @@ def _duration(step: timedelta) -> str:
     return f"{minutes}m"
 
 
-def _symbol_common(sym: _Symbol, exchange: str, updated: datetime | None) -> dict[str, Any]:
+def _symbol_common(sym: _Symbol, updated: datetime | None) -> dict[str, Any]:
     run = sym.run
     run_ctx = None
     if run is not None:
@@ -490,10 +574,22 @@ def _symbol_common(sym: _Symbol, exchange: str, updated: datetime | None) -> dic
         }
     lineage = _lineage_rows(sym.lineage)
     statuses = sym.lineage["status"].value_counts().to_dicts() if sym.lineage.height else []
+    view = sym.view
+    aggregate = view.key == rr.AGGREGATE_EXCHANGE
+    venue = (
+        " + ".join(exchange_label(ex) for ex in view.exchanges) + " · aggregated"
+        if aggregate
+        else view.key
+    )
     return {
         "symbol": sym.symbol,
         "slug": sym.slug,
-        "exchange": exchange,
+        "exchange": view.key,
+        "exchange_label": view.label,
+        "venue": venue,
+        "aggregate": aggregate,
+        "price_exchange": exchange_label(view.price_exchange),
+        "lineage_exchange": len(view.exchanges) > 1,
         "synthetic": sym.synthetic,
         "updated": updated,
         "run": run_ctx,
@@ -510,38 +606,80 @@ def _symbol_common(sym: _Symbol, exchange: str, updated: datetime | None) -> dic
 # ---------------------------------------------------------------------------- build
 
 
+@dataclass
+class _Built:
+    """One view of a symbol after its pages were rendered (for the tabs and the index)."""
+
+    view: _View
+    sym: _Symbol
+    wanted: list[int]
+    links: list[dict[str, Any]]
+    common: dict[str, Any]
+    pages: dict[int, dict[str, Any]] = field(default_factory=dict)
+    pngs: dict[int, bytes] = field(default_factory=dict)
+
+
+def _tabs(built: list[_Built], current: _Built, here: str, n_days: int) -> list[dict[str, Any]]:
+    """The exchange switch of a page in folder ``here`` (relative to the symbol folder): one
+    tab per view, linking to the same range when that view has it, else its default page."""
+    if len(built) < 2:
+        return []
+    up = "../" * here.count("/")
+    tabs = []
+    for b in built:
+        exists = {lk["days"] for lk in b.links if lk["exists"]}
+        page = f"{n_days}d.html" if n_days in exists else "index.html"
+        tabs.append(
+            {
+                "key": b.view.key,
+                "label": b.view.label,
+                "href": f"{up}{b.view.rel}{page}",
+                "active": b is current,
+                "has_run": b.sym.run is not None,
+            }
+        )
+    return tabs
+
+
 def build_site(
     db_path: Path,
     site_dir: Path,
     *,
     symbols: Sequence[str] | None = None,
     days: Sequence[int] = DEFAULT_DAYS,
-    exchange: str = "binance",
+    exchanges: Sequence[str] | None = None,
     pngs: bool = True,
 ) -> SiteResult:
-    """Render the report site for ``exchange`` from the warehouse at ``db_path`` into
-    ``site_dir``; return the pages, PNGs and index written.
+    """Render the report site from the warehouse at ``db_path`` into ``site_dir``; return the
+    pages, PNGs and index written.
 
-    ``symbols`` limits the symbol pages rebuilt (default: every symbol with data); ``days``
-    the ranges (a range is built when the data reaches into it). The index always lists every
-    symbol in the warehouse and links the pages present after the build. ``pngs=False``
-    skips the heatmap PNGs (a few seconds each). Reads only.
+    Every symbol gets one view per exchange with data (``exchanges`` limits them) plus the
+    aggregate ("all") when `flows.steps.aggregate_symbol` stored one. The default view (the
+    aggregate, else the first exchange: binance, bybit, okx) lives at ``<SYMBOL>/<N>d.html``;
+    with more than one view each exchange also gets ``<SYMBOL>/<exchange>/<N>d.html`` and every
+    page shows an exchange switch. ``symbols`` limits the symbol pages rebuilt (default: every
+    symbol with data); ``days`` the ranges (a range is built when the data reaches into it).
+    The index always lists every symbol in the warehouse and links the pages present after
+    the build. ``pngs=False`` skips the heatmap PNGs (a few seconds each). Reads only.
     """
     db_path = Path(db_path)
     site_dir = Path(site_dir)
     env = environment()
-    all_symbols = rr.report_symbols(db_path, exchange)
+    all_symbols = rr.report_symbols(db_path, None)
+    if exchanges is not None:
+        all_symbols = [s for s in all_symbols if _views(db_path, s, exchanges)]
     if symbols is None:
         chosen = all_symbols
     else:
         missing = [s for s in symbols if s not in all_symbols]
         if missing:
-            raise ValueError(
-                f"no data for symbol(s) {', '.join(missing)} on {exchange} in {db_path}"
-            )
+            raise ValueError(f"no data for symbol(s) {', '.join(missing)} in {db_path}")
         chosen = list(dict.fromkeys(symbols))
-    runs = {r["symbol"]: r for r in rr.current_runs(db_path, exchange).to_dicts()}
-    updated = rr.last_updated(db_path, exchange)
+    runs = {
+        ex: {r["symbol"]: r for r in rr.current_runs(db_path, ex).to_dicts()}
+        for ex in rr.report_exchanges(db_path)
+    }
+    updated = rr.last_updated(db_path, None)
     generated = datetime.now(UTC)
     all_days = sorted({*DEFAULT_DAYS, *(int(d) for d in days if int(d) > 0)})
     write_static(site_dir)
@@ -553,48 +691,67 @@ def build_site(
     try:
         for symbol in all_symbols:
             build = symbol in chosen
-            sym = _load_symbol(db_path, exchange, symbol, runs.get(symbol), all_days)
-            wanted = [d for d in sym.ranges if d in set(days)] if build else []
-            if build and not wanted and sym.ranges:
-                # every requested range is longer than the data: show all there is
-                wanted = [sym.ranges[-1]]
-            sym_dir = site_dir / sym.slug
-            links = [
-                {
-                    "days": d,
-                    "href": f"{d}d.html",
-                    "exists": d in wanted or (sym_dir / f"{d}d.html").exists(),
-                }
-                for d in sym.ranges
-            ]
-            common = _symbol_common(sym, exchange, updated)
-            for d in wanted:
-                ctx, png = _range_page(db_path, exchange, sym, d, png=pngs)
-                png_name = f"{d}d.png" if png is not None else None
-                if png is not None and png_name is not None:
-                    png_paths.append(staged.write(sym_dir / png_name, png))
-                page = {
-                    **common,
-                    **ctx,
-                    "ladder": _ladder(sym, ctx["stats"]["last"]),
-                    "root": "../",
-                    "generated": generated,
-                    "ranges": [{**lk, "active": lk["days"] == d} for lk in links],
-                    "png_href": png_name,
-                    "title": f"{symbol} · {d}d liquidation heatmap",
-                }
-                html = env.get_template("symbol.html").render(page)
-                pages.append(staged.write(sym_dir / f"{d}d.html", html))
-                default = 7 if 7 in wanted else max(wanted)
-                if d == default:
-                    pages.append(staged.write(sym_dir / "index.html", html))
-            index_rows.append(_index_row(db_path, exchange, sym, links, wanted, sym_dir, common))
+            sym_dir = site_dir / safe_component(symbol)
+            built: list[_Built] = []
+            for view in _views(db_path, symbol, exchanges):
+                run = runs.get(view.key, {}).get(symbol)
+                sym = _load_symbol(db_path, view, symbol, run, all_days)
+                wanted = [d for d in sym.ranges if d in set(days)] if build else []
+                if build and not wanted and sym.ranges:
+                    # every requested range is longer than the data: show all there is
+                    wanted = [sym.ranges[-1]]
+                view_dir = sym_dir / view.rel
+                links = [
+                    {
+                        "days": d,
+                        "href": f"{d}d.html",
+                        "exists": d in wanted or (view_dir / f"{d}d.html").exists(),
+                    }
+                    for d in sym.ranges
+                ]
+                b = _Built(view, sym, wanted, links, _symbol_common(sym, updated))
+                for d in wanted:
+                    b.pages[d], png = _range_page(db_path, view, sym, d, png=pngs)
+                    if png is not None:
+                        b.pngs[d] = png
+                built.append(b)
+            # the default view also fills the symbol folder when it lives in its own folder
+            folders = [(b, b.view.rel) for b in built]
+            if built and built[0].view.rel:
+                folders.insert(0, (built[0], ""))
+            for b, rel in folders:
+                view_dir = sym_dir / rel
+                root = "../" * (1 + rel.count("/"))
+                for d in b.wanted:
+                    ctx = b.pages[d]
+                    png_name = f"{d}d.png" if d in b.pngs else None
+                    if png_name is not None:
+                        png_paths.append(staged.write(view_dir / png_name, b.pngs[d]))
+                    page = {
+                        **b.common,
+                        **ctx,
+                        "ladder": _ladder(b.sym, ctx["stats"]["last"]),
+                        "root": root,
+                        "symbol_href": f"{'../' * rel.count('/')}index.html",
+                        "generated": generated,
+                        "ranges": [{**lk, "active": lk["days"] == d} for lk in b.links],
+                        "tabs": _tabs(built, b, rel, d),
+                        "png_href": png_name,
+                        "title": _page_title(symbol, b.view, d, len(built) > 1),
+                    }
+                    html = env.get_template("symbol.html").render(page)
+                    pages.append(staged.write(view_dir / f"{d}d.html", html))
+                    default = 7 if 7 in b.wanted else max(b.wanted)
+                    if d == default:
+                        pages.append(staged.write(view_dir / "index.html", html))
+            if built:
+                index_rows.append(_index_row(db_path, built, sym_dir))
         # symbols with a model first, then the most recent data, then by name
         index_rows.sort(key=lambda r: (r["run"] is None, -_ordinal(r["last_day"]), r["symbol"]))
         index_ctx = {
             "root": "",
             "title": "liqheat · liquidation heatmaps",
-            "exchange": exchange,
+            "exchange": ", ".join(exchange_label(ex) for ex in _index_exchanges(index_rows)),
             "updated": updated,
             "generated": generated,
             "symbols": index_rows,
@@ -611,24 +768,32 @@ def build_site(
     return SiteResult(pages=pages, pngs=png_paths, index=index)
 
 
+def _page_title(symbol: str, view: _View, n_days: int, multi: bool) -> str:
+    venue = f" · {view.label}" if multi else ""
+    return f"{symbol}{venue} · {n_days}d liquidation heatmap"
+
+
+def _index_exchanges(rows: list[dict[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in rows:
+        for ex in r["exchanges"]:
+            seen.setdefault(ex["key"], None)
+    return list(seen) or ["binance"]
+
+
 def _ordinal(day: date | None) -> int:
     return day.toordinal() if day is not None else 0
 
 
-def _index_row(
-    db_path: Path,
-    exchange: str,
-    sym: _Symbol,
-    links: list[dict[str, Any]],
-    wanted: list[int],
-    sym_dir: Path,
-    common: dict[str, Any],
-) -> dict[str, Any]:
+def _index_row(db_path: Path, built: list[_Built], sym_dir: Path) -> dict[str, Any]:
+    """The index card of one symbol: its default view, plus which exchanges it has."""
+    main = built[0]
+    sym, common = main.sym, main.common
     spark_spec = None
     last = change = None
     if sym.span is not None:
         start = sym.span[1] - timedelta(days=7)
-        path = rr.price_path(db_path, exchange, sym.symbol, start, None)
+        path = rr.price_path(db_path, main.view.price_exchange, sym.symbol, start, None)
         if path.height:
             spark_spec = charts.sparkline_chart(frames.sparkline(path)).to_dict()
             last = float(path["close"][-1])
@@ -636,12 +801,23 @@ def _index_row(
             first = float(day_ago["open"][0]) if day_ago.height else float(path["open"][0])
             change = (last / first - 1) * 100 if first else None
     days = sym.days.to_dicts()
+    exchanges = [
+        {
+            "key": b.view.key,
+            "label": b.view.label,
+            "href": f"{b.view.rel}index.html"
+            if b.wanted or (sym_dir / b.view.rel / "index.html").exists()
+            else None,
+        }
+        for b in built
+        if b.view.key != rr.AGGREGATE_EXCHANGE
+    ]
     return {
         "symbol": sym.symbol,
         "slug": sym.slug,
         "synthetic": sym.synthetic,
-        "has_page": bool(wanted) or (sym_dir / "index.html").exists(),
-        "ranges": links,
+        "has_page": bool(main.wanted) or (sym_dir / "index.html").exists(),
+        "ranges": main.links,
         "last": last,
         "change_24h": change,
         "spark_spec": spark_spec,
@@ -650,4 +826,7 @@ def _index_row(
         "first_day": days[-1]["day"] if days else None,
         "last_day": days[0]["day"] if days else None,
         "run": common["run"],
+        "aggregate": main.view.key == rr.AGGREGATE_EXCHANGE,
+        "exchanges": exchanges,
+        "multi": len(built) > 1,
     }

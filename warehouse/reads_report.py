@@ -40,6 +40,7 @@ LINEAGE_COLUMNS = (
     "error",
     "loaded_at",
     "source_url",
+    "exchange",
 )
 
 
@@ -60,20 +61,25 @@ def _param(value: datetime) -> datetime:
     return value
 
 
-def report_symbols(db_path: Path, exchange: str) -> list[str]:
-    """Return every symbol with price bars or a model run on ``exchange``, sorted.
+def report_symbols(db_path: Path, exchange: str | None) -> list[str]:
+    """Return every symbol with price bars or a model run on ``exchange`` (None: on any
+    exchange), sorted.
 
     Examples
     --------
     >>> report_symbols(db, "binance")  # doctest: +SKIP
     ['BTCUSDT', 'ETHUSDT']
     """
-    frame = query(
-        db_path,
-        "SELECT DISTINCT symbol FROM klines WHERE exchange = ? "
-        "UNION SELECT DISTINCT symbol FROM model_runs WHERE exchange = ? ORDER BY symbol",
-        [exchange, exchange],
-    )
+    if exchange is None:
+        sql = "SELECT DISTINCT symbol FROM klines UNION SELECT DISTINCT symbol FROM model_runs"
+        params: list[Any] = []
+    else:
+        sql = (
+            "SELECT DISTINCT symbol FROM klines WHERE exchange = ? "
+            "UNION SELECT DISTINCT symbol FROM model_runs WHERE exchange = ?"
+        )
+        params = [exchange, exchange]
+    frame = query(db_path, f"{sql} ORDER BY symbol", params)
     return [str(s) for s in frame["symbol"].to_list()]
 
 
@@ -318,20 +324,23 @@ def is_synthetic(db_path: Path, exchange: str, symbol: str) -> bool:
     return int(frame.item()) > 0
 
 
-def last_updated(db_path: Path, exchange: str) -> datetime | None:
-    """Return when data or models of ``exchange`` last changed (newest load or model run).
+def last_updated(db_path: Path, exchange: str | None) -> datetime | None:
+    """Return when data or models of ``exchange`` (None: of any exchange) last changed (newest
+    load or model run).
 
     Examples
     --------
     >>> last_updated(db, "binance")  # doctest: +SKIP
     datetime(2024, 5, 4, 1, 2, 3, tzinfo=UTC)
     """
+    where = "WHERE exchange = ?" if exchange is not None else ""
+    params = [exchange, exchange] if exchange is not None else []
     frame = query(
         db_path,
         "SELECT greatest("
-        "(SELECT max(loaded_at) FROM ingest_log WHERE exchange = ?), "
-        "(SELECT max(computed_at) FROM model_runs WHERE exchange = ?)) AS ts",
-        [exchange, exchange],
+        f"(SELECT max(loaded_at) FROM ingest_log {where}), "
+        f"(SELECT max(computed_at) FROM model_runs {where})) AS ts",
+        params,
     )
     value = frame.item()
     return value if isinstance(value, datetime) else None
@@ -400,6 +409,22 @@ def model_run(db_path: Path, exchange: str, symbol: str, params_hash: str) -> di
         [exchange, symbol, params_hash],
     )
     return frame.row(0, named=True) if frame.height else None
+
+
+def model_run_exists(db_path: Path, exchange: str, symbol: str) -> bool:
+    """Return True when ``symbol`` has any model run on ``exchange`` (e.g. ``"all"``).
+
+    Examples
+    --------
+    >>> model_run_exists(db, "all", "BTCUSDT")  # doctest: +SKIP
+    True
+    """
+    frame = query(
+        db_path,
+        "SELECT count(*) AS n FROM model_runs WHERE exchange = ? AND symbol = ?",
+        [exchange, symbol],
+    )
+    return int(frame.item()) > 0
 
 
 def predicted_liquidations(

@@ -3,7 +3,9 @@
 The rows are written through warehouse.writes (replace_many / log_ingest) as the pipeline
 writes them: a 1m random walk, a small open-interest-style level model turned into heatmap
 cells at 15m x price_step, the liquidation map and key levels at the last bar, backtest
-scores, realized liquidations and the ingest ledger.
+scores, realized liquidations and the ingest ledger. BTCUSDT is on two exchanges (binance and
+bybit, prices a little apart) plus their aggregate under exchange "all", summed with
+transforms.aggregate as flows.steps.aggregate_symbol stores it.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import polars as pl
 import pytest
 
 from reports.site import SiteResult, build_site
+from transforms.aggregate import key_levels_from_map, sum_heatmaps, sum_liquidation_maps
 from warehouse.db import write_connection
 from warehouse.writes import log_ingest, replace_many
 
 EXCHANGE = "binance"
+AGGREGATE = "all"
 START = datetime(2024, 5, 1, tzinfo=UTC)
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_NOTE = "<img src=x onerror=alert(2)>"
@@ -44,16 +48,17 @@ class DemoSymbol:
     synthetic: bool = False
     model: bool = True
     seed: int = 7
+    exchanges: tuple[str, ...] = (EXCHANGE,)
 
 
 DEFAULT_SYMBOLS = (
-    DemoSymbol("BTCUSDT", 61_000.0, 50.0, seed=7),
+    DemoSymbol("BTCUSDT", 61_000.0, 50.0, seed=7, exchanges=(EXCHANGE, "bybit")),
     DemoSymbol("ETHUSDT", 3_050.0, 2.5, days=1, synthetic=True, seed=11),
     DemoSymbol(HOSTILE, 1.0, 0.001, days=1, model=False, seed=3),
 )
 
 
-def _klines(spec: DemoSymbol) -> pl.DataFrame:
+def _klines(spec: DemoSymbol, exchange: str = EXCHANGE) -> pl.DataFrame:
     rng = np.random.default_rng(spec.seed)
     n = spec.days * 1440
     # random walk with a little drift and volatility clustering, ~3% daily range
@@ -68,9 +73,16 @@ def _klines(spec: DemoSymbol) -> pl.DataFrame:
     ts = pl.datetime_range(
         START, START + timedelta(minutes=n - 1), "1m", time_zone="UTC", eager=True
     )
+    if exchange != EXCHANGE:
+        # another venue: the same market a few basis points apart, its own volume
+        close = close * (1 + 0.0004 * np.sin(np.arange(n) / 300.0) + 0.0003)
+        open_ = np.concatenate([[close[0]], close[:-1]])
+        high = np.maximum(open_, close) + wick[0] * 0.8
+        low = np.minimum(open_, close) - wick[1] * 0.8
+        volume = volume * 0.6
     return pl.DataFrame(
         {
-            "exchange": EXCHANGE,
+            "exchange": exchange,
             "symbol": spec.symbol,
             "ts": ts,
             "open": open_,
@@ -86,10 +98,10 @@ def _klines(spec: DemoSymbol) -> pl.DataFrame:
     )
 
 
-def _model(spec: DemoSymbol, bars: pl.DataFrame) -> dict[str, pl.DataFrame]:
+def _model(spec: DemoSymbol, bars: pl.DataFrame, seed: int = 0) -> dict[str, pl.DataFrame]:
     """A small level model: every 15m, new longs/shorts per leverage tier; a level dies when
     price crosses it or decays away. Returns the model-output tables keyed by name."""
-    rng = np.random.default_rng(spec.seed + 100)
+    rng = np.random.default_rng(spec.seed + 100 + seed)
     per = 15
     high = bars["high"].to_numpy().reshape(-1, per).max(axis=1)
     low = bars["low"].to_numpy().reshape(-1, per).min(axis=1)
@@ -151,13 +163,13 @@ def _model(spec: DemoSymbol, bars: pl.DataFrame) -> dict[str, pl.DataFrame]:
         }
     )
     key_rows = []
-    for side, usd in (("long", long_usd), ("short", short_usd)):
+    for side_name, usd in (("long", long_usd), ("short", short_usd)):
         order = np.argsort(-usd)[:5]
         for rank, j in enumerate(order, start=1):
             key_rows.append(
                 {
                     "as_of": as_of,
-                    "side": side,
+                    "side": side_name,
                     "rank": rank,
                     "price": float(prices[j]),
                     "usd": float(usd[j]),
@@ -174,107 +186,162 @@ def _model(spec: DemoSymbol, bars: pl.DataFrame) -> dict[str, pl.DataFrame]:
 def populate(db_path: Path, symbols: Sequence[DemoSymbol] = DEFAULT_SYMBOLS) -> Path:
     """Fill ``db_path`` with realistic rows for ``symbols`` through warehouse.writes."""
     for spec in symbols:
-        bars = _klines(spec)
-        end = bars["ts"][-1] + timedelta(minutes=1)
-        keys = {"exchange": EXCHANGE, "symbol": spec.symbol}
-        parts: list[tuple[str, dict[str, Any], pl.DataFrame]] = [
-            ("klines", {**keys, "ts": (START, end)}, bars)
-        ]
-        with write_connection(db_path) as con:
-            for d in range(spec.days):
-                day = (START + timedelta(days=d)).date()
-                for dataset in ("klines", "markPriceKlines", "metrics"):
-                    name = f"{spec.symbol}-{dataset}-{day}.zip"
-                    root = (
-                        "file:///home/demo/demo-archive-synthetic/data/futures/um/daily"
-                        if spec.synthetic
-                        else "https://data.binance.vision/data/futures/um/daily"
-                    )
-                    bad = spec.symbol == HOSTILE and dataset == "metrics"
-                    log_ingest(
-                        con,
-                        exchange=EXCHANGE,
-                        dataset=dataset,
-                        symbol=spec.symbol,
-                        day=day,
-                        status="failed" if bad else "loaded",
-                        rows=None if bad else 1440,
-                        sha256=None if bad else hashlib.sha256(name.encode()).hexdigest(),
-                        error=HOSTILE_NOTE if bad else None,
-                        source_url=f"{root}/{dataset}/{spec.symbol}/{name}",
-                    )
-        if not spec.model:
-            replace_many(db_path, parts)
-            continue
-        params_hash = hashlib.sha256(spec.symbol.encode()).hexdigest()[:12]
-        params = {
-            "leverage_tiers": list(TIERS),
-            "leverage_weights": list(WEIGHTS),
-            "mmr": MMR,
+        outputs: dict[str, dict[str, pl.DataFrame]] = {}
+        for k, exchange in enumerate(spec.exchanges):
+            outputs[exchange] = _populate_exchange(db_path, spec, exchange, k)
+        if spec.model and len(spec.exchanges) > 1:
+            _populate_aggregate(db_path, spec, outputs)
+    return db_path
+
+
+def _params_hash(spec: DemoSymbol) -> str:
+    return hashlib.sha256(spec.symbol.encode()).hexdigest()[:12]
+
+
+def _run_row(spec: DemoSymbol, keys: dict[str, Any], bars: int, end: datetime) -> pl.DataFrame:
+    params = {
+        "leverage_tiers": list(TIERS),
+        "leverage_weights": list(WEIGHTS),
+        "mmr": MMR,
+        "price_step": spec.step,
+        "half_life_bars": 250,
+        "note": HOSTILE_NOTE,
+    }
+    return pl.DataFrame(
+        {
+            **keys,
+            "params_hash": _params_hash(spec),
+            "params_json": json.dumps(params),
+            "start_ts": START,
+            "end_ts": end,
+            "bars": bars,
+            "levels": bars // 15 * 10,
             "price_step": spec.step,
-            "half_life_bars": 250,
-            "note": HOSTILE_NOTE,
+            "seconds": 1.7,
+            "computed_at": datetime(2024, 5, 4, 0, 5, tzinfo=UTC),
         }
-        run = pl.DataFrame(
+    )
+
+
+def _populate_exchange(
+    db_path: Path, spec: DemoSymbol, exchange: str, k: int
+) -> dict[str, pl.DataFrame]:
+    bars = _klines(spec, exchange)
+    end = bars["ts"][-1] + timedelta(minutes=1)
+    keys = {"exchange": exchange, "symbol": spec.symbol}
+    parts: list[tuple[str, dict[str, Any], pl.DataFrame]] = [
+        ("klines", {**keys, "ts": (START, end)}, bars)
+    ]
+    with write_connection(db_path) as con:
+        for d in range(spec.days):
+            day = (START + timedelta(days=d)).date()
+            for dataset in ("klines", "markPriceKlines", "metrics"):
+                name = f"{spec.symbol}-{dataset}-{day}.zip"
+                root = (
+                    "file:///home/demo/demo-archive-synthetic/data/futures/um/daily"
+                    if spec.synthetic
+                    else f"https://data.{exchange}.example/data/futures/um/daily"
+                    if exchange != EXCHANGE
+                    else "https://data.binance.vision/data/futures/um/daily"
+                )
+                bad = spec.symbol == HOSTILE and dataset == "metrics"
+                log_ingest(
+                    con,
+                    exchange=exchange,
+                    dataset=dataset,
+                    symbol=spec.symbol,
+                    day=day,
+                    status="failed" if bad else "loaded",
+                    rows=None if bad else 1440,
+                    sha256=None if bad else hashlib.sha256(name.encode()).hexdigest(),
+                    error=HOSTILE_NOTE if bad else None,
+                    source_url=f"{root}/{dataset}/{spec.symbol}/{name}",
+                )
+    if not spec.model:
+        replace_many(db_path, parts)
+        return {}
+    run_keys = {**keys, "params_hash": _params_hash(spec)}
+    parts.append(("model_runs", run_keys, _run_row(spec, keys, bars.height, end)))
+    model = _model(spec, bars, seed=k)
+    for table, frame in model.items():
+        parts.append(
+            (table, run_keys, frame.with_columns(**{c: pl.lit(v) for c, v in run_keys.items()}))
+        )
+    parts.append(("backtest_scores", run_keys, _scores(spec, run_keys, bars.height, end)))
+    realized = bars.filter(pl.col("ts").dt.minute() % (97 + 6 * k) == 0).select(
+        pl.lit(exchange).alias("exchange"),
+        pl.lit(spec.symbol).alias("symbol"),
+        "ts",
+        pl.when(pl.col("close") < pl.col("open"))
+        .then(pl.lit("long"))
+        .otherwise(pl.lit("short"))
+        .alias("side"),
+        (pl.col("volume") * pl.col("close") * 0.05).alias("usd"),
+        pl.lit("okx" if exchange == EXCHANGE else f"{exchange}-feed").alias("source"),
+    )
+    parts.append(("realized_liquidations", keys, realized))
+    # one transaction per symbol and exchange, as the pipeline's model step writes its outputs
+    replace_many(db_path, parts)
+    return model
+
+
+def _scores(spec: DemoSymbol, run_keys: dict[str, Any], bars: int, end: datetime) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
             {
-                **keys,
-                "params_hash": params_hash,
-                "params_json": json.dumps(params),
+                **run_keys,
+                "method": method,
+                "side": side,
+                "capture_auc": auc,
+                "top_decile_overlap": top,
+                "log_corr": corr,
+                "bars": bars,
+                "realized_usd": 48_200_000.0 if side == "long" else 31_900_000.0,
                 "start_ts": START,
                 "end_ts": end,
-                "bars": bars.height,
-                "levels": bars.height // 15 * 10,
-                "price_step": spec.step,
-                "seconds": 1.7,
-                "computed_at": datetime(2024, 5, 4, 0, 5, tzinfo=UTC),
+                "realized_source": "synthetic truth" if spec.synthetic else "okx",
+                "computed_at": datetime(2024, 5, 4, 0, 6, tzinfo=UTC),
             }
-        )
-        run_keys = {**keys, "params_hash": params_hash}
-        parts.append(("model_runs", run_keys, run))
-        for table, frame in _model(spec, bars).items():
-            parts.append(
-                (table, run_keys, frame.with_columns(**{k: pl.lit(v) for k, v in run_keys.items()}))
+            for method, side, auc, top, corr in (
+                ("model", "long", 0.81, 0.42, 0.55),
+                ("baseline", "long", 0.74, 0.31, 0.47),
+                ("model", "short", 0.77, 0.36, 0.49),
+                ("baseline", "short", 0.79, 0.33, 0.51),
             )
-        scores = pl.DataFrame(
-            [
-                {
-                    **run_keys,
-                    "method": method,
-                    "side": side,
-                    "capture_auc": auc,
-                    "top_decile_overlap": top,
-                    "log_corr": corr,
-                    "bars": bars.height,
-                    "realized_usd": 48_200_000.0 if side == "long" else 31_900_000.0,
-                    "start_ts": START,
-                    "end_ts": end,
-                    "realized_source": "synthetic truth" if spec.synthetic else "okx",
-                    "computed_at": datetime(2024, 5, 4, 0, 6, tzinfo=UTC),
-                }
-                for method, side, auc, top, corr in (
-                    ("model", "long", 0.81, 0.42, 0.55),
-                    ("baseline", "long", 0.74, 0.31, 0.47),
-                    ("model", "short", 0.77, 0.36, 0.49),
-                    ("baseline", "short", 0.79, 0.33, 0.51),
-                )
-            ]
+        ]
+    )
+
+
+def _populate_aggregate(
+    db_path: Path, spec: DemoSymbol, outputs: dict[str, dict[str, pl.DataFrame]]
+) -> None:
+    """Store the exchanges' sum under exchange "all" with the same params hash."""
+    keys = {"exchange": AGGREGATE, "symbol": spec.symbol}
+    run_keys = {**keys, "params_hash": _params_hash(spec)}
+    heat = sum_heatmaps(
+        [(o["heatmap_cells"], "15m") for o in outputs.values()], price_step=spec.step
+    )
+    liq_map = sum_liquidation_maps(
+        [o["liquidation_map"] for o in outputs.values()], price_step=spec.step
+    )
+    frames = {
+        "heatmap_cells": heat,
+        "liquidation_map": liq_map,
+        "key_levels": key_levels_from_map(liq_map, price_step=spec.step),
+    }
+    end = START + timedelta(days=spec.days)
+    parts: list[tuple[str, dict[str, Any], pl.DataFrame]] = [
+        ("model_runs", run_keys, _run_row(spec, keys, spec.days * 1440, end))
+    ]
+    for table, frame in frames.items():
+        parts.append(
+            (table, run_keys, frame.with_columns(**{c: pl.lit(v) for c, v in run_keys.items()}))
         )
-        parts.append(("backtest_scores", run_keys, scores))
-        realized = bars.filter(pl.col("ts").dt.minute() % 97 == 0).select(
-            pl.lit(EXCHANGE).alias("exchange"),
-            pl.lit(spec.symbol).alias("symbol"),
-            "ts",
-            pl.when(pl.col("close") < pl.col("open"))
-            .then(pl.lit("long"))
-            .otherwise(pl.lit("short"))
-            .alias("side"),
-            (pl.col("volume") * pl.col("close") * 0.05).alias("usd"),
-            pl.lit("okx").alias("source"),
-        )
-        parts.append(("realized_liquidations", keys, realized))
-        # one transaction per symbol, as the pipeline's model step writes its outputs
-        replace_many(db_path, parts)
-    return db_path
+    scores = _scores(spec, run_keys, spec.days * 1440, end).with_columns(
+        pl.col("capture_auc") + 0.01, realized_source=pl.lit("binance:okx,bybit:bybit-feed")
+    )
+    parts.append(("backtest_scores", run_keys, scores))
+    replace_many(db_path, parts)
 
 
 @pytest.fixture(scope="session")

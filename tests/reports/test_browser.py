@@ -57,7 +57,10 @@ def test_every_page_renders_offline(built_site: BuiltSite, tmp_path: Path) -> No
             )
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             pages = sorted(set(built_site.result.pages))
-            assert len(pages) >= 6
+            rels = {p.relative_to(built_site.root).as_posix() for p in pages}
+            # the aggregate and every exchange's own pages are opened
+            assert {"BTCUSDT/3d.html", "BTCUSDT/binance/3d.html", "BTCUSDT/bybit/1d.html"} <= rels
+            assert len(pages) >= 12
             for path in pages:
                 page.goto(path.as_uri())
                 page.wait_for_function(ALL_RENDERED, timeout=20_000)
@@ -88,8 +91,22 @@ def test_every_page_renders_offline(built_site: BuiltSite, tmp_path: Path) -> No
                     text = tip.inner_text()
                     for label in ("time", "price bucket", "long USD", "short USD"):
                         assert label in text
+                if rel == "BTCUSDT/3d.html":
+                    SHOTS.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(SHOTS / "symbol-all.png"), full_page=False)
+                    # the exchange switch navigates to that exchange's page of the same range
+                    page.locator('nav.exchanges a[data-exchange="bybit"]').click()
+                    page.wait_for_url("**/BTCUSDT/bybit/3d.html")
+                    page.wait_for_function(ALL_RENDERED, timeout=20_000)
+                    active = page.locator("nav.exchanges .range.active").inner_text()
+                    assert active == "Bybit"
+                    assert page.locator("#heatmap-chart canvas").count() == 1
+                    page.locator('nav.exchanges a[data-exchange="all"]').click()
+                    page.wait_for_url("**/BTCUSDT/3d.html")
                 if rel == "index.html":
                     page.screenshot(path=str(tmp_path / "index.png"), full_page=True)
+                    SHOTS.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(tmp_path / "index.png", SHOTS / "index.png")
         finally:
             browser.close()
     assert not problems, "\n".join(problems)

@@ -26,11 +26,18 @@ def test_pages_and_pngs(built_site: BuiltSite) -> None:
     assert {"index.html", "BTCUSDT/1d.html", "BTCUSDT/3d.html", "BTCUSDT/index.html"} <= names
     assert "ETHUSDT/1d.html" in names
     assert not any("7d" in n or "30d" in n for n in names)
+    # BTCUSDT is on binance and bybit: the aggregate at the top, one folder per exchange
     assert {p.relative_to(root).as_posix() for p in result.pngs} == {
         "BTCUSDT/1d.png",
         "BTCUSDT/3d.png",
+        "BTCUSDT/binance/1d.png",
+        "BTCUSDT/binance/3d.png",
+        "BTCUSDT/bybit/1d.png",
+        "BTCUSDT/bybit/3d.png",
         "ETHUSDT/1d.png",
     }
+    assert {"BTCUSDT/binance/index.html", "BTCUSDT/bybit/3d.html"} <= names
+    assert not any(n.startswith(("BTCUSDT/okx", "BTCUSDT/all", "ETHUSDT/binance")) for n in names)
     for png in result.pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for page in result.pages:
@@ -139,13 +146,25 @@ def test_reads_report(report_db: Path) -> None:
     assert rr.lineage(report_db, "binance", HOSTILE)["error"].drop_nulls().to_list() == [
         HOSTILE_NOTE
     ]
+    assert rr.symbol_exchanges(report_db, "BTCUSDT") == ["binance", "bybit"]
+    assert rr.symbol_exchanges(report_db, "ETHUSDT") == ["binance"]
+    assert rr.report_exchanges(report_db) == ["all", "binance", "bybit"]
+    assert rr.model_run_exists(report_db, "all", "BTCUSDT")
+    assert not rr.model_run_exists(report_db, "all", "ETHUSDT")
+    assert set(rr.report_symbols(report_db, "bybit")) == {"BTCUSDT"}
+    assert set(rr.report_symbols(report_db, None)) == {"BTCUSDT", "ETHUSDT", HOSTILE}
+    assert rr.current_runs(report_db, "all")["symbol"].to_list() == ["BTCUSDT"]
 
 
 def test_one_symbol_and_range(report_db: Path, tmp_path: Path) -> None:
     result = site.build_site(report_db, tmp_path, symbols=["BTCUSDT"], days=(30,), pngs=False)
     names = {p.relative_to(tmp_path).as_posix() for p in result.pages}
     # 30 days asked, 3 days there: the range showing all data is built
-    assert names == {"BTCUSDT/3d.html", "BTCUSDT/index.html", "index.html"}
+    assert names == {
+        f"BTCUSDT/{rel}{page}"
+        for rel in ("", "binance/", "bybit/")
+        for page in ("3d.html", "index.html")
+    } | {"index.html"}
     index = result.index.read_text()
     assert 'href="BTCUSDT/3d.html"' in index
     assert 'href="ETHUSDT/' not in index  # not built: not linked
@@ -176,3 +195,102 @@ def test_failed_build_keeps_previous_index(
     assert first.index.read_bytes() == before
     assert not (tmp_path / "BTCUSDT" / "3d.html").exists()
     assert not list(tmp_path.rglob(".*.tmp-*"))
+
+
+def _tabs(html: str) -> list[tuple[str, str | None]]:
+    """(label, href or None when active) of the exchange switch."""
+    nav = re.search(r'<nav class="ranges exchanges".*?</nav>', html, re.S)
+    if nav is None:
+        return []
+    return [
+        (label, href or None)
+        for href, label in re.findall(
+            r'(?:<a class="range" href="([^"]+)"|<span class="range active"[^>]*)'
+            r"[^>]*>([^<]+)<",
+            nav.group(0),
+        )
+    ]
+
+
+def _circles(html: str) -> tuple[int, float]:
+    """Number and total USD of the realized-liquidation circles of the heatmap."""
+    layer = next(
+        lay for lay in _spec(html, "heatmap-chart")["layer"] if lay["mark"]["type"] == "circle"
+    )
+    spec = _spec(html, "heatmap-chart")
+    name = layer["data"]["name"]
+    rows = spec["datasets"][name].strip().splitlines()
+    usd_col = rows[0].split(",").index("usd")
+    return len(rows) - 1, sum(float(r.split(",")[usd_col]) for r in rows[1:])
+
+
+def test_exchange_switch_and_layout(built_site: BuiltSite) -> None:
+    root = built_site.root / "BTCUSDT"
+    top = (root / "3d.html").read_text()
+    assert _tabs(top) == [
+        ("All exchanges", None),
+        ("Binance", "binance/3d.html"),
+        ("Bybit", "bybit/3d.html"),
+    ]
+    binance = (root / "binance" / "3d.html").read_text()
+    assert _tabs(binance) == [
+        ("All exchanges", "../3d.html"),
+        ("Binance", None),
+        ("Bybit", "../bybit/3d.html"),
+    ]
+    assert 'src="../../static/vega-bundle.js"' in binance
+    assert 'href="../index.html">BTCUSDT</a>' in binance  # crumbs back to the symbol
+    assert 'href="1d.html"' in binance
+    assert 'href="3d.png"' in binance
+    assert "Binance + Bybit · aggregated" in top
+    assert "Price line and quote: Binance" in top
+    # each view has its own heatmap, map, levels and scores
+    specs = {
+        name: _spec((root / name).read_text(), "heatmap-chart")["datasets"]
+        for name in ("3d.html", "binance/3d.html", "bybit/3d.html")
+    }
+    assert len({json.dumps(v, sort_keys=True) for v in specs.values()}) == 3
+    for name in ("3d.html", "binance/3d.html", "bybit/3d.html"):
+        html = (root / name).read_text()
+        for needle in ('id="map-chart"', "Key levels", "beats baseline", "Data lineage"):
+            assert needle in html, (name, needle)
+    # the aggregate's lineage lists both exchanges, an exchange's only its own
+    assert "<th>exchange</th>" in top
+    assert "data.bybit.example" in top
+    assert "data.binance.vision" in top
+    assert "<th>exchange</th>" not in binance
+    assert "data.bybit.example" not in binance
+    # realized circles: each exchange its own, the aggregate both (same time columns)
+    n_b, usd_b = _circles(binance)
+    n_y, usd_y = _circles((root / "bybit" / "3d.html").read_text())
+    n_all, usd_all = _circles(top)
+    assert n_b > 0
+    assert n_y > 0
+    assert usd_all == pytest.approx(usd_b + usd_y, rel=1e-6, abs=n_all)
+    assert n_all >= max(n_b, n_y)
+    # a single-exchange symbol keeps the plain layout: no switch, no exchange folders
+    eth = (built_site.root / "ETHUSDT" / "1d.html").read_text()
+    assert _tabs(eth) == []
+    assert not (built_site.root / "ETHUSDT" / "binance").exists()
+
+
+def test_index_lists_exchanges(built_site: BuiltSite) -> None:
+    index = built_site.result.index.read_text()
+    card = index[index.index(">BTCUSDT</a>") :].split("</article>")[0]
+    assert 'href="BTCUSDT/index.html" title="aggregated heatmap over every exchange"' in card
+    assert 'href="BTCUSDT/binance/index.html">Binance</a>' in card
+    assert 'href="BTCUSDT/bybit/index.html">Bybit</a>' in card
+    assert "OKX" not in card
+    eth = index[index.index(">ETHUSDT</a>") :].split("</article>")[0]
+    assert '<span class="tag venue">Binance</span>' in eth
+
+
+def test_exchange_filter(report_db: Path, tmp_path: Path) -> None:
+    result = site.build_site(
+        report_db, tmp_path, symbols=["BTCUSDT"], days=(1,), exchanges=["bybit"], pngs=False
+    )
+    names = {p.relative_to(tmp_path).as_posix() for p in result.pages}
+    assert names == {"BTCUSDT/1d.html", "BTCUSDT/index.html", "index.html"}
+    html = (tmp_path / "BTCUSDT" / "1d.html").read_text()
+    assert _tabs(html) == []
+    assert '<span class="venue">bybit' in html
