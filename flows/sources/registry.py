@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 EXCHANGES: dict[str, str] = {
     "binance": "flows.sources.binance:from_settings",
     "bybit": "flows.sources.bybit:from_settings",
+    "okx": "flows.sources.okx:from_settings",
+    "binance-cm": "flows.sources.binance_cm:from_settings",
 }
 
 

@@ -7,7 +7,6 @@ bounded retries, rate limiting (asserted on request times recorded by the server
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import threading
 import time
@@ -235,7 +234,7 @@ def test_non_json_200_is_a_parse_error() -> None:
 
 
 def test_rate_limit_spaces_requests_across_threads() -> None:
-    rate = 20.0  # one request every 50 ms
+    rate = 10.0  # one request every 100 ms
     with serve_api(scripted()) as api, client(api.base_url, rate_per_s=rate) as c:
         threads = [threading.Thread(target=c.get_json, args=("/t",)) for _ in range(4)]
         for _ in range(3):
@@ -246,11 +245,11 @@ def test_rate_limit_spaces_requests_across_threads() -> None:
             t.join()
     times = sorted(h.at for h in api.hits)
     assert len(times) == 7
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    # server-side arrival times: never much closer than 1/rate (generous 20 % slack)
-    assert min(gaps) >= 0.8 / rate, gaps
-    # a window of 0.2 s holds at most 1 + 0.2 * rate = 5 requests
-    assert all(sum(1 for t in times if s <= t < s + 0.2) <= 5 for s in times)
+    # Server-side arrival times jitter (connection set-up, a busy machine), so the bounds are
+    # generous: 7 requests span at least 6 intervals of 0.1 s (75 % of it), and no 0.25 s
+    # window holds more than 1 + 0.25 * rate = 3 requests (+1 for jitter).
+    assert times[-1] - times[0] >= 0.75 * 6 / rate
+    assert max(sum(1 for t in times if s <= t < s + 0.25) for s in times) <= 4
 
 
 def test_retries_also_take_tokens() -> None:
@@ -262,7 +261,8 @@ def test_retries_also_take_tokens() -> None:
         c.get_json("/x")
     times = [h.at for h in api.hits]
     assert len(times) == 3
-    assert all(b - a >= 0.8 / rate for a, b in itertools.pairwise(times))
+    # the 1 ms backoff alone would send all three within a few ms
+    assert times[-1] - times[0] >= 0.75 * 2 / rate
 
 
 def test_token_bucket_with_fake_clock() -> None:
