@@ -1,0 +1,179 @@
+"""Scale-out: the nightly flow on a real 2-process Dask cluster against a local HTTP mirror,
+and network-only retries of the staging tasks on the thread pool.
+
+The Dask test checks that the staging tasks ran in the worker processes (not in the flow
+process), that the one load ran in the flow process, and that no worker ever opened a DuckDB
+connection (every worker's ``duckdb.connect`` is wrapped to record calls before the run).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.archive import daily_path
+from flows.demo_data import write_demo_archive
+from tests.httpmirror import Fault, serve_mirror
+from warehouse.reads import query
+
+pytestmark = pytest.mark.slow
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+FIRST = date(2026, 6, 8)
+NIGHT = date(2026, 6, 9)
+
+
+def _guard_duckdb() -> int:
+    """On a worker: wrap ``duckdb.connect`` so every call is recorded; return the pid."""
+    import duckdb
+
+    calls: list[str] = []
+    original = duckdb.connect
+
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        calls.append(str(args[0]) if args else str(kwargs.get("database")))
+        return original(*args, **kwargs)
+
+    duckdb.connect = connect
+    duckdb._liqheat_connects = calls  # type: ignore[attr-defined]
+    return os.getpid()
+
+
+def _duckdb_connects() -> list[str]:
+    import duckdb
+
+    return list(getattr(duckdb, "_liqheat_connects", ["guard missing"]))
+
+
+@pytest.fixture
+def cluster() -> Iterator[Any]:
+    from dask.distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as local,
+        Client(local) as client,
+    ):
+        yield local, client
+
+
+def _stagers(summary: str) -> tuple[set[int], int]:
+    m = re.search(
+        r"staging: (\d+) job\(s\) on \d+ process\(es\) \[([^\]]*)\]; loaded by (\S+)", summary
+    )
+    assert m, summary
+    stagers = {int(x.rsplit(":", 1)[1]) for x in m.group(2).split(", ") if x}
+    return stagers, int(m.group(3).rsplit(":", 1)[1])
+
+
+def test_nightly_on_a_dask_cluster_stages_on_workers_and_loads_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: object, cluster: Any
+) -> None:
+    from flows.pipeline import nightly_flow
+
+    local, client = cluster
+    worker_pids = set(client.run(_guard_duckdb).values())
+    assert len(worker_pids) == 2 and os.getpid() not in worker_pids
+
+    archive = write_demo_archive(tmp_path / "mirror", SYMBOLS, FIRST, 2, seed=4)
+    home = tmp_path / "home"
+    monkeypatch.setenv("LIQHEAT_HOME", str(home))
+    db = home / "liqheat.duckdb"
+    with serve_mirror(archive.root) as mirror:
+        summary = nightly_flow(
+            date=NIGHT.isoformat(),
+            symbols=SYMBOLS,
+            base_url=mirror.base_url,
+            backfill_days=0,
+            task_runner="dask",
+            dask_address=local.scheduler_address,
+        )
+        assert mirror.zip_downloads() == 2 * (2 * 3 + 1)  # 2 symbols x (2 days x 3 + funding)
+
+    # every staging job ran on a worker process; the single load ran in the flow process
+    stagers, loader = _stagers(summary)
+    assert stagers and stagers <= worker_pids, (stagers, worker_pids)
+    assert loader == os.getpid()
+    assert f"{socket.gethostname()}:{os.getpid()}" in summary
+    # ... and no worker ever opened a DuckDB connection
+    assert client.run(_duckdb_connects) == {addr: [] for addr in client.run(os.getpid)}
+
+    # the warehouse and the site
+    klines = query(db, "SELECT symbol, count(*) AS n FROM klines GROUP BY 1 ORDER BY 1")
+    assert klines.rows() == [("BTCUSDT", 2 * 1440), ("ETHUSDT", 2 * 1440)]
+    log = query(db, "SELECT status, count(*) AS n FROM ingest_log GROUP BY 1")
+    assert log.rows() == [("loaded", 2 * (2 * 3 + 1))]
+    assert query(db, "SELECT count(*) AS n FROM funding_rates")["n"][0] > 0
+    runs = query(db, "SELECT symbol, status, days_loaded FROM runs ORDER BY symbol")
+    assert runs.rows() == [("BTCUSDT", "completed", 7), ("ETHUSDT", "completed", 7)]
+    assert query(db, "SELECT count(DISTINCT symbol) AS n FROM heatmap_cells")["n"][0] == 2
+    index = (home / "site" / "index.html").read_text()
+    assert "BTCUSDT" in index and "ETHUSDT" in index
+    # staged Parquet files were consumed and the run's staging folder removed
+    staging = home / "staging"
+    assert not staging.exists() or not any(staging.rglob("*.parquet"))
+    assert not staging.exists() or not any(staging.iterdir())
+
+
+def test_staging_retries_network_failures_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: object
+) -> None:
+    """One transient 503 (the client itself does not retry here) is retried by Prefect and
+    loads; a persistent one ends failed after the retries while the job's other files load;
+    a corrupt file (not a network failure) is not retried."""
+    import flows.pipeline as pipeline
+
+    archive = write_demo_archive(tmp_path / "mirror", ["BTCUSDT"], FIRST, 2, seed=6)
+    home = tmp_path / "home"
+    monkeypatch.setenv("LIQHEAT_HOME", str(home))
+    monkeypatch.setenv("LIQHEAT_HTTP_RETRIES", "0")
+    monkeypatch.setattr(
+        pipeline,
+        "stage_symbol_day",
+        pipeline.stage_symbol_day.with_options(retries=2, retry_delay_seconds=[0.05, 0.05]),
+    )
+    db = home / "liqheat.duckdb"
+    transient = daily_path("klines", "BTCUSDT", FIRST)
+    persistent = daily_path("metrics", "BTCUSDT", NIGHT)
+    corrupt = daily_path("markPriceKlines", "BTCUSDT", NIGHT)
+    faults = {
+        transient + ".CHECKSUM": [Fault(status=503)],
+        persistent + ".CHECKSUM": [Fault(status=503, times=50)],
+        corrupt: [Fault(body=b"PK\x03\x04 not a zip", times=50)],
+    }
+    with serve_mirror(archive.root, faults) as mirror:
+        state = pipeline.nightly_flow(
+            date=NIGHT.isoformat(),
+            symbols=["BTCUSDT"],
+            base_url=mirror.base_url,
+            backfill_days=0,
+            return_state=True,
+        )
+        assert state.is_failed()
+        assert mirror.hits[transient + ".CHECKSUM"] == 2  # failed once, retried once
+        assert mirror.hits[persistent + ".CHECKSUM"] == 3  # the first try and 2 retries
+        # the corrupt zip's job was retried only because its sibling failed on the network:
+        # it is fetched twice per attempt (one re-download after a mismatch)
+        assert mirror.hits[corrupt] == 2 * 3
+
+    log = query(db, "SELECT dataset, day, status, error FROM ingest_log ORDER BY day, dataset")
+    status = {(r[0], r[1]): (r[2], r[3]) for r in log.rows()}
+    assert status[("klines", FIRST)][0] == "loaded"
+    assert status[("metrics", NIGHT)][0] == "failed"
+    assert "network" in status[("metrics", NIGHT)][1]
+    assert status[("markPriceKlines", NIGHT)][0] == "failed"
+    assert "checksum" in status[("markPriceKlines", NIGHT)][1]
+    assert status[("klines", NIGHT)][0] == "loaded"  # same job as the failures, still loaded
+    assert query(db, "SELECT count(*) AS n FROM klines")["n"][0] == 2 * 1440
