@@ -35,6 +35,9 @@ FONT = "Inter, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 USD_FORMAT = "$,.3~s"
 USD_FULL = "$,.0f"
 TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
+#: tooltip time label computed in Vega (``formatType="utc"`` compiles to Vega's ``utc()``
+#: date constructor in Vega-Lite 6, which shows NaN)
+TIME_LABEL = f"utcFormat(datum.t, '{TIME_FORMAT}')"
 
 #: heatmap cell records carry short field names to keep pages small
 HEAT_FIELDS = ("i", "j", "l", "s")
@@ -145,6 +148,7 @@ def heatmap_chart(
     # cells overlap their neighbours by a sliver so no hairline seams show between them
     base = alt.Chart(cells).transform_calculate(
         t=f"{t0} + datum.i * {dt}",
+        time=TIME_LABEL,
         t2=f"{t0} + (datum.i + {1 + OVERLAP}) * {dt}",
         p=f"{grid.p0!r} + datum.j * {grid.price_step!r}",
         p2=f"{grid.p0!r} + (datum.j + {1 + OVERLAP}) * {grid.price_step!r}",
@@ -154,7 +158,7 @@ def heatmap_chart(
         ),
     )
     tooltip = [
-        alt.Tooltip("t:T", title="time", format=TIME_FORMAT, formatType="utc"),
+        alt.Tooltip("time:N", title="time"),
         alt.Tooltip("bucket:N", title="price bucket"),
         alt.Tooltip("l:Q", title="long USD", format=USD_FULL),
         alt.Tooltip("s:Q", title="short USD", format=USD_FULL),
@@ -205,12 +209,13 @@ def heatmap_chart(
     ).filter(pl.col("t") >= t0)
     price_line = (
         alt.Chart(inline_csv(line_data))
+        .transform_calculate(time=TIME_LABEL)
         .mark_line(color=PRICE, strokeWidth=1.4, interpolate="monotone")
         .encode(
             x=alt.X("t:T"),
             y=alt.Y("c:Q"),
             tooltip=[
-                alt.Tooltip("t:T", title="time", format=TIME_FORMAT, formatType="utc"),
+                alt.Tooltip("time:N", title="time"),
                 alt.Tooltip("c:Q", title="close", format=",.6~g"),
             ],
         )
@@ -225,6 +230,7 @@ def heatmap_chart(
         )
         layers.append(
             alt.Chart(inline_csv(dots))
+            .transform_calculate(time=TIME_LABEL)
             .mark_circle(filled=False, strokeWidth=1.2, opacity=0.9)
             .encode(
                 x=alt.X("t:T"),
@@ -238,7 +244,7 @@ def heatmap_chart(
                     legend=None,
                 ),
                 tooltip=[
-                    alt.Tooltip("t:T", title="time", format=TIME_FORMAT, formatType="utc"),
+                    alt.Tooltip("time:N", title="time"),
                     alt.Tooltip("side:N", title="realized"),
                     alt.Tooltip("usd:Q", title="realized USD", format=USD_FULL),
                 ],

@@ -3,6 +3,7 @@ and charts that actually render."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -91,6 +92,8 @@ def test_every_page_renders_offline(built_site: BuiltSite, tmp_path: Path) -> No
                     text = tip.inner_text()
                     for label in ("time", "price bucket", "long USD", "short USD"):
                         assert label in text
+                    assert re.search(r"20\d\d-\d\d-\d\d \d\d:\d\d UTC", text), text
+                    page.mouse.move(0, 0)
                 if rel == "BTCUSDT/3d.html":
                     SHOTS.mkdir(parents=True, exist_ok=True)
                     page.screenshot(path=str(SHOTS / "symbol-all.png"), full_page=False)
