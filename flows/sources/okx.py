@@ -46,7 +46,6 @@ import hashlib
 import json
 import os
 import threading
-import zipfile
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -587,17 +586,24 @@ class OkxSource:
         path = trades_path(inst_id, okx_day)
         target = self.raw_dir / EXCHANGE / path
         if target.exists():
-            try:
-                with zipfile.ZipFile(target) as zf:
-                    ok = zf.testzip() is None
-            except (zipfile.BadZipFile, OSError):
-                ok = False
-            if ok:
-                digest = hashlib.sha256(target.read_bytes()).hexdigest()
-                return target, digest, False
-            target.unlink(missing_ok=True)
+            with target.open("rb") as fh:
+                return target, hashlib.file_digest(fh, "sha256").hexdigest(), False
         got = self.static().download(path, target)
         return got.path, got.sha256, True
+
+    def _trades(self, inst_id: str, okx_day: date, ct_val: float) -> tuple[pl.DataFrame, str, bool]:
+        """Parse one OKX trades file: ``(trades, sha256, downloaded)``. A cached zip that turns
+        out corrupt is deleted and fetched again once; a fresh corrupt one fails the unit and
+        never stays in the cache."""
+        for _attempt in range(2):
+            path, digest, fresh = self._trades_file(inst_id, okx_day)
+            try:
+                return parse_trades_csv(read_csv_member(path), ct_val), digest, fresh
+            except BadZipError:
+                path.unlink(missing_ok=True)
+                if fresh:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _stage_trades(
         self, base: dict[str, Any], inst_id: str, ct_val: float, day: date, staging_dir: Path
@@ -610,7 +616,7 @@ class OkxSource:
         for okx_day in okx_file_days(day):
             urls.append(self.static().url(trades_path(inst_id, okx_day)))
             try:
-                path, digest, fresh = self._trades_file(inst_id, okx_day)
+                frame, digest, fresh = self._trades(inst_id, okx_day, ct_val)
             except NotFoundError:
                 reason = (
                     f"404 not published: OKX trades file {okx_day.isoformat()} (UTC+8 day; "
@@ -621,11 +627,7 @@ class OkxSource:
                 )
             downloaded |= fresh
             digests.append(digest)
-            try:
-                frames.append(parse_trades_csv(read_csv_member(path), ct_val))
-            except BadZipError:
-                path.unlink(missing_ok=True)  # never keep a bad file in the cache
-                raise
+            frames.append(frame)
         trades = pl.concat(frames).unique(subset=["trade_id"], keep="first")
         inside = trades.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
         if inside.is_empty():

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows.archive import zip_csv
+from flows.ingest import ingest
 from flows.parse import ParseError
 from flows.settings import Settings
 from flows.sources.base import StagedUnit, UnitRequest
@@ -243,6 +244,21 @@ def test_corrupt_trade_zip_fails_and_is_not_cached(tmp_path: Path) -> None:
     assert unit.status == "failed"
     assert unit.kind == "corrupt"
     assert not (tmp_path / "raw" / "okx" / path_a.lstrip("/")).exists()
+
+
+def test_corrupt_cached_zip_is_fetched_again(tmp_path: Path) -> None:
+    fake = FakeOkx()
+    path_a = fake.put_trades(DAY, FILE_A)
+    fake.put_trades(DAY + timedelta(days=1), FILE_B)
+    cached = tmp_path / "raw" / "okx" / path_a.lstrip("/")
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"PK\x03\x04 not really a zip")
+    with serve_api(fake) as api, source(api.base_url, tmp_path / "raw") as src:
+        unit = stage(src, "trades", tmp_path / "staging")
+        assert api.paths().count(path_a) == 1
+    assert unit.status == "loaded", unit.reason
+    assert unit.downloaded
+    assert cached.read_bytes() == fake.files[path_a]
 
 
 def test_unexpected_trade_header_is_a_parse_failure(tmp_path: Path) -> None:
@@ -525,6 +541,29 @@ def test_staged_units_land_in_the_warehouse(tmp_path: Path) -> None:
     load_staged(db, [later])
     again = query(db, "SELECT count(*) AS n, sum(usd) AS usd FROM realized_liquidations")
     assert again.row(0) == (4, pytest.approx(sum(u for _, _, u in HAND)))
+
+
+def test_ingest_through_the_registry(tmp_path: Path) -> None:
+    db = tmp_path / "liqheat.duckdb"
+    fake = FakeOkx()
+    fake.put_trades(DAY, FILE_A)
+    fake.put_trades(DAY + timedelta(days=1), FILE_B)
+    fake.oi["5m"] = oi_rows(START, 288, timedelta(minutes=5))
+    fake.liquidations = [d for d, _, _ in HAND]
+    with serve_api(fake) as api:
+        # `--exchange okx` with a mirror: base_url serves both the files and the API
+        first = ingest(db, tmp_path / "raw", api.base_url, ["BTCUSDT"], [DAY], exchange="okx")
+        second = ingest(db, tmp_path / "raw", api.base_url, ["BTCUSDT"], [DAY], exchange="okx")
+        assert sum(1 for p in api.paths() if p.startswith("/cdn/")) == 2
+    assert sorted((o.dataset, o.status) for o in first.outcomes) == [
+        ("liquidations", "loaded"),
+        ("open_interest", "loaded"),
+        ("trades", "loaded"),
+    ]
+    assert first.ok
+    assert {o.status for o in second.outcomes} == {"skipped"}
+    bars = query(db, "SELECT count(*) AS n FROM klines WHERE exchange = 'okx'")
+    assert bars.item() == 1440
 
 
 def test_plan_pickle_settings_and_unknown_symbol(tmp_path: Path) -> None:
