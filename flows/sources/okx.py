@@ -22,7 +22,7 @@ contract size, e.g. 0.01 BTC):
     begin=..&end=..&limit=100`` pages backwards (newest first, 100 rows a page) ->
     ``ts, oi_base = oiCcy, oi_usd = oiUsd`` (ratios null). OKX keeps only a few days of 5-minute
     history; for an older day the unit falls back to ``period=1H`` (loaded with a warning), and a
-    day with neither is ``missing``.
+    day with neither is ``missing``. A day that has not ended is ``skipped``.
 ``liquidations`` -> ``realized_liquidations``
     ``GET {api_url}/api/v5/public/liquidation-orders?instType=SWAP&instFamily=BTC-USDT&
     state=filled&limit=100`` paged backwards with ``after`` -> one row per filled liquidation:
@@ -32,8 +32,9 @@ contract size, e.g. 0.01 BTC):
     history only builds up by pulling every night: an older day comes back ``missing``. The
     unit's replace window is the span the answer provably covers -- from the day's start if the
     paging reached past it, else from the oldest order OKX still returned -- so a late pull never
-    deletes rows an earlier pull stored. The raw pages are kept in
-    ``raw_dir/okx/liquidation-orders/<instFamily>/<day>.json``.
+    deletes rows an earlier pull stored. A day that has not ended is ``skipped`` (a loaded unit
+    is never fetched again). The raw pages of every pull are kept in
+    ``raw_dir/okx/liquidation-orders/<instFamily>/<day>-pulled-<time>.json``.
 
 REST calls go through :class:`flows.sources.http.RestClient`: OKX's published limit for these
 public endpoints is 5 requests / 2 s per IP, so the API client is limited to 2.5 requests/s
@@ -681,8 +682,10 @@ class OkxSource:
         self, base: dict[str, Any], inst_id: str, day: date, staging_dir: Path
     ) -> StagedUnit:
         start, end = day_bounds(day)
-        if start >= self._now():
-            return StagedUnit(**base, status="skipped", reason="day has not started")
+        if end > self._now():
+            # a loaded unit is never fetched again: pull a day once it is over
+            reason = "day not over: open interest is pulled once the UTC day has ended"
+            return StagedUnit(**base, status="skipped", reason=reason)
         for period in OI_PERIODS:
             rows = self._oi_rows(inst_id, period, start, end)
             frame = parse_open_interest(rows).filter((pl.col("ts") >= start) & (pl.col("ts") < end))
@@ -721,9 +724,10 @@ class OkxSource:
     ) -> StagedUnit:
         start, end = day_bounds(day)
         now = self._now()
-        if start >= now:
-            return StagedUnit(**base, status="skipped", reason="day has not started")
-        end = min(end, now)
+        if end > now:
+            # a loaded unit is never fetched again: pull a day once it is over
+            reason = "day not over: liquidations are pulled once the UTC day has ended"
+            return StagedUnit(**base, status="skipped", reason=reason)
         family = inst_family(inst_id)
         path = "/api/v5/public/liquidation-orders"
         url = self.api().url(f"{path}?instType=SWAP&instFamily={family}&state=filled")
@@ -753,7 +757,11 @@ class OkxSource:
                 break
             cursor = page_oldest
         _write_atomic(
-            self.raw_dir / EXCHANGE / "liquidation-orders" / family / f"{day.isoformat()}.json",
+            self.raw_dir
+            / EXCHANGE
+            / "liquidation-orders"
+            / family
+            / f"{day.isoformat()}-pulled-{now:%Y%m%dT%H%M%SZ}.json",
             json.dumps({"fetched_at": now.isoformat(), "data": pages}).encode(),
         )
         lineage = hashlib.sha256(json.dumps(pages, sort_keys=True).encode()).hexdigest()
@@ -771,8 +779,6 @@ class OkxSource:
                 start, datetime.fromtimestamp(oldest / 1000, tz=UTC).replace(microsecond=0)
             )
             notes.append(f"partial: OKX returned orders from {covered_from:%H:%M:%S} only")
-        if end < start + timedelta(days=1):
-            notes.append(f"partial: day in progress, up to {end:%H:%M}")
         events = parse_liquidations(pages, inst_id, ct_val).filter(
             (pl.col("ts") >= covered_from) & (pl.col("ts") < end)
         )

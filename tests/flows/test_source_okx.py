@@ -471,9 +471,8 @@ def test_liquidations_sides_usd_and_paging(tmp_path: Path) -> None:
     pages = [h for h in api.hits if h.path == LIQ_PATH]
     assert pages[0].query["after"] == str(ms(END))
     assert len(pages) == 3  # 100 + 100 + (44 in the day, then past the start: stop)
-    assert (
-        tmp_path / "raw" / "okx" / "liquidation-orders" / "BTC-USDT" / "2025-06-01.json"
-    ).exists()
+    raw = tmp_path / "raw" / "okx" / "liquidation-orders" / "BTC-USDT"
+    assert [p.name for p in raw.iterdir()] == ["2025-06-01-pulled-20250603T010000Z.json"]
 
 
 def test_liquidations_retention_edge_and_day_in_progress(tmp_path: Path) -> None:
@@ -483,10 +482,11 @@ def test_liquidations_retention_edge_and_day_in_progress(tmp_path: Path) -> None
         with source(api.base_url, tmp_path / "raw") as src:
             edge = stage(src, "liquidations", tmp_path / "staging")
             gone = stage(src, "liquidations", tmp_path / "staging", DAY - timedelta(days=10))
-        noon = START + timedelta(hours=12)
-        with source(api.base_url, tmp_path / "raw", now=noon) as src:
+        with source(api.base_url, tmp_path / "raw", now=START + timedelta(hours=12)) as src:
             today = stage(src, "liquidations", tmp_path / "staging")
-            future = stage(src, "liquidations", tmp_path / "staging", DAY + timedelta(days=1))
+            oi_today = stage(src, "open_interest", tmp_path / "staging")
+        assert [p for p in api.paths() if p != LIQ_PATH] == []
+        assert sum(1 for p in api.paths() if p == LIQ_PATH) == 2  # none for the running day
     # OKX no longer has the start of the day: the unit covers only what it returned
     assert edge.status == "loaded"
     assert edge.start == at("06:00:00")
@@ -495,11 +495,12 @@ def test_liquidations_retention_edge_and_day_in_progress(tmp_path: Path) -> None
     assert edge.kind == "warning"
     assert edge.reason == "partial: OKX returned orders from 06:00:00 only"
     assert gone.status == "missing"
-    assert today.end == noon
-    assert today.rows == 36  # 06:00 .. 11:50
+    assert gone.reason is not None
+    assert "recent" in gone.reason
+    assert today.status == "skipped"
     assert today.reason is not None
-    assert "day in progress, up to 12:00" in today.reason
-    assert future.status == "skipped"
+    assert "day not over" in today.reason
+    assert oi_today.status == "skipped"
 
 
 def test_staged_units_land_in_the_warehouse(tmp_path: Path) -> None:
