@@ -2,9 +2,11 @@
 
 One :class:`RestClient` talks to one host. Every request goes through the same policy:
 
-* a **token-bucket rate limiter** (:class:`RateLimiter`) shared by all threads using the client,
-  so ``rate_per_s`` holds for the client as a whole (OKX: 5 requests / 2 s -> ``rate_per_s=2.5``);
-  every attempt, retries included, takes a token;
+* a **token-bucket rate limiter** (:class:`RateLimiter`) shared by all threads and, by default,
+  by every client of the same host and rate in the process (:func:`shared_limiter`), so
+  ``rate_per_s`` holds per host and process even when each task builds its own source (OKX:
+  5 requests / 2 s -> ``rate_per_s=2.5``); every attempt, retries included, takes a token.
+  Separate processes (e.g. Dask workers) each have their own bucket;
 * **timeouts** on connect and read (``timeout_s``);
 * **retries** with exponential backoff and jitter on ``429``, ``5xx`` and network errors (refused,
   reset, timeout, truncated body), at most ``retries`` extra attempts; a ``Retry-After`` header
@@ -147,6 +149,28 @@ class RateLimiter:
         return wait
 
 
+_SHARED: dict[tuple[str, float, int], RateLimiter] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_limiter(key: str, rate_per_s: float, burst: int = 1) -> RateLimiter:
+    """Return this process's one :class:`RateLimiter` for ``(key, rate_per_s, burst)``.
+
+    :class:`RestClient` keys it by host, so every client of a host in the process draws from
+    the same bucket.
+
+    Examples
+    --------
+    >>> shared_limiter("www.okx.com", 2.5) is shared_limiter("www.okx.com", 2.5)
+    True
+    """
+    with _SHARED_LOCK:
+        limiter = _SHARED.get((key, rate_per_s, burst))
+        if limiter is None:
+            limiter = _SHARED[(key, rate_per_s, burst)] = RateLimiter(rate_per_s, burst)
+        return limiter
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:120]
@@ -220,7 +244,10 @@ class RestClient:
         First backoff delay and the cap of every wait (exponential, plus up to ``backoff_s`` of
         jitter; a ``Retry-After`` hint raises the wait up to the cap).
     rate_per_s, burst
-        Token-bucket limit for the whole client (shared by threads).
+        Token-bucket limit per host: shared by threads and by every client of the same host
+        (and rate) in this process, unless ``limiter`` is given.
+    limiter
+        A :class:`RateLimiter` of its own (then ``rate_per_s``/``burst`` are ignored).
     user_agent
         Sent with every request.
 
@@ -238,6 +265,7 @@ class RestClient:
         rate_per_s: float,
         burst: int = 1,
         user_agent: str = USER_AGENT,
+        limiter: RateLimiter | None = None,
     ) -> None:
         parsed = urlparse(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -248,7 +276,7 @@ class RestClient:
         self.retries = retries
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
-        self.limiter = RateLimiter(rate_per_s, burst)
+        self.limiter = limiter or shared_limiter(parsed.netloc, rate_per_s, burst)
         self._http = httpx.Client(
             timeout=timeout_s,
             follow_redirects=True,

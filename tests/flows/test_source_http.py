@@ -252,6 +252,27 @@ def test_rate_limit_spaces_requests_across_threads() -> None:
     assert max(sum(1 for t in times if s <= t < s + 0.25) for s in times) <= 4
 
 
+def test_clients_of_one_host_share_the_limit() -> None:
+    rate = 10.0
+    with (
+        serve_api(scripted()) as api,
+        client(api.base_url, rate_per_s=rate) as a,
+        client(api.base_url, rate_per_s=rate) as b,
+    ):
+        assert a.limiter is b.limiter
+        threads = [threading.Thread(target=c.get_json, args=("/t",)) for c in (a, b) * 3]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    times = sorted(h.at for h in api.hits)
+    assert len(times) == 6
+    assert times[-1] - times[0] >= 0.75 * 5 / rate  # one bucket: 6 requests, 5 intervals
+    own = RateLimiter(1.0)
+    with client("http://127.0.0.1:9", rate_per_s=rate, limiter=own) as c:
+        assert c.limiter is own
+
+
 def test_retries_also_take_tokens() -> None:
     rate = 10.0
     with (
