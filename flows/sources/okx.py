@@ -778,7 +778,8 @@ class OkxSource:
             covered_from = max(
                 start, datetime.fromtimestamp(oldest / 1000, tz=UTC).replace(microsecond=0)
             )
-            notes.append(f"partial: OKX returned orders from {covered_from:%H:%M:%S} only")
+            if covered_from > start:
+                notes.append(f"partial: OKX returned orders from {covered_from:%H:%M:%S} only")
         events = parse_liquidations(pages, inst_id, ct_val).filter(
             (pl.col("ts") >= covered_from) & (pl.col("ts") < end)
         )
