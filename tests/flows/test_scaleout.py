@@ -57,14 +57,14 @@ def cluster() -> Iterator[Any]:
     from dask.distributed import Client, LocalCluster
 
     with (
-        LocalCluster(
+        LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=2,
             processes=True,
             threads_per_worker=1,
             host="127.0.0.1",
             dashboard_address=None,
         ) as local,
-        Client(local) as client,
+        Client(local) as client,  # type: ignore[no-untyped-call]
     ):
         yield local, client
 
@@ -85,7 +85,8 @@ def test_nightly_on_a_dask_cluster_stages_on_workers_and_loads_once(
 
     local, client = cluster
     worker_pids = set(client.run(_guard_duckdb).values())
-    assert len(worker_pids) == 2 and os.getpid() not in worker_pids
+    assert len(worker_pids) == 2
+    assert os.getpid() not in worker_pids
 
     archive = write_demo_archive(tmp_path / "mirror", SYMBOLS, FIRST, 2, seed=4)
     home = tmp_path / "home"
@@ -100,11 +101,13 @@ def test_nightly_on_a_dask_cluster_stages_on_workers_and_loads_once(
             task_runner="dask",
             dask_address=local.scheduler_address,
         )
-        assert mirror.zip_downloads() == 2 * (2 * 3 + 1)  # 2 symbols x (2 days x 3 + funding)
+        # 2 symbols x (2 days x 3 daily files + the funding month)
+        assert mirror.zip_downloads() == 2 * (2 * 3 + 1)
 
     # every staging job ran on a worker process; the single load ran in the flow process
     stagers, loader = _stagers(summary)
-    assert stagers and stagers <= worker_pids, (stagers, worker_pids)
+    assert stagers, summary
+    assert stagers <= worker_pids, (stagers, worker_pids)
     assert loader == os.getpid()
     assert f"{socket.gethostname()}:{os.getpid()}" in summary
     # ... and no worker ever opened a DuckDB connection
@@ -120,7 +123,8 @@ def test_nightly_on_a_dask_cluster_stages_on_workers_and_loads_once(
     assert runs.rows() == [("BTCUSDT", "completed", 7), ("ETHUSDT", "completed", 7)]
     assert query(db, "SELECT count(DISTINCT symbol) AS n FROM heatmap_cells")["n"][0] == 2
     index = (home / "site" / "index.html").read_text()
-    assert "BTCUSDT" in index and "ETHUSDT" in index
+    assert "BTCUSDT" in index
+    assert "ETHUSDT" in index
     # staged Parquet files were consumed and the run's staging folder removed
     staging = home / "staging"
     assert not staging.exists() or not any(staging.rglob("*.parquet"))
