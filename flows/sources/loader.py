@@ -89,14 +89,16 @@ def _read(unit: StagedUnit) -> tuple[IngestWrite, Outcome]:
             loaded = False
         else:
             try:
+                if not Path(unit.parquet).is_file():
+                    raise FileNotFoundError("not found")
                 frame = pl.read_parquet(unit.parquet).with_columns(
                     pl.lit(unit.exchange).alias("exchange"), pl.lit(unit.symbol).alias("symbol")
                 )
             except (OSError, pl.exceptions.PolarsError) as exc:
-                first = (str(exc).splitlines() or [""])[0][:120]
+                first = (str(exc).splitlines() or [""])[0][:80]
                 reason = (
-                    f"staged file unreadable ({first}); is the staging folder on storage "
-                    "every worker and the loader share?"
+                    f"staged file {Path(unit.parquet).name} unreadable ({first}); the staging "
+                    "folder must be on storage shared by every worker and the loader"
                 )
                 outcome = replace(outcome, status="failed", rows=0, reason=reason, kind="internal")
                 loaded = False
