@@ -501,9 +501,8 @@ def _model_and_report(
     summary: RunSummary,
     exchanges: Sequence[str] = ("binance",),
 ) -> None:
-    """Model each (exchange, symbol) with data (binance always, as before), sum exchanges
-    when several have data and the aggregate step exists, then rebuild the site."""
-    from flows import steps
+    """Model each (exchange, symbol) with data (binance always, as before), sum the exchanges
+    (exchange "all") when several have data, then rebuild the site."""
     from warehouse import reads
 
     for symbol in symbols:
@@ -520,7 +519,7 @@ def _model_and_report(
             result = model_symbol_task(str(settings.home), symbol, exchange=exchange)
             lines.append(result["line"])
             seconds += result["seconds"]
-        if len(with_data) > 1 and hasattr(steps, "aggregate_symbol"):
+        if len(with_data) > 1:
             t0 = time.perf_counter()
             lines.append(aggregate_symbol_task(str(settings.home), symbol, with_data))
             seconds += time.perf_counter() - t0

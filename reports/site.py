@@ -746,6 +746,7 @@ def build_site(
                         pages.append(staged.write(view_dir / "index.html", html))
             if built:
                 index_rows.append(_index_row(db_path, built, sym_dir))
+        mark_stale(index_rows)
         # symbols with a model first, then the most recent data, then by name
         index_rows.sort(key=lambda r: (r["run"] is None, -_ordinal(r["last_day"]), r["symbol"]))
         index_ctx = {
@@ -829,4 +830,28 @@ def _index_row(db_path: Path, built: list[_Built], sym_dir: Path) -> dict[str, A
         "aggregate": main.view.key == rr.AGGREGATE_EXCHANGE,
         "exchanges": exchanges,
         "multi": len(built) > 1,
+        "last_ts": sym.span[1] if sym.span is not None else None,
     }
+
+
+#: a symbol whose newest bar is this much older than the newest across symbols is stale
+STALE_AFTER = timedelta(days=2)
+
+
+def mark_stale(rows: list[dict[str, Any]], after: timedelta = STALE_AFTER) -> None:
+    """Set ``row["stale"]`` on index rows: True when the symbol's newest bar (``last_ts``) is
+    more than ``after`` older than the newest bar of any symbol (its data stopped updating).
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> rows = [{"last_ts": datetime(2024, 1, 9)}, {"last_ts": datetime(2024, 1, 5)}]
+    >>> mark_stale(rows)
+    >>> [r["stale"] for r in rows]
+    [False, True]
+    """
+    known = [r["last_ts"] for r in rows if r.get("last_ts") is not None]
+    newest = max(known) if known else None
+    for r in rows:
+        last = r.get("last_ts")
+        r["stale"] = newest is not None and last is not None and last < newest - after
