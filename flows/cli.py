@@ -388,12 +388,30 @@ def backtest(symbol: str, realized: Path, exchange: str) -> None:
 @click.option("--cron", default="30 8 * * *", show_default=True, help="Schedule (UTC).")
 @click.option("--symbol", "symbols", type=SYMBOL, multiple=True)
 @click.option("--base-url", default=None)
-def serve(cron: str, symbols: tuple[str, ...], base_url: str | None) -> None:
+@scale_options
+def serve(
+    cron: str,
+    symbols: tuple[str, ...],
+    base_url: str | None,
+    exchanges: tuple[str, ...],
+    task_runner: str,
+    dask_address: str | None,
+) -> None:
     """Serve the nightly flow as a Prefect deployment on a cron schedule (UTC)."""
+    chosen = _check_exchanges(exchanges)
+    _check_runner(task_runner, dask_address)
     settings = _settings()
     from flows.pipeline import serve_nightly
 
-    serve_nightly(settings, cron=cron, symbols=list(symbols) or None, base_url=base_url)
+    serve_nightly(
+        settings,
+        cron=cron,
+        symbols=list(symbols) or None,
+        base_url=base_url,
+        exchanges=chosen if exchanges else None,
+        task_runner=task_runner,
+        dask_address=dask_address,
+    )
 
 
 def _fail(message: str, code: int) -> NoReturn:

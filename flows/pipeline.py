@@ -699,16 +699,31 @@ def serve_nightly(
     cron: str,
     symbols: Sequence[str] | None,
     base_url: str | None,
+    exchanges: Sequence[str] | None = None,
+    task_runner: str = "thread",
+    dask_address: str | None = None,
 ) -> None:
     """Serve :func:`nightly_flow` as the deployment ``liqheat-nightly`` on ``cron`` (UTC).
 
     Uses ``PREFECT_API_URL`` when set; otherwise starts a local Prefect server on 127.0.0.1
-    (state under ``$LIQHEAT_HOME/prefect``) and stops it on exit.
+    (state under ``$LIQHEAT_HOME/prefect``) and stops it on exit. ``exchanges``,
+    ``task_runner`` and ``dask_address`` become the deployment's default parameters.
     """
     import os
 
+    check_task_runner(task_runner, dask_address)
+    params: dict[str, Any] = {"symbols": list(symbols or settings.symbols)}
+    if base_url:
+        params["base_url"] = base_url
+    if exchanges:
+        params["exchanges"] = _check_exchanges(exchanges)
+    if task_runner != "thread":
+        params["task_runner"] = task_runner
+    if dask_address:
+        params["dask_address"] = dask_address
+
     if os.environ.get("PREFECT_API_URL"):
-        _serve(cron, symbols or settings.symbols, base_url)
+        _serve(cron, params)
         return
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -719,15 +734,12 @@ def serve_nightly(
     with local_prefect_server(home) as api_url:
         print(f"local Prefect server (UI and API) at {api_url.removesuffix('/api')}")
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            _serve(cron, symbols or settings.symbols, base_url)
+            _serve(cron, params)
 
 
-def _serve(cron: str, symbols: Sequence[str], base_url: str | None) -> None:
+def _serve(cron: str, params: dict[str, Any]) -> None:
     from prefect.schedules import Cron
 
-    params: dict[str, Any] = {"symbols": list(symbols)}
-    if base_url:
-        params["base_url"] = base_url
     nightly_flow.serve(
         name="liqheat-nightly",
         schedules=[Cron(cron, timezone="UTC")],

@@ -181,3 +181,78 @@ def test_staging_retries_network_failures_only(
     assert "checksum" in status[("markPriceKlines", NIGHT)][1]
     assert status[("klines", NIGHT)][0] == "loaded"  # same job as the failures, still loaded
     assert query(db, "SELECT count(*) AS n FROM klines")["n"][0] == 2 * 1440
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nightly", "--dask-address", "tcp://127.0.0.1:8786"], "needs --task-runner dask"),
+        (
+            [
+                "backfill",
+                "--symbol",
+                "BTCUSDT",
+                "--start",
+                "2026-01-01",
+                "--end",
+                "2026-01-02",
+                "--task-runner",
+                "ray",
+            ],
+            "'ray' is not one of",
+        ),
+        (
+            ["nightly", "--task-runner", "dask", "--dask-address", "127.0.0.1:8786"],
+            "expected tcp://HOST:PORT",
+        ),
+        (["nightly", "--exchange", "kraken"], "unknown exchange 'kraken'"),
+        (
+            [
+                "ingest",
+                "--symbol",
+                "BTCUSDT",
+                "--start",
+                "2026-01-01",
+                "--end",
+                "2026-01-01",
+                "--exchange",
+                "kraken",
+            ],
+            "unknown exchange 'kraken'",
+        ),
+        (["serve", "--dask-address", "tcp://127.0.0.1:8786"], "needs --task-runner dask"),
+    ],
+)
+def test_scale_out_usage_errors(
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Bad scale-out options are usage errors: one line on stderr, exit code 2, nothing run."""
+    from flows.cli import main
+
+    monkeypatch.setenv("LIQHEAT_HOME", str(tmp_path / "home"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+    assert err.startswith("liqheat: error: ")
+    assert not (tmp_path / "home").exists()
+
+
+def test_flow_parameters_are_checked() -> None:
+    from flows.pipeline import check_task_runner
+
+    check_task_runner("thread", None)
+    check_task_runner("dask", None)
+    check_task_runner("dask", "tcp://10.0.0.5:8786")
+    with pytest.raises(ValueError, match="unknown task runner 'ray'"):
+        check_task_runner("ray", None)
+    with pytest.raises(ValueError, match="needs the dask task runner"):
+        check_task_runner("thread", "tcp://127.0.0.1:8786")
+    with pytest.raises(ValueError, match="expected tcp://HOST:PORT"):
+        check_task_runner("dask", "127.0.0.1:8786")
