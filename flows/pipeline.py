@@ -36,7 +36,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.lock import pipeline_lock
 from flows.settings import Settings
-from flows.sources.base import StagedUnit, UnitRequest
+from flows.sources.base import Source, StagedUnit, UnitRequest
 
 if TYPE_CHECKING:
     import polars as pl
@@ -569,6 +569,21 @@ def _check_exchanges(exchanges: Sequence[str]) -> list[str]:
     return chosen
 
 
+def daily_datasets(source: Source, symbol: str, day: date) -> list[str]:
+    """The datasets that make a day complete for ``source``: the daily units it plans for one
+    day (probing a day that is not the 1st, where monthly units are keyed).
+
+    Examples
+    --------
+    >>> from flows.sources.binance import BinanceSource
+    >>> src = BinanceSource("file:///mirror", Path("raw"))
+    >>> daily_datasets(src, "BTCUSDT", date(2024, 2, 1))
+    ['klines', 'markPriceKlines', 'metrics']
+    """
+    probe = day if day.day != 1 else day + timedelta(days=1)
+    return [r.dataset for r in source.plan([symbol], [probe]) if r.day == probe]
+
+
 @flow(name="liqheat-nightly", log_prints=True)
 def nightly_flow(
     date: str | None = None,
@@ -598,9 +613,8 @@ def nightly_flow(
     with pipeline_lock(settings.home, wait_s=settings.lock_wait_s):
         pairs = {(s, day) for s in chosen}
         for exchange in chosen_exchanges:
-            # the datasets that make a day complete: what the source plans for one day
             source = get_source(exchange, settings, base_url=url)
-            daily = [r.dataset for r in source.plan([chosen[0]], [day]) if r.day == day]
+            daily = daily_datasets(source, chosen[0], day)
             gaps = gap_days(
                 settings.db_path,
                 chosen,

@@ -256,3 +256,28 @@ def test_flow_parameters_are_checked() -> None:
         check_task_runner("thread", "tcp://127.0.0.1:8786")
     with pytest.raises(ValueError, match="expected tcp://HOST:PORT"):
         check_task_runner("dask", "127.0.0.1:8786")
+
+
+def test_daily_datasets_and_staging_jobs() -> None:
+    """Gap detection never waits for a monthly file, even on the 1st; a job is one
+    (exchange, symbol, day), a funding month joining its first day's job."""
+    from flows.pipeline import _jobs, daily_datasets
+    from flows.sources.binance import BinanceSource
+
+    src = BinanceSource("file:///mirror", Path("raw"))
+    core = ["klines", "markPriceKlines", "metrics"]
+    assert daily_datasets(src, "BTCUSDT", date(2024, 2, 1)) == core
+    assert daily_datasets(src, "BTCUSDT", date(2024, 2, 15)) == core
+    plan = src.plan(["BTCUSDT", "ETHUSDT"], [date(2024, 1, 31), date(2024, 2, 1)])
+    jobs = _jobs(plan)
+    assert len(jobs) == 2 * 2 + 2  # symbol-days, plus January's funding file per symbol
+    assert jobs[("binance", "BTCUSDT", date(2024, 2, 1))] == [
+        ("klines", "BTCUSDT", "2024-02-01"),
+        ("markPriceKlines", "BTCUSDT", "2024-02-01"),
+        ("metrics", "BTCUSDT", "2024-02-01"),
+        ("fundingRate", "BTCUSDT", "2024-02-01"),
+    ]
+    assert jobs[("binance", "ETHUSDT", date(2024, 1, 1))] == [
+        ("fundingRate", "ETHUSDT", "2024-01-01")
+    ]
+    assert sum(len(j) for j in jobs.values()) == len(plan)
