@@ -269,9 +269,13 @@ def stage_symbol_day(
 
 @task(name="load-staged", cache_policy=NO_CACHE)
 def load_staged_task(db_path: str, units: list[dict[str, Any]]) -> dict[str, Any]:
-    """The single writer: load every staged unit into the warehouse (in the flow process)."""
+    """The single writer: refresh ``symbol_map`` and load every staged unit into the
+    warehouse (in the flow process)."""
     from flows.sources.loader import load_staged
+    from flows.sources.symbols import symbol_map_frame
+    from warehouse.writes import write_symbol_map
 
+    write_symbol_map(Path(db_path), symbol_map_frame())
     outcomes = load_staged(Path(db_path), [_staged(u) for u in units])
     return {
         "outcomes": [

@@ -119,6 +119,8 @@ def test_nightly_on_a_dask_cluster_stages_on_workers_and_loads_once(
     log = query(db, "SELECT status, count(*) AS n FROM ingest_log GROUP BY 1")
     assert log.rows() == [("loaded", 2 * (2 * 3 + 1))]
     assert query(db, "SELECT count(*) AS n FROM funding_rates")["n"][0] > 0
+    symbol_map = query(db, "SELECT instrument FROM symbol_map WHERE exchange = 'okx'")
+    assert "BTC-USDT-SWAP" in symbol_map["instrument"].to_list()  # refreshed by the load
     runs = query(db, "SELECT symbol, status, days_loaded FROM runs ORDER BY symbol")
     assert runs.rows() == [("BTCUSDT", "completed", 7), ("ETHUSDT", "completed", 7)]
     assert query(db, "SELECT count(DISTINCT symbol) AS n FROM heatmap_cells")["n"][0] == 2
