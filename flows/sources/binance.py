@@ -182,7 +182,8 @@ class BinanceSource:
         An existing client to use (its ``base_url``/``raw_dir`` win); otherwise one client is
         created on first use and shared by the threads of this process.
 
-    The object pickles without its client, so it can be shipped to a Dask worker.
+    The object pickles without its client, so it can be shipped to a Dask worker. A subclass
+    with another ``exchange`` id serves any venue publishing the same archive layout.
 
     Examples
     --------
@@ -263,7 +264,7 @@ class BinanceSource:
         for symbol in symbols:
             check_symbol(symbol)
         return [
-            UnitRequest(EXCHANGE, ds, sym, day)
+            UnitRequest(self.exchange, ds, sym, day)
             for ds, sym, day in plan_units(symbols, days, with_trades=with_trades)
         ]
 
@@ -278,7 +279,7 @@ class BinanceSource:
         day = unit_day(dataset, request.day)
 
         def unit(status: Status, **extra: Any) -> StagedUnit:
-            return StagedUnit(EXCHANGE, dataset, symbol, day, status, **extra)
+            return StagedUnit(self.exchange, dataset, symbol, day, status, **extra)
 
         today = self.today or datetime.now(UTC).date()
         if dataset in MONTHLY_DATASETS and not month_complete(day, today):
@@ -291,7 +292,7 @@ class BinanceSource:
             notes = [parsed.warning] if parsed.warning else []
             if got.republished:
                 notes.append("republished: cached copy replaced")
-            stem = f"{EXCHANGE}-{dataset}-{symbol}-{day.isoformat()}"
+            stem = f"{self.exchange}-{dataset}-{symbol}-{day.isoformat()}"
             parquet = write_staged_frame(parsed.frame, staging_dir, stem)
             return unit(
                 "loaded",

@@ -283,3 +283,42 @@ def test_daily_datasets_and_staging_jobs() -> None:
         ("fundingRate", "ETHUSDT", "2024-01-01")
     ]
     assert sum(len(j) for j in jobs.values()) == len(plan)
+
+
+def test_nightly_with_two_exchanges_models_each_and_the_sum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: object
+) -> None:
+    """Two registered exchanges in one run: each is planned, staged and loaded under its own
+    exchange id, modelled on its own bars, and summed into exchange "all"."""
+    from flows.pipeline import nightly_flow
+    from flows.sources.registry import EXCHANGES
+
+    monkeypatch.setitem(EXCHANGES, "mirror", "tests.flows._mirror_source:from_settings")
+    main = write_demo_archive(tmp_path / "main", ["BTCUSDT"], FIRST, 2, seed=8)
+    other = write_demo_archive(tmp_path / "other", ["BTCUSDT"], FIRST, 2, seed=9)
+    home = tmp_path / "home"
+    monkeypatch.setenv("LIQHEAT_HOME", str(home))
+    monkeypatch.setenv("LIQHEAT_TEST_MIRROR_URL", other.base_url)
+    db = home / "liqheat.duckdb"
+    with serve_mirror(main.root) as mirror:
+        summary = nightly_flow(
+            date=NIGHT.isoformat(),
+            symbols=["BTCUSDT"],
+            base_url=mirror.base_url,
+            backfill_days=0,
+            exchanges=["binance", "mirror"],
+        )
+    assert "[mirror] BTCUSDT:" in summary
+    assert "[all] BTCUSDT:" in summary
+    klines = query(db, "SELECT exchange, count(*) AS n, sum(close) AS s FROM klines GROUP BY 1")
+    rows = {r[0]: r[1:] for r in klines.rows()}
+    assert rows["binance"][0] == rows["mirror"][0] == 2 * 1440
+    assert rows["binance"][1] != rows["mirror"][1]  # each exchange's own files
+    log = query(
+        db, "SELECT exchange, count(*) AS n FROM ingest_log WHERE status = 'loaded' GROUP BY 1"
+    )
+    assert sorted(log.rows()) == [("binance", 7), ("mirror", 7)]
+    runs = query(db, "SELECT DISTINCT exchange FROM model_runs ORDER BY 1")
+    assert runs["exchange"].to_list() == ["all", "binance", "mirror"]
+    assert query(db, "SELECT days_loaded FROM runs")["days_loaded"].to_list() == [14]
+    assert (home / "site" / "index.html").is_file()
