@@ -291,7 +291,7 @@ def nightly(
         task_runner=task_runner,
         dask_address=dask_address,
     )
-    _console().print(summary)
+    _console().print(summary, markup=False)  # "[okx] ..." is not markup
 
 
 @cli.command()
@@ -325,7 +325,7 @@ def backfill(
         task_runner=task_runner,
         dask_address=dask_address,
     )
-    _console().print(summary)
+    _console().print(summary, markup=False)
 
 
 @cli.command()
