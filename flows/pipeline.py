@@ -374,11 +374,23 @@ def _stage_runner(task_runner: str, dask_address: str | None) -> Iterator[TaskRu
     if task_runner == "thread":
         yield None
         return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect_dask.task_runners import DaskTaskRunner
 
     runner = DaskTaskRunner(address=dask_address) if dask_address else DaskTaskRunner()
-    with runner:
+    # Without PREFECT_API_URL this process talks to a temporary Prefect server; hand its URL
+    # to the workers (through the task context) so their task runs land in the same place
+    # instead of each worker starting a temporary server of its own.
+    updates = {} if PREFECT_API_URL.value() else {PREFECT_API_URL: _api_url()}
+    with temporary_settings(updates=updates), runner:
         yield runner
+
+
+def _api_url() -> str:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return str(client.api_url)
 
 
 def _jobs(
