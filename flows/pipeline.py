@@ -424,7 +424,8 @@ def _plan(
     requests: list[UnitRequest] = []
     for symbol, days in by_symbol.items():
         requests += source.plan([symbol], sorted(set(days)))
-    loaded = loaded_units(settings.db_path, list(by_symbol), exchange=exchange)
+    # the id rows are stored under (binance-cm stores as "binance"), not the registry name
+    loaded = loaded_units(settings.db_path, list(by_symbol), exchange=source.exchange)
     skipped, todo = split_loaded(requests, loaded)
     summary.add_outcomes([_outcome_dict(asdict(o)) for o in skipped])
     return todo

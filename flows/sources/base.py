@@ -53,6 +53,8 @@ class StagedUnit:
     ``parquet`` holds the canonical rows for ``table`` when ``status == "loaded"``; the loader
     replaces the rows of ``table`` where exchange = ``exchange``, symbol = ``symbol`` and
     ``start <= ts < end`` with them, and logs the outcome in ``ingest_log``.
+    ``replaces_source``, for ``realized_liquidations`` units, names the ``source`` whose rows
+    the unit replaces, so one source's load never deletes another source's events.
     ``kind`` classifies problems (``"missing"``, ``"network"``, ``"http"``, ``"checksum"``,
     ``"corrupt"``, ``"parse"``, ``"internal"``, ``"warning"``).
     """
@@ -72,6 +74,7 @@ class StagedUnit:
     url: str | None = None
     kind: str | None = None
     downloaded: bool = False
+    replaces_source: str | None = None
 
 
 class Source(Protocol):

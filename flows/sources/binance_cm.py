@@ -304,6 +304,7 @@ class BinanceCmSource:
                 status="loaded",
                 table=TABLE,
                 parquet=str(parquet),
+                replaces_source=SOURCE,
                 start=start,
                 end=end,
                 rows=frame.height,

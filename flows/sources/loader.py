@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -83,8 +84,11 @@ def _read(unit: StagedUnit) -> tuple[IngestWrite, Outcome]:
     loaded = unit.status == "loaded"
     frame: pl.DataFrame | None = None
     if loaded:
-        if not (unit.parquet and unit.table and unit.start and unit.end):
-            reason = "internal error: loaded unit without parquet/table/time range"
+        realized = unit.table == "realized_liquidations"
+        if not (unit.parquet and unit.table and unit.start and unit.end) or (
+            realized and not unit.replaces_source
+        ):
+            reason = "internal error: loaded unit without parquet/table/time range/source"
             outcome = replace(outcome, status="failed", rows=0, reason=reason, kind="internal")
             loaded = False
         else:
@@ -109,11 +113,7 @@ def _read(unit: StagedUnit) -> tuple[IngestWrite, Outcome]:
         day=unit.day,
         status=outcome.status,
         table=unit.table if loaded else None,
-        keys=(
-            {"exchange": unit.exchange, "symbol": unit.symbol, "ts": (unit.start, unit.end)}
-            if loaded
-            else None
-        ),
+        keys=_keys(unit) if loaded else None,
         frame=frame if loaded else None,
         rows=frame.height if loaded and frame is not None else None,
         sha256=unit.sha256,
@@ -123,6 +123,19 @@ def _read(unit: StagedUnit) -> tuple[IngestWrite, Outcome]:
     if loaded and frame is not None and frame.height != outcome.rows:
         outcome = replace(outcome, rows=frame.height)
     return write, outcome
+
+
+def _keys(unit: StagedUnit) -> dict[str, Any]:
+    """The partition a loaded unit replaces: its exchange, symbol and time window, and for
+    realized liquidations also its source (other sources' events in the window stay)."""
+    keys: dict[str, Any] = {
+        "exchange": unit.exchange,
+        "symbol": unit.symbol,
+        "ts": (unit.start, unit.end),
+    }
+    if unit.table == "realized_liquidations":
+        keys["source"] = unit.replaces_source
+    return keys
 
 
 def _remove(units: Iterable[StagedUnit]) -> None:

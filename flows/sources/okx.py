@@ -790,6 +790,7 @@ class OkxSource:
             status="loaded",
             table=TABLES["liquidations"],
             parquet=str(parquet),
+            replaces_source=LIQUIDATION_SOURCE,
             start=covered_from,
             end=end,
             rows=events.height,

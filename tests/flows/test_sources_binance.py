@@ -217,3 +217,60 @@ def test_ingest_goes_through_the_registry(tmp_path: Path) -> None:
     assert staging.is_dir()  # a caller's staging folder is kept ...
     assert not list(staging.glob("*.parquet"))  # ... but emptied of loaded files
     assert not (db.parent / "staging").exists() or not any((db.parent / "staging").iterdir())
+
+
+def test_realized_units_replace_only_their_own_source(tmp_path: Path) -> None:
+    """Loading one source's liquidations for a day keeps other sources' events in that window."""
+    from flows.sources.base import StagedUnit
+    from warehouse.writes import replace_partition
+
+    db = tmp_path / "w.duckdb"
+    day_start = datetime(2024, 3, 5, tzinfo=UTC)
+    day_end = datetime(2024, 3, 6, tzinfo=UTC)
+    other = pl.DataFrame(
+        {
+            "exchange": ["binance"],
+            "symbol": [SYM],
+            "ts": [datetime(2024, 3, 5, 12, tzinfo=UTC)],
+            "side": ["long"],
+            "usd": [5.0],
+            "source": ["csv:mine.csv"],
+        }
+    )
+    replace_partition(db, "realized_liquidations", {"exchange": "binance", "symbol": SYM}, other)
+    events = pl.DataFrame(
+        {
+            "ts": [datetime(2024, 3, 5, 13, tzinfo=UTC)] * 2,
+            "side": ["long", "short"],
+            "usd": [100.0, 7.0],
+            "source": ["binance-cm-liquidationSnapshot"] * 2,
+        }
+    )
+    path = tmp_path / "staged.parquet"
+    events.write_parquet(path)
+
+    def unit(replaces: str | None) -> StagedUnit:
+        return StagedUnit(
+            exchange="binance",
+            dataset="liquidationSnapshot",
+            symbol=SYM,
+            day=day_start.date(),
+            status="loaded",
+            table="realized_liquidations",
+            parquet=str(path),
+            start=day_start,
+            end=day_end,
+            rows=2,
+            replaces_source=replaces,
+        )
+
+    assert [o.status for o in load_staged(db, [unit("binance-cm-liquidationSnapshot")])] == [
+        "loaded"
+    ]
+    rows = query(db, "SELECT source, sum(usd) AS usd FROM realized_liquidations GROUP BY 1")
+    assert dict(rows.rows()) == {"csv:mine.csv": 5.0, "binance-cm-liquidationSnapshot": 107.0}
+
+    events.write_parquet(path)  # the loader removed it
+    outcome = load_staged(db, [unit(None)])[0]
+    assert outcome.status == "failed"
+    assert "source" in (outcome.reason or "")
