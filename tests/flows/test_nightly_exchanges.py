@@ -170,6 +170,12 @@ def test_models_run_per_exchange_and_summed(night: Night) -> None:
     assert agg["long_usd"].sum() == pytest.approx(
         cells.filter(pl.col("exchange") != "all")["long_usd"].sum(), rel=1e-9
     )
+    # each exchange's model runs on its own open interest: same prices, scaled OI
+    totals = cells.group_by("exchange").agg(pl.col("long_usd").sum(), pl.col("short_usd").sum())
+    by_ex = {r["exchange"]: r for r in totals.iter_rows(named=True)}
+    for ex, scale in (("bybit", BYBIT_OI_SCALE), ("okx", OKX_SCALE)):
+        for side in ("long_usd", "short_usd"):
+            assert by_ex[ex][side] / by_ex["binance"][side] == pytest.approx(scale, rel=0.05)
 
 
 def test_backtest_scores_use_realized_liquidations_where_they_exist(night: Night) -> None:
