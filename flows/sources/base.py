@@ -33,7 +33,40 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
+import polars as pl
+
 Status = Literal["loaded", "missing", "failed", "skipped"]
+
+TS = pl.Datetime("us", "UTC")
+
+#: canonical frames a source stages (the target table's columns without exchange/symbol)
+KLINES_SCHEMA: dict[str, pl.DataType] = {
+    "ts": TS,
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "volume": pl.Float64(),
+    "quote_volume": pl.Float64(),
+    "trades": pl.Int64(),
+    "taker_buy_volume": pl.Float64(),
+    "taker_buy_quote_volume": pl.Float64(),
+}
+OPEN_INTEREST_SCHEMA: dict[str, pl.DataType] = {
+    "ts": TS,
+    "oi_base": pl.Float64(),
+    "oi_usd": pl.Float64(),
+    "top_trader_account_ratio": pl.Float64(),
+    "top_trader_position_ratio": pl.Float64(),
+    "global_account_ratio": pl.Float64(),
+    "taker_buy_sell_ratio": pl.Float64(),
+}
+REALIZED_SCHEMA: dict[str, pl.DataType] = {
+    "ts": TS,
+    "side": pl.String(),
+    "usd": pl.Float64(),
+    "source": pl.String(),
+}
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ import polars as pl
 
 from flows.binance import ArchiveClient, ArchiveError, NotPublishedError, read_csv_member
 from flows.parse import ParseError, day_bounds, epoch_unit, sniff_header
-from flows.sources.base import StagedUnit, UnitRequest
+from flows.sources.base import REALIZED_SCHEMA, StagedUnit, UnitRequest
 from flows.sources.binance import write_staged_frame
 from flows.sources.symbols import contract_size, contract_unit, instrument
 
@@ -71,12 +71,6 @@ COLUMNS = (
     "last_fill_quantity",
     "accumulated_fill_quantity",
 )
-REALIZED_SCHEMA: dict[str, pl.DataType] = {
-    "ts": pl.Datetime("us", "UTC"),
-    "side": pl.String(),
-    "usd": pl.Float64(),
-    "source": pl.String(),
-}
 _SIDES = {"SELL": "long", "BUY": "short"}
 
 

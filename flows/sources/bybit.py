@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from flows.sources.base import StagedUnit, Status, UnitRequest
+from flows.sources.base import KLINES_SCHEMA, OPEN_INTEREST_SCHEMA, StagedUnit, Status, UnitRequest
 from flows.sources.http import USER_AGENT, NotFoundError, RestClient, RestError
 from flows.sources.symbols import instrument
 
@@ -97,27 +97,6 @@ TRADE_HEADER = (
     "foreignNotional",
     "RPI",
 )
-KLINES_SCHEMA: dict[str, pl.DataType] = {
-    "ts": TS,
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "quote_volume": pl.Float64(),
-    "trades": pl.Int64(),
-    "taker_buy_volume": pl.Float64(),
-    "taker_buy_quote_volume": pl.Float64(),
-}
-OPEN_INTEREST_SCHEMA: dict[str, pl.DataType] = {
-    "ts": TS,
-    "oi_base": pl.Float64(),
-    "oi_usd": pl.Float64(),
-    "top_trader_account_ratio": pl.Float64(),
-    "top_trader_position_ratio": pl.Float64(),
-    "global_account_ratio": pl.Float64(),
-    "taker_buy_sell_ratio": pl.Float64(),
-}
 
 
 class BybitDataError(Exception):

@@ -56,7 +56,13 @@ import polars as pl
 
 from flows.binance import ArchiveError, BadZipError, read_csv_member
 from flows.parse import ParseError, day_bounds, epoch_unit
-from flows.sources.base import StagedUnit, UnitRequest
+from flows.sources.base import (
+    KLINES_SCHEMA,
+    OPEN_INTEREST_SCHEMA,
+    REALIZED_SCHEMA,
+    StagedUnit,
+    UnitRequest,
+)
 from flows.sources.binance import write_staged_frame
 from flows.sources.http import NotFoundError, RestClient, RestError
 from flows.sources.symbols import contract_size, instrument
@@ -85,33 +91,6 @@ _OI_PER_DAY = {"5m": 288, "1H": 24}
 
 TRADE_COLUMNS = ("instrument_name", "trade_id", "side", "price", "size", "created_time")
 TS = pl.Datetime("us", "UTC")
-KLINES_SCHEMA: dict[str, pl.DataType] = {
-    "ts": TS,
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "quote_volume": pl.Float64(),
-    "trades": pl.Int64(),
-    "taker_buy_volume": pl.Float64(),
-    "taker_buy_quote_volume": pl.Float64(),
-}
-OPEN_INTEREST_SCHEMA: dict[str, pl.DataType] = {
-    "ts": TS,
-    "oi_base": pl.Float64(),
-    "oi_usd": pl.Float64(),
-    "top_trader_account_ratio": pl.Float64(),
-    "top_trader_position_ratio": pl.Float64(),
-    "global_account_ratio": pl.Float64(),
-    "taker_buy_sell_ratio": pl.Float64(),
-}
-REALIZED_SCHEMA: dict[str, pl.DataType] = {
-    "ts": TS,
-    "side": pl.String(),
-    "usd": pl.Float64(),
-    "source": pl.String(),
-}
 
 
 class OkxApiError(RestError):
