@@ -12,6 +12,7 @@ SHARED_DATA = (ROOT.parent / "shared" / "data").resolve()
 
 # keep Prefect's state out of the user's home during tests
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".pytest_cache" / "prefect"))
+Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
