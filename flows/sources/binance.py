@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import polars as pl
 
@@ -165,7 +165,72 @@ def write_staged_frame(frame: pl.DataFrame, staging_dir: Path, stem: str) -> Pat
     return dest
 
 
-class BinanceSource:
+class ArchiveSourceBase:
+    """What every source reading a Binance-style archive shares: a thread-safe
+    :class:`~flows.binance.ArchiveClient` created on first use, closed with the source, and
+    left behind when the source is pickled to a worker (each process makes its own)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        raw_dir: Path,
+        *,
+        timeout_s: float = 30.0,
+        retries: int = 4,
+        backoff_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        client: ArchiveClient | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.raw_dir = Path(raw_dir)
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self._client = client
+        self._owns_client = client is None
+        self._lock = threading.Lock()
+
+    def client(self) -> ArchiveClient:
+        """The archive client (created on first use; validates ``base_url``)."""
+        with self._lock:
+            if self._client is None:
+                self._client = ArchiveClient(
+                    self.base_url,
+                    self.raw_dir,
+                    timeout_s=self.timeout_s,
+                    retries=self.retries,
+                    backoff_s=self.backoff_s,
+                    backoff_max_s=self.backoff_max_s,
+                )
+            return self._client
+
+    def close(self) -> None:
+        """Close the client this source created (a client passed in is left open)."""
+        with self._lock:
+            if self._client is not None and self._owns_client:
+                self._client.close()
+                self._client = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_client"] = None
+        state["_owns_client"] = True
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
+class BinanceSource(ArchiveSourceBase):
     """The Binance USD-M archive at ``base_url`` (``https://``, ``http://`` or ``file://``).
 
     Parameters
@@ -206,55 +271,16 @@ class BinanceSource:
         today: date | None = None,
         client: ArchiveClient | None = None,
     ) -> None:
-        self.base_url = base_url
-        self.raw_dir = Path(raw_dir)
-        self.timeout_s = timeout_s
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.backoff_max_s = backoff_max_s
+        super().__init__(
+            base_url,
+            raw_dir,
+            timeout_s=timeout_s,
+            retries=retries,
+            backoff_s=backoff_s,
+            backoff_max_s=backoff_max_s,
+            client=client,
+        )
         self.today = today
-        self._client = client
-        self._owns_client = client is None
-        self._lock = threading.Lock()
-
-    # -- lifecycle -------------------------------------------------------------------------
-    def client(self) -> ArchiveClient:
-        """The archive client (created on first use; validates ``base_url``)."""
-        with self._lock:
-            if self._client is None:
-                self._client = ArchiveClient(
-                    self.base_url,
-                    self.raw_dir,
-                    timeout_s=self.timeout_s,
-                    retries=self.retries,
-                    backoff_s=self.backoff_s,
-                    backoff_max_s=self.backoff_max_s,
-                )
-            return self._client
-
-    def close(self) -> None:
-        """Close the client this source created (a client passed in is left open)."""
-        with self._lock:
-            if self._client is not None and self._owns_client:
-                self._client.close()
-                self._client = None
-
-    def __enter__(self) -> BinanceSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_client"] = None
-        state["_owns_client"] = True
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     # -- the Source interface --------------------------------------------------------------
     def plan(

@@ -31,7 +31,6 @@ whatever their ``source``: do not mix other per-event realized sources for Binan
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -39,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from flows.binance import ArchiveClient, ArchiveError, NotPublishedError, read_csv_member
+from flows.binance import ArchiveError, NotPublishedError, read_csv_member
 from flows.parse import ParseError, day_bounds, epoch_unit, sniff_header
 from flows.sources.base import REALIZED_SCHEMA, StagedUnit, UnitRequest
-from flows.sources.binance import write_staged_frame
+from flows.sources.binance import ArchiveSourceBase, write_staged_frame
 from flows.sources.symbols import contract_size, contract_unit, instrument
 
 if TYPE_CHECKING:
@@ -164,7 +163,7 @@ def parse_liquidation_snapshot(data: bytes, day: date, usd_per_contract: float) 
     )
 
 
-class BinanceCmSource:
+class BinanceCmSource(ArchiveSourceBase):
     """Binance COIN-M liquidation snapshots at ``base_url`` (``https://``, ``http://`` or
     ``file://``), stored as realized liquidations of exchange ``binance``.
 
@@ -190,65 +189,6 @@ class BinanceCmSource:
 
     exchange = EXCHANGE
     name = NAME
-
-    def __init__(
-        self,
-        base_url: str,
-        raw_dir: Path,
-        *,
-        timeout_s: float = 30.0,
-        retries: int = 4,
-        backoff_s: float = 0.5,
-        backoff_max_s: float = 30.0,
-        client: ArchiveClient | None = None,
-    ) -> None:
-        self.base_url = base_url
-        self.raw_dir = Path(raw_dir)
-        self.timeout_s = timeout_s
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self.backoff_max_s = backoff_max_s
-        self._client = client
-        self._owns_client = client is None
-        self._lock = threading.Lock()
-
-    def client(self) -> ArchiveClient:
-        """The archive client (created on first use; validates ``base_url``)."""
-        with self._lock:
-            if self._client is None:
-                self._client = ArchiveClient(
-                    self.base_url,
-                    self.raw_dir,
-                    timeout_s=self.timeout_s,
-                    retries=self.retries,
-                    backoff_s=self.backoff_s,
-                    backoff_max_s=self.backoff_max_s,
-                )
-            return self._client
-
-    def close(self) -> None:
-        """Close the client this source created (a client passed in is left open)."""
-        with self._lock:
-            if self._client is not None and self._owns_client:
-                self._client.close()
-                self._client = None
-
-    def __enter__(self) -> BinanceCmSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_client"] = None
-        state["_owns_client"] = True
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def plan(
         self, symbols: Sequence[str], days: Sequence[date], *, with_trades: bool = False
