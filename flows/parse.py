@@ -30,6 +30,8 @@ from typing import Literal
 import polars as pl
 
 from flows.binance import ArchiveError
+from flows.sources.base import KLINES_SCHEMA as CANONICAL_KLINES
+from flows.sources.base import OPEN_INTEREST_SCHEMA as CANONICAL_OPEN_INTEREST
 
 EXCHANGE = "binance"
 TS = pl.Datetime("us", "UTC")
@@ -69,20 +71,9 @@ AGGTRADES_COLUMNS = (
     "is_buyer_maker",
 )
 
-KLINES_SCHEMA: dict[str, pl.DataType] = {
-    "exchange": pl.String(),
-    "symbol": pl.String(),
-    "ts": TS,
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "quote_volume": pl.Float64(),
-    "trades": pl.Int64(),
-    "taker_buy_volume": pl.Float64(),
-    "taker_buy_quote_volume": pl.Float64(),
-}
+#: the warehouse rows' key columns, added in front of the canonical staged frames
+KEY_SCHEMA: dict[str, pl.DataType] = {"exchange": pl.String(), "symbol": pl.String()}
+KLINES_SCHEMA: dict[str, pl.DataType] = {**KEY_SCHEMA, **CANONICAL_KLINES}
 MARK_KLINES_SCHEMA: dict[str, pl.DataType] = {
     "exchange": pl.String(),
     "symbol": pl.String(),
@@ -92,17 +83,7 @@ MARK_KLINES_SCHEMA: dict[str, pl.DataType] = {
     "low": pl.Float64(),
     "close": pl.Float64(),
 }
-OPEN_INTEREST_SCHEMA: dict[str, pl.DataType] = {
-    "exchange": pl.String(),
-    "symbol": pl.String(),
-    "ts": TS,
-    "oi_base": pl.Float64(),
-    "oi_usd": pl.Float64(),
-    "top_trader_account_ratio": pl.Float64(),
-    "top_trader_position_ratio": pl.Float64(),
-    "global_account_ratio": pl.Float64(),
-    "taker_buy_sell_ratio": pl.Float64(),
-}
+OPEN_INTEREST_SCHEMA: dict[str, pl.DataType] = {**KEY_SCHEMA, **CANONICAL_OPEN_INTEREST}
 FUNDING_SCHEMA: dict[str, pl.DataType] = {
     "exchange": pl.String(),
     "symbol": pl.String(),
