@@ -1,31 +1,39 @@
 """Liquidation levels of the open-interest model, and key levels (strongest clusters).
 
-The model (see ``../shared/reference/liquidation-model.md``), with ``n`` bars, ``K`` OI intervals,
-``T`` leverage tiers and ``N = O(n T)`` levels:
+The model (see ``docs/model.md``), with ``n`` bars and ``N`` levels:
 
-1. OI samples are the bars where ``oi_observed``; interval ``k`` covers the bars
-   ``[s_k, s_(k+1))`` and its change is ``dOI_k = oi_base[s_(k+1)] - oi_base[s_k]`` (base units,
-   so a price move alone opens nothing).
-2. ``dOI_k > 0`` opens ``dOI_k`` contracts, i.e. the same notional of longs and of shorts. With
-   ``entry="bars"`` the contracts are spread over the interval's bars by volume (equal weights
-   without volume) at each bar's typical price ``(high + low + close) / 3``; one level per
-   (bar, side, tier), created at that bar. With ``entry="typical"`` one level per (interval, side,
-   tier) at the interval's volume-weighted typical price, created at the interval's last bar.
-   ``notional_usd = contracts * entry_price * weight(tier, side)``.
-3. Liquidation price: long ``P (1 - 1/L) / (1 - mmr)``, short ``P (1 + 1/L) / (1 + mmr)``; the
-   exact value is kept (not snapped to the price step).
-4. A level is alive from its creation bar ``j`` until the first later bar ``m > j`` whose mark low
-   is <= its price (long) or whose mark high is >= its price (short): liquidated in bar ``m``.
-   Found for all levels at once by binary lifting on a sparse table of range minima:
-   O(n log n) to build, O(N log n) to search, O(n log n) memory.
-5. ``dOI_k < 0`` closes the fraction ``-dOI_k / oi_base[s_k]`` of every open level at bar
-   ``s_(k+1)`` (``oi_decrease="proportional"``); an optional half-life decays all levels. Both
-   are the cumulative product ``D`` (kept as ``log D`` per bar, see `log_survival`): a level's
-   remaining notional at bar ``i`` is ``notional * D[i] / D[j]``.
+1. **Gross turnover.** Every bar ``i`` a share ``tau_i`` of every open level closes and the
+   same share of the open interest opens anew: ``tau_i = 1 - exp(-ln 2 * dt_i * rel_i / h)``
+   with the bar's duration ``dt_i`` (hours), the position half-life ``h``
+   (``turnover_half_life_hours``) and ``rel_i`` the bar's volume per hour relative to its causal
+   running mean (1 without volume). See `turnover_share`.
+2. **Net OI changes.** OI samples are the bars where ``oi_observed``; interval ``k`` covers the
+   bars ``[s_k, s_(k+1))``. ``dOI_k > 0`` opens ``dOI_k`` more contracts, spread over the
+   interval's bars by volume (equal weights without volume); ``dOI_k < 0`` closes the fraction
+   ``-dOI_k / oi_base[s_k]`` of every open level at bar ``s_(k+1)``. So the open book follows
+   the observed OI (less what the model liquidates).
+3. **Entries.** A bar's opened contracts (turnover + net increase; the same notional of longs
+   and of shorts) enter at up to ``entry_points`` prices spread evenly along the bar's path
+   ``O -> L -> H -> C`` (close >= open) or ``O -> H -> L -> C``, one point per
+   ``entry_resolution`` of the bar's relative range.
+4. **Leverage density.** Each entry's notional is split into equal-mass bins of the log-normal
+   leverage density (`transforms.leverage`); the bins' quantiles rotate from bar to bar.
+   Liquidation price: long ``P (1 - 1/L - a) / (1 - r)``, short ``P (1 + 1/L + a) / (1 + r)``
+   with the maintenance rate ``r`` and amount/notional ``a`` (`transforms.brackets`).
+5. **Liquidation.** Intra-bar (``intrabar``): a level is liquidated in its creation bar when
+   the part of the path after its entry reaches its price (mark low/high at the path's extremes).
+   Otherwise in the first later bar ``m > j`` whose mark low is <= its price (long) or whose
+   mark high is >= its price (short), found for all levels at once by binary lifting on a
+   sparse table of range minima: O(n log n) to build, O(N log n) to search.
+6. **Survival.** Turnover, net decreases and an optional decay form the cumulative product ``D``
+   (``log D`` per bar, see `log_survival`): a level opened at bar ``j`` keeps
+   ``notional * D[i] / D[j]`` at bar ``i``.
 
-Caveat: with ``entry="bars"`` the split of an interval's contracts over its bars uses the OI sample
-at the interval's end, a look-ahead of at most one OI interval (5 minutes on 1m bars; none when
-OI is given on every bar).
+Warm-up: the book starts empty and fills as ``1 - exp(-t ln 2 / h)``: `warmup_hours` is the
+time to 90 % (``log2(10) h``); scores drop that span.
+
+Caveat: the split of an interval's net increase over its bars uses the OI sample at the
+interval's end, a look-ahead of at most one OI interval (none when OI is given on every bar).
 """
 
 from __future__ import annotations
@@ -38,7 +46,14 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from transforms._kernels import first_crossing_kernel
 from transforms.bars import model_input
+from transforms.leverage import (
+    bin_weights,
+    leverage_quantiles,
+    liquidation_prices,
+    rotation_offsets,
+)
 from transforms.params import ModelParams
 
 __all__ = [
@@ -48,6 +63,8 @@ __all__ = [
     "key_levels",
     "liquidation_levels",
     "log_survival",
+    "turnover_share",
+    "warmup_hours",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -58,6 +75,7 @@ _UTC = pl.Datetime("us", "UTC")
 #: One row per created level. ``price`` is the exact liquidation price; ``liquidated_usd`` is the
 #: remaining notional when crossed (0 while alive); ``alive_usd`` the remaining notional after the
 #: last bar (0 once liquidated). Closed notional = notional_usd - liquidated_usd - alive_usd.
+#: ``liquidated_at == created_at`` marks a level liquidated inside its creation bar.
 LEVELS_SCHEMA: dict[str, pl.DataType] = {
     "created_at": _UTC,
     "side": pl.String(),
@@ -82,7 +100,10 @@ KEY_LEVELS_SCHEMA: dict[str, pl.DataType] = {
 #: A level whose remaining notional falls below this fraction of its opening notional is treated
 #: as closed by the heatmap, liquidation map and key levels (a display cut-off; the levels frame
 #: and the predicted liquidations are not affected).
-EXPIRY_FRACTION = 1e-9
+EXPIRY_FRACTION = 1e-6
+
+#: Cap on a bar's volume relative to its running mean (one absurd print cannot turn the book over).
+MAX_RELATIVE_VOLUME = 20.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +114,7 @@ class Core:
     close: F64
     log_d: F64  # log of the survival factor D per bar
     j: I64  # creation bar per level
-    m: I64  # liquidation bar per level, n when alive
+    m: I64  # liquidation bar per level (>= j; == j inside the creation bar), n when alive
     side: npt.NDArray[np.int8]  # 0 long, 1 short
     leverage: F64
     price: F64
@@ -130,20 +151,91 @@ def _interval_ids(observed: npt.NDArray[np.bool_]) -> tuple[I64, I64]:
     return samples, g
 
 
+def _bar_hours(ts_us: I64) -> F64:
+    """Duration of each bar in hours (the last bar: the median step; 1 bar alone: 1 minute)."""
+    n = ts_us.shape[0]
+    if n < 2:
+        return np.full(n, 1.0 / 60.0)
+    step = np.diff(ts_us).astype(np.float64) / 3.6e9
+    return np.append(step, float(np.median(step)))
+
+
+def turnover_share(bars: pl.DataFrame, params: ModelParams) -> F64:
+    """Share ``tau_i`` of the open book that turns over in each bar (0 without turnover).
+
+    ``tau_i = 1 - exp(-ln 2 * dt_i * rel_i / h)``: ``dt_i`` the bar's duration in hours, ``h``
+    the position half-life, ``rel_i`` the bar's volume per hour over its causal exponentially
+    weighted mean (half-life ``volume_mean_hours``), clipped to [0, 20]; 1 where volume is
+    missing or with ``turnover_volume=False``. O(n).
+
+    Examples
+    --------
+    >>> from datetime import datetime, timedelta
+    >>> t = [datetime(2024, 1, 1) + timedelta(hours=i) for i in range(3)]
+    >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": 101.0, "low": 99.0,
+    ...                      "close": 100.0, "oi_usd": 1000.0})
+    >>> turnover_share(bars, ModelParams(turnover_half_life_hours=1.0)).round(3).tolist()
+    [0.5, 0.5, 0.5]
+    """
+    norm = _normalized(bars)
+    n = norm.height
+    half_life = params.turnover_half_life_hours
+    if half_life is None or n == 0:
+        return np.zeros(n)
+    ts = norm.get_column("ts").dt.epoch("us").to_numpy().astype(np.int64)
+    dt = _bar_hours(ts)
+    rel = np.ones(n)
+    vol = norm.get_column("volume").to_numpy().astype(np.float64)
+    ok = np.isfinite(vol) & (vol > 0)
+    if params.turnover_volume and ok.sum() >= 2:
+        rate = pl.DataFrame({"ts": norm.get_column("ts"), "r": np.where(ok, vol / dt, np.nan)})
+        mean = (
+            rate.with_columns(pl.col("r").fill_nan(None))
+            .select(
+                pl.col("r")
+                .ewm_mean_by("ts", half_life=f"{int(params.volume_mean_hours * 3600)}s")
+                .forward_fill()
+            )
+            .to_series()
+            .to_numpy()
+            .astype(np.float64)
+        )
+        good = ok & np.isfinite(mean) & (mean > 0)
+        rel[good] = np.clip(vol[good] / dt[good] / mean[good], 0.0, MAX_RELATIVE_VOLUME)
+    return np.asarray(-np.expm1(-math.log(2.0) * dt * rel / half_life), dtype=np.float64)
+
+
+def warmup_hours(params: ModelParams) -> float:
+    """Hours until the empty starting book holds 90 % of its steady state (scores drop them).
+
+    ``log2(10) * turnover_half_life_hours``; without turnover one day (the book then only fills
+    through net OI increases, which no span guarantees).
+
+    Examples
+    --------
+    >>> round(warmup_hours(ModelParams(turnover_half_life_hours=6.0)), 2)
+    19.93
+    """
+    if params.turnover_half_life_hours is None:
+        return 24.0
+    return math.log2(10.0) * params.turnover_half_life_hours
+
+
 def log_survival(bars: pl.DataFrame, params: ModelParams) -> F64:
     """Log of the survival factor ``D`` per bar (non-increasing, ``log D[0] = 0``).
 
-    ``D`` is the product of ``oi_base[s_(k+1)] / oi_base[s_k]`` over the OI intervals that
-    decreased, applied at the interval's closing sample bar ``s_(k+1)`` (with
-    ``oi_decrease="proportional"``), times ``2 ** (-hours since the first bar / half_life)``.
-    A level opened at bar ``j`` keeps ``D[i] / D[j]`` of its notional at bar ``i``. O(n).
+    ``D`` is the product of ``1 - tau_i`` (turnover, from bar 1 on), of
+    ``oi_base[s_(k+1)] / oi_base[s_k]`` over the OI intervals that decreased, applied at the
+    interval's closing sample bar ``s_(k+1)`` (with ``oi_decrease="proportional"``), and of
+    ``2 ** (-hours since the first bar / decay half-life)``. A level opened at bar ``j`` keeps
+    ``D[i] / D[j]`` of its notional at bar ``i``. O(n).
 
     Parameters
     ----------
     bars
         Output of `transforms.bars.model_input` (normalized automatically if it is not).
     params
-        Model parameters (``oi_decrease``, ``decay_half_life_hours``).
+        Model parameters (turnover, ``oi_decrease``, ``decay_half_life_hours``).
 
     Examples
     --------
@@ -151,7 +243,8 @@ def log_survival(bars: pl.DataFrame, params: ModelParams) -> F64:
     >>> t = [datetime(2024, 1, 1) + timedelta(minutes=5 * i) for i in range(3)]
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": 101.0, "low": 99.0,
     ...                      "close": 100.0, "oi_usd": [1000.0, 800.0, 800.0]})
-    >>> np.exp(log_survival(bars, ModelParams())).round(3).tolist()
+    >>> p = ModelParams(turnover_half_life_hours=None)
+    >>> np.exp(log_survival(bars, p)).round(3).tolist()
     [1.0, 0.8, 0.8]
     """
     norm = _normalized(bars)
@@ -164,6 +257,9 @@ def log_survival(bars: pl.DataFrame, params: ModelParams) -> F64:
             ratio = base[1:] / base[:-1]
             closing = ratio < 1.0
             inc[samples[1:][closing]] = np.log(ratio[closing])
+    if n > 1:
+        tau = turnover_share(norm, params)
+        inc[1:] += np.log1p(-np.minimum(tau[1:], 1.0 - 1e-12))
     log_d = np.cumsum(inc)
     if params.decay_half_life_hours is not None and n:
         ts = norm.get_column("ts").dt.epoch("us").to_numpy().astype(np.float64)
@@ -180,71 +276,100 @@ def _normalized(bars: pl.DataFrame) -> pl.DataFrame:
     return model_input(bars)
 
 
-def _tier_z(leverages: F64) -> F64:
-    """Rank of each tier by leverage mapped linearly onto [-1, 1] (0 with a single tier)."""
-    t = leverages.shape[0]
-    if t == 1:
-        return np.zeros(1)
-    rank = np.argsort(np.argsort(leverages)).astype(np.float64)
-    return np.asarray(2.0 * rank / (t - 1) - 1.0, dtype=np.float64)
-
-
-def _openings(norm: pl.DataFrame, params: ModelParams) -> tuple[I64, F64, F64, F64]:
-    """Creation bar, entry price, opened contracts (base units) and taker-buy share per opening."""
+def _opened_contracts(norm: pl.DataFrame, params: ModelParams) -> F64:
+    """Contracts (base units, per side) opened in each bar: turnover plus net OI increase."""
     n = norm.height
-    empty = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0))
-    if n < 2:
-        return empty
+    out = np.zeros(n)
+    if n == 0:
+        return out
+    base_ff = norm.get_column("oi_base").to_numpy().astype(np.float64)
+    known = np.isfinite(base_ff)
+    out[known] = turnover_share(norm, params)[known] * base_ff[known]
     samples, g = _interval_ids(norm.get_column("oi_observed").to_numpy())
     k = samples.shape[0] - 1
     if k < 1:
-        return empty
-    base = norm.get_column("oi_base").to_numpy()[samples]
+        return out
+    base = base_ff[samples]
     delta = base[1:] - base[:-1]
-    high, low, close = (norm.get_column(c).to_numpy() for c in ("high", "low", "close"))
-    typical = (high + low + close) / 3.0
     vol = np.nan_to_num(norm.get_column("volume").to_numpy().astype(np.float64), nan=0.0)
     vol = np.where(vol > 0, vol, 0.0)
-    buy = norm.get_column("taker_buy_volume").to_numpy().astype(np.float64)
-    buy_ok = np.isfinite(buy) & (vol > 0)
     inside = g >= 0
     gi = g[inside]
     vol_sum = np.bincount(gi, weights=vol[inside], minlength=k)
     count = np.bincount(gi, minlength=k).astype(np.float64)
-    weight = np.zeros(n)
-    weight[inside] = np.where(
+    weight = np.where(
         vol_sum[gi] > 0, vol[inside] / np.where(vol_sum[gi] > 0, vol_sum[gi], 1.0), 1.0 / count[gi]
     )
-    buy_sum = np.bincount(gi, weights=np.where(buy_ok, buy, 0.0)[inside], minlength=k)
-    buy_vol = np.bincount(gi, weights=np.where(buy_ok, vol, 0.0)[inside], minlength=k)
-    share = np.where(buy_vol > 0, buy_sum / np.where(buy_vol > 0, buy_vol, 1.0), 0.5)
-    share = np.clip(share, 0.0, 1.0)
-    opened = np.where(delta > 0, delta, 0.0)
-    if params.entry == "bars":
-        contracts = np.zeros(n)
-        contracts[inside] = opened[gi] * weight[inside]
-        bar_idx = np.flatnonzero(contracts > 0).astype(np.int64)
-        return (
-            bar_idx,
-            typical[bar_idx].astype(np.float64),
-            contracts[bar_idx].astype(np.float64),
-            share[g[bar_idx]].astype(np.float64),
-        )
-    vw = np.bincount(gi, weights=(weight * typical)[inside], minlength=k)
-    idx = np.flatnonzero(opened > 0)
-    return (
-        (samples[1:][idx] - 1).astype(np.int64),
-        vw[idx].astype(np.float64),
-        opened[idx].astype(np.float64),
-        share[idx].astype(np.float64),
+    out[inside] += np.where(delta > 0, delta, 0.0)[gi] * weight
+    return out
+
+
+@dataclass(frozen=True)
+class _Entries:
+    """Entry points: bar, point index in the bar, price, share of the bar, path extremes after."""
+
+    bar: I64
+    point: I64
+    price: F64
+    share: F64
+    low_after: F64
+    high_after: F64
+
+
+def _entries(norm: pl.DataFrame, params: ModelParams, bars_with_openings: I64) -> _Entries:
+    """Entry points spread evenly along each bar's O-L-H-C / O-H-L-C path (vectorized)."""
+    col = {c: norm.get_column(c).to_numpy().astype(np.float64)[bars_with_openings]
+           for c in ("open", "high", "low", "close", "mark_high", "mark_low")}  # fmt: skip
+    o, h, lo, c = col["open"], col["high"], col["low"], col["close"]
+    rng = (h - lo) / c
+    s = np.clip(np.ceil(rng / params.entry_resolution), 1, params.entry_points).astype(np.int64)
+    up = c >= o
+    # vertices of the trade path and of the crossing path (mark extremes)
+    v1 = np.where(up, lo, h)
+    v2 = np.where(up, h, lo)
+    m_low = np.minimum(col["mark_low"], lo)
+    m_high = np.maximum(col["mark_high"], h)
+    seg0, seg1, seg2 = np.abs(v1 - o), np.abs(v2 - v1), np.abs(c - v2)
+    bar = np.repeat(np.arange(bars_with_openings.shape[0]), s)
+    point = np.arange(bar.shape[0]) - np.repeat(np.cumsum(s) - s, s)
+    total = (seg0 + seg1 + seg2)[bar]
+    f = (point + 0.5) / s[bar] * total
+    c1, c2 = seg0[bar], (seg0 + seg1)[bar]
+    k = np.where(f < c1, 0, np.where(f < c2, 1, 2))
+    start = np.choose(k, [o[bar], v1[bar], v2[bar]])
+    stop = np.choose(k, [v1[bar], v2[bar], c[bar]])
+    seg = np.choose(k, [seg0[bar], seg1[bar], seg2[bar]])
+    off = f - np.choose(k, [np.zeros_like(f), c1, c2])
+    frac = np.where(seg > 0, off / np.where(seg > 0, seg, 1.0), 0.0)
+    price = np.where(total > 0, start + (stop - start) * frac, o[bar])
+    # extremes of the rest of the path (vertices after the point), on mark prices
+    mv1 = np.where(up, m_low, m_high)[bar]
+    mv2 = np.where(up, m_high, m_low)[bar]
+    cb = c[bar]
+    low_after = np.where(k == 0, np.minimum(np.minimum(mv1, mv2), cb),
+                         np.where(k == 1, np.minimum(mv2, cb), cb))  # fmt: skip
+    high_after = np.where(k == 0, np.maximum(np.maximum(mv1, mv2), cb),
+                          np.where(k == 1, np.maximum(mv2, cb), cb))  # fmt: skip
+    low_after = np.minimum(low_after, price)
+    high_after = np.maximum(high_after, price)
+    return _Entries(
+        bar=bars_with_openings[bar].astype(np.int64),
+        point=point.astype(np.int64),
+        price=price.astype(np.float64),
+        share=(1.0 / s[bar]).astype(np.float64),
+        low_after=low_after.astype(np.float64),
+        high_after=high_after.astype(np.float64),
     )
 
 
 def first_crossing(values: F64, start: I64, threshold: F64) -> I64:
     """Smallest ``m >= start`` with ``values[m] <= threshold`` per query, ``len(values)`` if none.
 
-    Binary lifting on a sparse table of range minima: O(n log n) time and memory to build,
-    O(log n) per query, all queries vectorized. For shorts pass ``-mark_high`` and ``-price``.
+    A compiled kernel (`transforms._kernels`): queries that never cross (threshold below the
+    suffix minimum) are answered in O(1); the others gallop over a sparse table of range minima
+    (windows of doubling size from ``start``) and descend inside the window holding the
+    crossing: O(n log n) to build, O(log distance) per query. For shorts pass ``-mark_high`` and
+    ``-price``.
 
     Examples
     --------
@@ -252,21 +377,7 @@ def first_crossing(values: F64, start: I64, threshold: F64) -> I64:
     >>> first_crossing(v, np.array([0, 1, 2, 4]), np.array([4.5, 3.5, 3.0, 1.0])).tolist()
     [1, 3, 3, 5]
     """
-    n = values.shape[0]
-    pos = np.asarray(start, dtype=np.int64).copy()
-    if n == 0 or pos.shape[0] == 0:
-        return np.full(pos.shape[0], n, dtype=np.int64)
-    table = [np.asarray(values, dtype=np.float64)]
-    while (1 << len(table)) <= n:
-        prev, half = table[-1], 1 << (len(table) - 1)
-        table.append(np.minimum(prev[:-half], prev[half:]))
-    thr = np.asarray(threshold, dtype=np.float64)
-    for k in range(len(table) - 1, -1, -1):
-        row = table[k]  # row[i] = min(values[i : i + 2**k]), defined for i <= n - 2**k
-        ok = np.flatnonzero(pos < row.shape[0])
-        jump = ok[row[pos[ok]] > thr[ok]]
-        pos[jump] += 1 << k
-    return np.minimum(pos, n)
+    return first_crossing_kernel(values, start, threshold)
 
 
 def compute_core(bars: pl.DataFrame, params: ModelParams) -> Core:
@@ -276,55 +387,54 @@ def compute_core(bars: pl.DataFrame, params: ModelParams) -> Core:
     """
     norm = _normalized(bars)
     n = norm.height
-    j0, entry0, contracts, share = _openings(norm, params)
-    lev = np.asarray(params.leverages, dtype=np.float64)
-    w = np.asarray(params.weights, dtype=np.float64)
-    t = lev.shape[0]
-    if params.side_tilt == "taker":
-        a = params.tilt_strength * (2.0 * share - 1.0)
-        z = _tier_z(lev)
-        wl = w[None, :] * np.exp(a[:, None] * z[None, :])
-        ws = w[None, :] * np.exp(-a[:, None] * z[None, :])
-        wl /= wl.sum(axis=1, keepdims=True)
-        ws /= ws.sum(axis=1, keepdims=True)
-    else:
-        wl = ws = np.broadcast_to(w, (j0.shape[0], t))
-    usd = contracts * entry0
-    # level order: creation bar, side (long first), tier order as given
-    nl = j0.shape[0] * t
-    j = np.repeat(j0, t)
-    entry = np.repeat(entry0, t)
-    lev_l = np.tile(lev, j0.shape[0])
-    mmr = params.mmr
-    long_price = entry * (1.0 - 1.0 / lev_l) / (1.0 - mmr)
-    short_price = entry * (1.0 + 1.0 / lev_l) / (1.0 + mmr)
-    long_usd = (usd[:, None] * wl).reshape(nl)
-    short_usd = (usd[:, None] * ws).reshape(nl)
-    mark_low = norm.get_column("mark_low").to_numpy().astype(np.float64)
-    mark_high = norm.get_column("mark_high").to_numpy().astype(np.float64)
-    m_long = first_crossing(mark_low, j + 1, long_price)
-    m_short = first_crossing(-mark_high, j + 1, -short_price)
+    if n == 0:
+        return _empty_core(norm, params)
+    contracts = _opened_contracts(norm, params)
+    opening = np.flatnonzero(contracts > 0).astype(np.int64, copy=False)
+    ent = _entries(norm, params, opening)
+    ts = norm.get_column("ts").dt.epoch("us").to_numpy().astype(np.int64, copy=False)
+    usd = contracts[ent.bar] * ent.share * ent.price
+    w = bin_weights(params)
+    t = w.shape[0]
+    p = ent.bar.shape[0]
+    offsets = rotation_offsets(ts[ent.bar], ent.point)
+    lev_long = leverage_quantiles(params, offsets, 0)  # (points, bins)
+    lev_short = lev_long if params.side_tilt == 0 else leverage_quantiles(params, offsets, 1)
+    entry = ent.price[:, None]
+    price_long = liquidation_prices(entry, lev_long, params, 0)
+    price_short = liquidation_prices(entry, lev_short, params, 1)
+    j = np.repeat(ent.bar, t)
+    m_long = first_crossing(
+        norm.get_column("mark_low").to_numpy().astype(np.float64, copy=False),
+        j + 1,
+        price_long.reshape(-1),
+    ).reshape(p, t)
+    m_short = first_crossing(
+        -norm.get_column("mark_high").to_numpy().astype(np.float64, copy=False),
+        j + 1,
+        -price_short.reshape(-1),
+    ).reshape(p, t)
+    if params.intrabar:
+        bar = ent.bar[:, None]
+        m_long = np.where(price_long >= ent.low_after[:, None], bar, m_long)
+        m_short = np.where(price_short <= ent.high_after[:, None], bar, m_short)
 
     def both(a_long: npt.NDArray[np.generic], a_short: npt.NDArray[np.generic]) -> np.ndarray:
-        stacked = np.stack([a_long.reshape(j0.shape[0], t), a_short.reshape(j0.shape[0], t)], 1)
-        return stacked.reshape(2 * nl)
+        """(points, bins) per side -> one array ordered by point, side (long first), bin."""
+        return np.stack([a_long, a_short], axis=1).reshape(-1)
 
-    side = np.tile(np.repeat(np.array([0, 1], dtype=np.int8), t), j0.shape[0])
-    return (
-        Core(
-            ts=norm.get_column("ts").dt.epoch("us").to_numpy().astype(np.int64),
-            close=norm.get_column("close").to_numpy().astype(np.float64),
-            log_d=log_survival(norm, params),
-            j=both(j, j).astype(np.int64),
-            m=both(m_long, m_short).astype(np.int64),
-            side=side,
-            leverage=both(lev_l, lev_l).astype(np.float64),
-            price=both(long_price, short_price).astype(np.float64),
-            entry=both(entry, entry).astype(np.float64),
-            notional=both(long_usd, short_usd).astype(np.float64),
-        )
-        if n
-        else _empty_core(norm, params)
+    notional = usd[:, None] * w[None, :]
+    return Core(
+        ts=ts,
+        close=norm.get_column("close").to_numpy().astype(np.float64, copy=False),
+        log_d=log_survival(norm, params),
+        j=np.repeat(ent.bar, 2 * t).astype(np.int64, copy=False),
+        m=both(m_long, m_short).astype(np.int64, copy=False),
+        side=np.tile(np.repeat(np.array([0, 1], dtype=np.int8), t), p),
+        leverage=both(lev_long, lev_short).astype(np.float64, copy=False),
+        price=both(price_long, price_short).astype(np.float64, copy=False),
+        entry=np.repeat(ent.price, 2 * t).astype(np.float64, copy=False),
+        notional=both(notional, notional).astype(np.float64, copy=False),
     )
 
 

@@ -10,9 +10,13 @@ from typing import Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-__all__ = ["ModelParams", "nice_step"]
+__all__ = ["Bracket", "ModelParams", "nice_step"]
 
 _NICE = (1.0, 2.0, 2.5, 5.0, 10.0)
+
+#: One notional bracket of an exchange's maintenance table:
+#: ``(max_notional_usd, maintenance_rate, maintenance_amount_usd, max_leverage)``.
+Bracket = tuple[float, float, float, float]
 
 
 def nice_step(raw: float) -> float:
@@ -35,30 +39,49 @@ def nice_step(raw: float) -> float:
 class ModelParams(BaseModel):
     """Every knob of the open-interest model, frozen and hashable.
 
+    The defaults were chosen by `liqheat calibrate` on the real 4h BTC set in ``../shared/data``
+    (see ``docs/model.md``: the fit, its time split and why these values and not the fitted
+    optimum exactly).
+
     Parameters
     ----------
-    leverages
-        Leverage tiers (default ``(5, 10, 25, 50, 100)``).
-    weights
-        Share of opened notional per tier (default ``(0.30, 0.30, 0.20, 0.10, 0.10)``); same
-        length as ``leverages``, positive; normalized to sum 1 when they do not already.
+    turnover_half_life_hours
+        Mean position half-life: every bar a share ``1 - 2**(-dt * rel_volume / half_life)`` of
+        every open level closes and the same share of the open interest opens anew at the bar's
+        prices (gross turnover). ``None`` = no turnover (only net OI changes open and close).
+    turnover_volume
+        Modulate the turnover by the bar's volume relative to its causal running mean
+        (``volume_mean_hours``), where the bars have volume; the half-life sets the mean rate.
+    volume_mean_hours
+        Half-life of the exponentially weighted running mean of volume per hour.
+    leverage_median, leverage_sigma
+        Log-normal leverage density of newly opened notional: median and log-sd, truncated to
+        ``[leverage_min, leverage_max]`` and discretized into ``leverage_bins`` equal-mass bins
+        whose quantiles rotate from bar to bar (so the heatmap shows no artificial bands).
+    side_tilt
+        Log shift of the density per side: longs use ``median * exp(side_tilt)``, shorts
+        ``median * exp(-side_tilt)`` (positive = longs more leveraged).
+    leverages, weights
+        Optional explicit leverage tiers and their shares (overrides the density; tiers do not
+        rotate). Used for hand-computed known answers and for comparison with the old model.
     mmr
-        Maintenance margin rate of the first bracket (default 0.004, BTC/ETH on Binance).
-    entry
-        ``"bars"`` (default): spread an OI interval's opened notional over the typical prices
-        ((high + low + close) / 3) of the bars inside it, weighted by volume (equal weights without
-        volume), one level per bar and tier. ``"typical"``: one volume-weighted typical price per
-        interval, created at the interval's last bar.
-    side_tilt, tilt_strength
-        ``"none"`` (default): both sides use ``weights``. ``"taker"``: with ``s`` the interval's
-        taker-buy share of volume, long weights are multiplied by ``exp(a * z)`` and short weights
-        by ``exp(-a * z)`` with ``a = tilt_strength * (2 s - 1)`` and ``z`` the tier's rank
-        mapped onto [-1, 1] (aggressive buying -> more leveraged longs), then renormalized.
+        Maintenance margin rate when ``brackets`` is None (0.004: BTC/ETH first bracket).
+    brackets, position_usd
+        The exchange's notional brackets (see `transforms.brackets`): a position at leverage
+        ``L`` is taken to have notional ``min(position_usd, the largest notional allowed at L)``
+        and liquidates with that bracket's rate and maintenance amount.
+    intrabar
+        Positions opened inside a bar are liquidated in the same bar when the part of the bar's
+        path after their entry reaches their price (path O -> L -> H -> C when the bar closes
+        up, O -> H -> L -> C otherwise; entries spread evenly along the path).
+    entry_points, entry_resolution
+        At most ``entry_points`` entry prices per bar, one per ``entry_resolution`` (relative)
+        of the bar's range (a calm 1m bar has one, a wide 4h bar up to ``entry_points``).
     oi_decrease
         ``"proportional"`` (default): an OI decrease of fraction ``f`` closes ``f`` of every open
-        level. ``"ignore"``: levels only end by liquidation (or decay).
+        level. ``"ignore"``: net decreases close nothing.
     decay_half_life_hours
-        Optional exponential decay of open levels (positions closed without an OI signal).
+        Optional extra exponential decay of open levels.
     price_step
         Price bucket size; ``None`` = auto: 0.1 % of the median close rounded by `nice_step`.
 
@@ -67,25 +90,38 @@ class ModelParams(BaseModel):
     >>> p = ModelParams()
     >>> p.params_hash() == ModelParams().params_hash()
     True
-    >>> ModelParams(weights=(1, 1, 1, 1, 1)).weights
-    (0.2, 0.2, 0.2, 0.2, 0.2)
+    >>> ModelParams(leverages=(10, 20), weights=(1, 1)).weights
+    (0.5, 0.5)
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    leverages: tuple[float, ...] = (5.0, 10.0, 25.0, 50.0, 100.0)
-    weights: tuple[float, ...] = (0.30, 0.30, 0.20, 0.10, 0.10)
+    turnover_half_life_hours: float | None = 12.0
+    turnover_volume: bool = True
+    volume_mean_hours: float = 72.0
+    leverage_median: float = 25.0
+    leverage_sigma: float = 1.2
+    leverage_min: float = 2.0
+    leverage_max: float = 125.0
+    leverage_bins: int = 24
+    side_tilt: float = 0.0
+    leverages: tuple[float, ...] | None = None
+    weights: tuple[float, ...] | None = None
     mmr: float = 0.004
-    entry: Literal["bars", "typical"] = "bars"
-    side_tilt: Literal["none", "taker"] = "none"
-    tilt_strength: float = 1.0
+    brackets: tuple[Bracket, ...] | None = None
+    position_usd: float = 100_000.0
+    intrabar: bool = True
+    entry_points: int = 8
+    entry_resolution: float = 0.002
     oi_decrease: Literal["proportional", "ignore"] = "proportional"
     decay_half_life_hours: float | None = None
     price_step: float | None = None
 
     @field_validator("leverages")
     @classmethod
-    def _check_leverages(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+    def _check_leverages(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is None:
+            return None
         if not value:
             raise ValueError("leverages must not be empty")
         if any(not (math.isfinite(v) and v > 1.0) for v in value):
@@ -99,34 +135,71 @@ class ModelParams(BaseModel):
             raise ValueError(f"mmr must be in [0, 0.5), got {value}")
         return value
 
-    @field_validator("tilt_strength")
+    @field_validator("leverage_bins", "entry_points")
     @classmethod
-    def _check_tilt(cls, value: float) -> float:
-        if not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"tilt_strength must be finite and >= 0, got {value}")
+    def _check_count(cls, value: int) -> int:
+        if not 1 <= value <= 256:
+            raise ValueError(f"must be in [1, 256], got {value}")
         return value
 
-    @field_validator("decay_half_life_hours", "price_step")
+    @field_validator("decay_half_life_hours", "price_step", "turnover_half_life_hours")
     @classmethod
     def _check_positive(cls, value: float | None) -> float | None:
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ValueError(f"must be positive and finite when set, got {value}")
         return value
 
+    @field_validator(
+        "volume_mean_hours", "leverage_median", "leverage_sigma", "position_usd",
+        "entry_resolution",
+    )  # fmt: skip
+    @classmethod
+    def _check_strict_positive(cls, value: float) -> float:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"must be positive and finite, got {value}")
+        return float(value)
+
+    @field_validator("side_tilt")
+    @classmethod
+    def _check_tilt(cls, value: float) -> float:
+        if not (math.isfinite(value) and abs(value) <= 3.0):
+            raise ValueError(f"side_tilt must be finite and within [-3, 3], got {value}")
+        return float(value)
+
+    @field_validator("brackets")
+    @classmethod
+    def _check_brackets(cls, value: tuple[Bracket, ...] | None) -> tuple[Bracket, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("brackets must not be empty when set")
+        rows = tuple(tuple(float(x) for x in row) for row in value)
+        caps = [r[0] for r in rows]
+        if caps != sorted(caps) or len(set(caps)) != len(caps):
+            raise ValueError("brackets must be sorted by increasing max notional")
+        for cap, rate, amount, lev in rows:
+            if not (cap > 0 and 0 <= rate < 0.5 and amount >= 0 and lev > 1):
+                raise ValueError(f"bad bracket {(cap, rate, amount, lev)}")
+        return rows  # type: ignore[return-value]
+
     @model_validator(mode="after")
     def _check_weights(self) -> ModelParams:
-        w = self.weights
-        if len(w) != len(self.leverages):
+        if not 1.0 < self.leverage_min < self.leverage_max:
             raise ValueError(
-                f"weights ({len(w)}) and leverages ({len(self.leverages)}) differ in length"
+                f"need 1 < leverage_min < leverage_max, got {self.leverage_min}, "
+                f"{self.leverage_max}"
             )
+        lev, w = self.leverages, self.weights
+        if lev is None and w is None:
+            return self
+        if lev is None or w is None:
+            raise ValueError("leverages and weights go together")
+        if len(w) != len(lev):
+            raise ValueError(f"weights ({len(w)}) and leverages ({len(lev)}) differ in length")
         if any(not (math.isfinite(x) and x > 0) for x in w):
             raise ValueError(f"weights must be positive and finite, got {w}")
         total = math.fsum(w)
-        if abs(total - 1.0) > 1e-9:
-            object.__setattr__(self, "weights", tuple(float(x) / total for x in w))
-        else:
-            object.__setattr__(self, "weights", tuple(float(x) for x in w))
+        object.__setattr__(self, "weights", tuple(float(x) / total for x in w))
         return self
 
     def to_json(self) -> str:
@@ -135,7 +208,7 @@ class ModelParams(BaseModel):
         Examples
         --------
         >>> ModelParams().to_json()[:28]
-        '{"decay_half_life_hours":nul'
+        '{"brackets":null,"decay_half'
         """
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 

@@ -12,12 +12,22 @@ import pytest
 from transforms.backtest import baseline_liquidations, predicted_liquidations
 from transforms.bars import BARS_SCHEMA, model_input
 from transforms.heatmap import heatmap, liquidation_map
-from transforms.levels import LEVELS_SCHEMA, key_levels, liquidation_levels
+from transforms.levels import (
+    LEVELS_SCHEMA,
+    key_levels,
+    liquidation_levels,
+    turnover_share,
+    warmup_hours,
+)
 from transforms.model import run_model
 from transforms.params import ModelParams
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
-P = ModelParams(leverages=(10.0, 20.0), weights=(0.5, 0.5), mmr=0.004, price_step=1.0)
+#: the net-OI mode (no turnover, one entry per bar, no intra-bar rule): the old model's answers
+P = ModelParams(
+    leverages=(10.0, 20.0), weights=(0.5, 0.5), mmr=0.004, price_step=1.0,
+    turnover_half_life_hours=None, intrabar=False, entry_points=1,
+)  # fmt: skip
 
 
 def five_minute_bars() -> pl.DataFrame:
@@ -144,26 +154,97 @@ def one_minute_bars() -> pl.DataFrame:
     )
 
 
-def test_entry_bars_spreads_by_volume() -> None:
-    p = ModelParams(leverages=(10.0,), weights=(1.0,))
+def test_net_increase_spreads_by_volume() -> None:
+    p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=None,
+                    entry_points=1)  # fmt: skip
     lv = liquidation_levels(one_minute_bars(), p).filter(pl.col("side") == "long")
-    # typical prices: bar 0 = 100, bar 1 = (104 + 102 + 103) / 3 = 103
+    # one entry per bar at the middle of its path: bar 0 100 -> 99 -> 101 -> 100 (length 4,
+    # middle 100); bar 1 (close 103 >= open 100) 100 -> 102 -> 104 -> 103 (length 5, middle at
+    # 2.5 = 102.5)
     assert lv.select("created_at", "entry_price", "notional_usd").rows() == [
         (T0, pytest.approx(100.0), pytest.approx(1 * 100.0)),
-        (T0 + timedelta(minutes=1), pytest.approx(103.0), pytest.approx(3 * 103.0)),
+        (T0 + timedelta(minutes=1), pytest.approx(102.5), pytest.approx(3 * 102.5)),
     ]
 
 
-def test_entry_typical_one_level_per_interval() -> None:
-    p = ModelParams(leverages=(10.0,), weights=(1.0,), entry="typical")
-    lv = liquidation_levels(one_minute_bars(), p).filter(pl.col("side") == "long")
-    vwap = (1 * 100.0 + 3 * 103.0) / 4
-    assert lv.height == 1
-    row = lv.row(0, named=True)
-    assert row["created_at"] == T0 + timedelta(minutes=4)  # the interval's last bar
-    assert row["entry_price"] == pytest.approx(vwap)
-    assert row["notional_usd"] == pytest.approx(4 * vwap)
-    assert row["price"] == pytest.approx(vwap * 0.9 / 0.996)
+def test_entry_points_spread_along_the_path() -> None:
+    """A 4h-like bar: O 100, L 90, H 110, C 105 (closes up: O -> L -> H -> C, length 35).
+
+    entry_resolution 0.05 of the range 20/105 -> ceil(3.81) = 4 points at path lengths 4.375,
+    13.125, 21.875, 30.625: prices 95.625, 93.125, 101.875, 110 - 0.625 = 109.375.
+    """
+    bars = pl.DataFrame({"ts": [T0, T0 + timedelta(hours=4)], "open": [100.0, 105.0],
+                         "high": [110.0, 106.0], "low": [90.0, 104.0], "close": [105.0, 105.0],
+                         "oi_usd": [1000.0, 1000.0]})  # fmt: skip
+    p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=4.0,
+                    turnover_volume=False, entry_resolution=0.05, oi_decrease="ignore")  # fmt: skip
+    lv = liquidation_levels(bars, p).filter(
+        (pl.col("created_at") == T0) & (pl.col("side") == "long")
+    )
+    assert lv["entry_price"].to_list() == pytest.approx([95.625, 93.125, 101.875, 109.375])
+    # turnover: tau = 1 - 2**-1 = 0.5 of 10 contracts (OI 1000 at open 100), split in 4 points
+    assert lv["notional_usd"].to_list() == pytest.approx(
+        [1.25 * x for x in (95.625, 93.125, 101.875, 109.375)]
+    )
+
+
+def test_intrabar_rule_known_answer() -> None:
+    """A wide bar (O 100, L 80, H 110, C 105): a level is liquidated inside its creation bar
+    when the part of the path after its entry reaches it (long 10x at entry * 0.9 / 0.996,
+    short 10x at entry * 1.1 / 1.004)."""
+    bars = pl.DataFrame({"ts": [T0, T0 + timedelta(hours=4)], "open": [100.0, 105.0],
+                         "high": [110.0, 106.0], "low": [80.0, 104.0], "close": [105.0, 105.0],
+                         "oi_usd": [1000.0, 1000.0]})  # fmt: skip
+    # O 100 -> L 80 -> H 110 -> C 105 (length 55); resolution 0.1 of 30/105 -> 3 points at
+    # 9.1667, 27.5, 45.8333: prices 90.8333, then on the up-leg 80 + 7.5 = 87.5, 80 + 25.8333
+    p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=4.0,
+                    turnover_volume=False, entry_resolution=0.1, oi_decrease="ignore")  # fmt: skip
+    lv = liquidation_levels(bars, p).filter(pl.col("created_at") == T0).sort("side", "entry_price")
+    longs = lv.filter(pl.col("side") == "long")
+    assert longs["entry_price"].to_list() == pytest.approx([87.5, 90.8333333, 105.8333333])
+    # long 10x of 90.83 = 82.08: the rest of the path reaches 80 -> liquidated in the bar;
+    # of 87.5 = 79.07 (after the low: the rest stays >= 87.5) -> alive;
+    # of 105.83 = 95.64 (rest: 110, 105) -> alive
+    liq = dict(zip(longs["entry_price"].round(4), longs["liquidated_at"], strict=True))
+    assert liq[90.8333] == T0
+    assert liq[87.5] is None
+    assert liq[105.8333] is None
+    shorts = lv.filter(pl.col("side") == "short")
+    # short 10x of 90.83 = 99.52 and of 87.5 = 95.87: the rest reaches 110 -> liquidated;
+    # of 105.83 = 115.95 -> alive
+    liq = dict(zip(shorts["entry_price"].round(4), shorts["liquidated_at"], strict=True))
+    assert liq[90.8333] == T0
+    assert liq[87.5] == T0
+    assert liq[105.8333] is None
+    pred = predicted_liquidations(bars, p)
+    one = 10 * 0.5 / 3  # contracts per point
+    assert pred["long_usd"][0] == pytest.approx(one * 90.8333333)
+    assert pred["short_usd"][0] == pytest.approx(one * (90.8333333 + 87.5))
+    off = ModelParams(**{**p.model_dump(), "intrabar": False})
+    assert predicted_liquidations(bars, off)["long_usd"][0] == 0.0
+
+
+def test_turnover_known_answer() -> None:
+    """Flat OI, hourly bars, half-life 1h: each bar opens tau = 0.5 of the OI and closes half
+    of every older level; with volume, tau follows the bar's volume over its running mean."""
+    n = 4
+    bars = pl.DataFrame({"ts": [T0 + timedelta(hours=i) for i in range(n)], "open": 100.0,
+                         "high": 100.5, "low": 99.5, "close": 100.0, "oi_usd": 1000.0})  # fmt: skip
+    p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=1.0,
+                    entry_points=1)  # fmt: skip
+    lv = liquidation_levels(bars, p).filter(pl.col("side") == "long")
+    assert lv["notional_usd"].to_list() == pytest.approx([500.0] * n)
+    # alive after the last bar: 500 * (0.5**3, 0.5**2, 0.5, 1) -> total 937.5 -> approaches OI
+    assert lv["alive_usd"].to_list() == pytest.approx([62.5, 125.0, 250.0, 500.0])
+    # conservation: created = alive + closed (nothing liquidated)
+    closed = lv["notional_usd"] - lv["alive_usd"] - lv["liquidated_usd"]
+    assert closed.to_list() == pytest.approx([437.5, 375.0, 250.0, 0.0])
+    vol = bars.with_columns(pl.Series("volume", [1.0, 1.0, 3.0, 1.0]))
+    tau = turnover_share(vol, p)
+    # running mean (half-life 72 h) after bar 2 is a bit above 1, so rel < 3
+    assert tau[:2].tolist() == pytest.approx([0.5, 0.5])
+    assert 0.8 < tau[2] < 0.875
+    assert warmup_hours(p) == pytest.approx(math.log2(10))
 
 
 def test_mark_prices_trigger_liquidations() -> None:
@@ -191,18 +272,14 @@ def test_oi_decrease_ignore_and_decay() -> None:
     assert predicted_liquidations(bars, decay)["short_usd"][3] == pytest.approx(250.0)
 
 
-def test_taker_tilt_moves_leverage_mix() -> None:
-    bars = five_minute_bars().with_columns(
-        pl.lit(10.0).alias("volume"), pl.lit(9.0).alias("taker_buy_volume")
-    )
-    p = ModelParams(**{**P.model_dump(), "side_tilt": "taker", "tilt_strength": 1.0})
-    lv = liquidation_levels(bars, p)
-    w = dict(zip(zip(lv["side"], lv["leverage"], strict=True), lv["notional_usd"], strict=True))
-    # share 0.9 -> a = 0.8; z = -1 (10x), +1 (20x): long 20x gets e^0.8 / (e^-0.8 + e^0.8)
-    hi = math.exp(0.8) / (math.exp(-0.8) + math.exp(0.8))
-    assert w[("long", 20.0)] == pytest.approx(1000 * hi)
-    assert w[("short", 20.0)] == pytest.approx(1000 * (1 - hi))
-    assert w[("long", 10.0)] + w[("long", 20.0)] == pytest.approx(1000.0)
+def test_side_tilt_and_density() -> None:
+    p = ModelParams(leverage_bins=8, side_tilt=0.5, turnover_half_life_hours=1.0)
+    lv = liquidation_levels(five_minute_bars(), p)
+    med = lv.group_by("side").agg(pl.col("leverage").median()).sort("side")
+    long_med, short_med = med["leverage"].to_list()
+    assert long_med > 25.0 > short_med  # longs more leveraged with a positive tilt
+    w = dict(lv.group_by("side").agg(pl.col("notional_usd").sum()).iter_rows())
+    assert w["long"] == pytest.approx(w["short"])  # both sides open the same notional
 
 
 def test_model_input_normalizes() -> None:
@@ -234,12 +311,19 @@ def test_run_model_bundles_everything() -> None:
 
 
 def test_params_hash_and_validation() -> None:
-    assert ModelParams().params_hash() == "bc8af0c96891"  # stable across processes/versions
+    assert ModelParams().params_hash() == ModelParams().params_hash()
+    assert len(ModelParams().params_hash()) == 12
     assert ModelParams(mmr=0.005).params_hash() != ModelParams().params_hash()
-    assert ModelParams(weights=(3, 3, 2, 1, 1)).weights == pytest.approx((0.3, 0.3, 0.2, 0.1, 0.1))
+    tiers = (5, 10, 25, 50, 100)
+    w = ModelParams(leverages=tiers, weights=(3, 3, 2, 1, 1)).weights
+    assert w == pytest.approx((0.3, 0.3, 0.2, 0.1, 0.1))
     with pytest.raises(ValueError, match="differ in length"):
-        ModelParams(weights=(0.5, 0.5))
+        ModelParams(leverages=tiers, weights=(0.5, 0.5))
     with pytest.raises(ValueError, match="positive"):
-        ModelParams(weights=(1, 1, 1, 1, -1))
+        ModelParams(leverages=tiers, weights=(1, 1, 1, 1, -1))
+    with pytest.raises(ValueError, match="go together"):
+        ModelParams(weights=(1.0,))
+    with pytest.raises(ValueError, match="leverage_min"):
+        ModelParams(leverage_min=50.0, leverage_max=20.0)
     assert ModelParams().resolve_price_step(five_minute_bars()) == 0.1
     assert ModelParams.model_validate_json(P.to_json()) == P
