@@ -9,6 +9,7 @@ is set before Prefect is imported.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -194,15 +195,97 @@ def _finish_ingest(report: Any, base_url: str) -> None:
 @cli.command()
 @click.option("--symbol", "symbols", type=SYMBOL, multiple=True, help="Default: all loaded.")
 @click.option("--days", type=click.IntRange(1, 3650), default=None, help="History to model.")
-def model(symbols: tuple[str, ...], days: int | None) -> None:
+@click.option(
+    "--profile",
+    default=None,
+    help="Calibrated profile (see `liqheat calibrate`); default LIQHEAT_MODEL_PROFILE or defaults.",
+)
+def model(symbols: tuple[str, ...], days: int | None, profile: str | None) -> None:
     """Recompute liquidation levels, heatmap, map, key levels and backtest from the warehouse."""
     settings = _settings()
+    from flows.calibration import CalibrationError, profile_params
     from flows.steps import run_models
 
+    try:
+        params = profile_params(settings, profile) if profile else None
+    except CalibrationError as exc:
+        raise Failure(str(exc)) from exc
     with _locked(settings):
-        results = run_models(settings, list(symbols) or None, days=days)
+        results = run_models(settings, list(symbols) or None, days=days, params=params)
     console = _console()
     for line in results:
+        console.print(line)
+
+
+@cli.command()
+@click.option("--symbol", type=SYMBOL, default=None, help="Fit on this symbol's warehouse data.")
+@click.option(
+    "--file",
+    "csv_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Fit on one per-bar CSV: time, OHLC, optional volume, OI USD, realized long/short USD "
+    "(column names: see docs/model.md).",
+)
+@click.option("--exchange", default="binance", show_default=True, help="With --symbol.")
+@click.option("--days", type=click.IntRange(2, 3650), default=None, help="With --symbol.")
+@click.option("--name", default=None, help="Profile name (default: the symbol or file stem).")
+@click.option(
+    "--train-share",
+    type=click.FloatRange(0.1, 0.9),
+    default=0.7,
+    show_default=True,
+    help="Share of the history (in time order) to fit on; the rest is held back.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Search order seed.")
+@click.option("--no-store", is_flag=True, help="Print the table without storing a profile.")
+def calibrate(
+    symbol: str | None,
+    csv_file: Path | None,
+    exchange: str,
+    days: int | None,
+    name: str | None,
+    train_share: float,
+    seed: int,
+    no_store: bool,
+) -> None:
+    """Fit the model's free parameters on the first part of a realized history and score the
+    held-back last part (time split), model vs defaults vs baseline; store a named profile."""
+    if (symbol is None) == (csv_file is None):
+        raise click.UsageError("give exactly one of --symbol or --file")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise click.UsageError(f"bad --name {name!r} (letters, digits, _ . -; up to 64)")
+    settings = _settings()
+    from flows.calibration import (
+        CalibrationError,
+        read_calibration_csv,
+        run_calibration,
+        warehouse_input,
+    )
+
+    try:
+        if csv_file is not None:
+            data = read_calibration_csv(csv_file)
+            default_name = re.sub(r"[^A-Za-z0-9_.-]", "_", csv_file.stem)[:64]
+        else:
+            assert symbol is not None
+            data = warehouse_input(settings, symbol, exchange, days)
+            default_name = symbol
+        console = _console()
+        console.print(f"calibrating on {data.fitted_on} ({data.bars.height} bars) ...")
+        with _locked(settings):
+            table, lines = run_calibration(
+                settings,
+                data,
+                name=None if no_store else (name or default_name),
+                train_share=train_share,
+                seed=seed,
+                store=not no_store,
+            )
+    except CalibrationError as exc:
+        raise Failure(str(exc)) from exc
+    console.print(table)
+    for line in lines:
         console.print(line)
 
 

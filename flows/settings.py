@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     http_timeout_s: float = Field(default=30.0, gt=0)
     http_retries: int = Field(default=4, ge=0)
     model_days: int = Field(default=30, ge=1, description="history the model is run over")
+    model_profile: str | None = Field(
+        default=None, description="calibrated model profile used by model/nightly (None: defaults)"
+    )
     lock_wait_s: float = Field(
         default=60.0, ge=0, description="how long a run waits for another run to finish"
     )

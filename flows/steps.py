@@ -133,12 +133,14 @@ def model_symbol(
 
     ``price_step`` overrides the price bucket of ``params`` (default: its own, auto = 0.1 % of
     the median close); it is part of the params hash the outputs are stored under."""
-    from transforms.backtest import score
+    from flows.calibration import resolve_params
+    from transforms.backtest import key_level_proximity, score
+    from transforms.levels import warmup_hours
     from transforms.model import run_model
     from transforms.params import ModelParams
     from transforms.realized import realized_per_bar
 
-    params = params or ModelParams()
+    params = resolve_params(settings, symbol, params)
     if price_step is not None:
         params = ModelParams.model_validate({**params.model_dump(), "price_step": price_step})
     db = settings.db_path
@@ -156,7 +158,13 @@ def model_symbol(
     scores = pl.DataFrame()
     if events.height:
         realized = realized_per_bar(events.select("ts", "side", "usd"), bars)
-        scores = score(result.predicted, realized, baseline=result.baseline).with_columns(
+        scores = score(
+            result.predicted,
+            realized,
+            baseline=result.baseline,
+            warmup=timedelta(hours=warmup_hours(params)),
+            near=key_level_proximity(bars, result.heatmap),
+        ).with_columns(
             pl.lit(bars["ts"].min()).alias("start_ts"),
             pl.lit(bars["ts"].max()).alias("end_ts"),
             pl.lit(",".join(sorted(set(events["source"].to_list())))).alias("realized_source"),
@@ -237,6 +245,7 @@ def aggregate_symbol(
     any exist. The "all" ``model_runs`` row has the same params and hash, ``bars`` = distinct
     bar times over the exchanges, ``levels`` = their sum.
     """
+    from flows.calibration import resolve_params
     from transforms.aggregate import (
         AGGREGATE_EXCHANGE,
         key_levels_from_map,
@@ -245,12 +254,13 @@ def aggregate_symbol(
         sum_per_ts,
     )
     from transforms.backtest import baseline_liquidations, score
+    from transforms.levels import warmup_hours
     from transforms.params import ModelParams
     from transforms.realized import realized_per_bar
     from warehouse import reads_report as rr
 
     db = settings.db_path
-    params = params or ModelParams()
+    params = resolve_params(settings, symbol, params)
     span = timedelta(days=days or settings.model_days)
     chosen = list(exchanges) if exchanges else rr.symbol_exchanges(db, symbol)
     windows: dict[str, tuple[datetime, datetime]] = {}
@@ -316,7 +326,10 @@ def aggregate_symbol(
                 realized_parts.append(realized_per_bar(events.select("ts", "side", "usd"), bars))
                 sources |= {f"{ex}:{src}" for src in events["source"].to_list()}
         scores = score(
-            pred, sum_per_ts(realized_parts), baseline=sum_per_ts(baselines)
+            pred,
+            sum_per_ts(realized_parts),
+            baseline=sum_per_ts(baselines),
+            warmup=timedelta(hours=warmup_hours(params)),
         ).with_columns(
             pl.lit(pred["ts"].min()).alias("start_ts"),
             pl.lit(pred["ts"].max()).alias("end_ts"),
@@ -368,13 +381,17 @@ def aggregate_symbol(
 
 
 def run_models(
-    settings: Settings, symbols: Sequence[str] | None, *, days: int | None = None
+    settings: Settings,
+    symbols: Sequence[str] | None,
+    *,
+    days: int | None = None,
+    params: ModelParams | None = None,
 ) -> list[str]:
     """Model every requested (default: every loaded) symbol; return one line per symbol."""
     chosen = list(symbols) if symbols else reads.symbols_loaded(settings.db_path)
     if not chosen:
         return ["no symbols in the warehouse yet: run `liqheat ingest` or `liqheat demo`"]
-    return [model_symbol(settings, s, days=days).line() for s in chosen]
+    return [model_symbol(settings, s, days=days, params=params).line() for s in chosen]
 
 
 def run_report(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -12,14 +13,17 @@ from transforms.levels import F64, Core, compute_core
 from transforms.params import ModelParams
 
 __all__ = [
+    "NEAR_KEY_LEVEL_SCHEMA",
     "PREDICTED_SCHEMA",
     "SCORE_SCHEMA",
     "baseline_liquidations",
     "capture_auc",
+    "key_level_proximity",
     "log_corr",
     "predicted_from_core",
     "predicted_liquidations",
     "score",
+    "top_decile_capture",
     "top_decile_overlap",
 ]
 
@@ -31,6 +35,10 @@ PREDICTED_SCHEMA: dict[str, pl.DataType] = {
     "short_usd": pl.Float64(),
 }
 
+#: One row per (method, side). ``top_decile_capture``: share of realized USD in the 10 % of bars
+#: the method ranks highest; ``near_key_level_share``: share of realized USD in bars whose range
+#: came within +/-1 % of a key level listed before the bar (model only, null for the baseline);
+#: ``size_ratio``: predicted / realized USD; ``bars`` counts the scored bars (warm-up dropped).
 SCORE_SCHEMA: dict[str, pl.DataType] = {
     "method": pl.String(),
     "side": pl.String(),
@@ -39,6 +47,17 @@ SCORE_SCHEMA: dict[str, pl.DataType] = {
     "log_corr": pl.Float64(),
     "bars": pl.Int64(),
     "realized_usd": pl.Float64(),
+    "top_decile_capture": pl.Float64(),
+    "near_key_level_share": pl.Float64(),
+    "predicted_usd": pl.Float64(),
+    "size_ratio": pl.Float64(),
+}
+
+#: Per bar: did its range come within the tolerance of a key level listed before it?
+NEAR_KEY_LEVEL_SCHEMA: dict[str, pl.DataType] = {
+    "ts": _UTC,
+    "long_near": pl.Boolean(),
+    "short_near": pl.Boolean(),
 }
 
 
@@ -91,7 +110,8 @@ def predicted_liquidations(bars: pl.DataFrame, params: ModelParams | None = None
     >>> t = [datetime(2024, 1, 1) + timedelta(minutes=5 * i) for i in range(3)]
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": [101.0, 101.0, 101.0],
     ...     "low": [99.0, 99.0, 80.0], "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0]})
-    >>> p = ModelParams(leverages=(10.0,), weights=(1.0,))
+    >>> p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=None,
+    ...                 entry_points=1)
     >>> predicted_liquidations(bars, p)["long_usd"].to_list()
     [0.0, 0.0, 1000.0]
     """
@@ -185,6 +205,105 @@ def top_decile_overlap(predicted: F64, realized: F64) -> float:
     return float(np.sum(_top_membership(pred, k) * _top_membership(real, k)) / k)
 
 
+def top_decile_capture(predicted: F64, realized: F64) -> float:
+    """Share of realized USD that happened in the 10 % of bars ranked highest by ``predicted``.
+
+    ``k = ceil(n / 10)`` bars; ties at the cut-off get fractional membership. NaN when nothing
+    was realized. A trader's reading: "the model's top-decile bars held X % of what was
+    liquidated" (a no-skill ranking holds about 10 %). O(n log n).
+
+    Examples
+    --------
+    >>> top_decile_capture(np.arange(10.0), np.r_[np.zeros(9), 5.0])
+    1.0
+    >>> top_decile_capture(np.zeros(10), np.r_[np.zeros(9), 5.0])
+    0.1
+    """
+    pred = np.asarray(predicted, dtype=np.float64)
+    real = np.clip(np.asarray(realized, dtype=np.float64), 0.0, None)
+    total = float(real.sum())
+    if pred.shape[0] == 0 or total <= 0:
+        return math.nan
+    k = max(1, math.ceil(pred.shape[0] / 10))
+    return float(np.sum(_top_membership(pred, k) * real) / total)
+
+
+def key_level_proximity(
+    bars: pl.DataFrame,
+    heatmap: pl.DataFrame,
+    *,
+    top: int = 5,
+    tolerance: float = 0.01,
+) -> pl.DataFrame:
+    """Per bar: whether its range came within ``tolerance`` of a key level listed before it.
+
+    The key levels at a time are the ``top`` heatmap price buckets per side (by alive USD,
+    bucket midpoints) of the latest heatmap time bucket that ENDED before the bar's bucket
+    began (no look-ahead). A bar is near a level ``K`` when ``low <= K (1 + tol)`` and
+    ``high >= K (1 - tol)``. O(C log C + n log n) for ``C`` heatmap cells.
+
+    Returns
+    -------
+    pl.DataFrame
+        `NEAR_KEY_LEVEL_SCHEMA`, one row per normalized bar.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timedelta
+    >>> t = [datetime(2024, 1, 1) + timedelta(hours=i) for i in range(2)]
+    >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": [101.0, 101.0],
+    ...                      "low": [99.0, 95.5], "close": 100.0, "oi_usd": 1.0})
+    >>> hm = pl.DataFrame({"ts": [t[0]], "price": [95.0], "long_usd": [5.0], "short_usd": [0.0]})
+    >>> key_level_proximity(bars, hm).select("long_near", "short_near").rows()
+    [(False, False), (True, False)]
+    """
+    norm = model_input(bars).select("ts", "high", "low")
+    empty = norm.select("ts", pl.lit(False).alias("long_near"), pl.lit(False).alias("short_near"))
+    if heatmap.height == 0 or norm.height == 0:
+        return empty.select([pl.col(c).cast(t) for c, t in NEAR_KEY_LEVEL_SCHEMA.items()])
+    hm = _utc_ts(heatmap.select("ts", "price", "long_usd", "short_usd"))
+    buckets = hm.get_column("ts").unique().sort()
+    width = buckets.diff().drop_nulls().min() if buckets.len() > 1 else None
+    step_price = hm.get_column("price").unique().sort().diff().drop_nulls().min()
+    half = float(step_price) / 2.0 if isinstance(step_price, float) else 0.0
+    # a bucket's levels become "listed" once the bucket is over
+    shift = width if width is not None else norm.get_column("ts").diff().drop_nulls().min()
+    out = norm
+    for side in ("long", "short"):
+        levels = (
+            hm.filter(pl.col(f"{side}_usd") > 0)
+            .sort([f"{side}_usd", "price"], descending=[True, False])
+            .group_by("ts", maintain_order=True)
+            .head(top)
+            .select((pl.col("ts") + shift).alias("listed_at"), (pl.col("price") + half).alias("k"))
+        )
+        pairs = (
+            out.select("ts", "high", "low")
+            .join_asof(
+                levels.select("listed_at").unique().sort("listed_at"),
+                left_on="ts",
+                right_on="listed_at",
+                strategy="backward",
+            )
+            .join(levels, on="listed_at", how="left")
+            .with_columns(
+                (
+                    (pl.col("low") <= pl.col("k") * (1 + tolerance))
+                    & (pl.col("high") >= pl.col("k") * (1 - tolerance))
+                )
+                .fill_null(False)
+                .alias("hit")
+            )
+            .group_by("ts")
+            .agg(pl.col("hit").any().alias(f"{side}_near"))
+        )
+        out = out.join(pairs, on="ts", how="left")
+    out = out.with_columns(
+        pl.col("long_near").fill_null(False), pl.col("short_near").fill_null(False)
+    )
+    return out.sort("ts").select([pl.col(c).cast(t) for c, t in NEAR_KEY_LEVEL_SCHEMA.items()])
+
+
 def log_corr(predicted: F64, realized: F64) -> float:
     """Pearson correlation of ``log(1 + predicted)`` and ``log(1 + realized)`` (NaN if constant).
 
@@ -205,8 +324,18 @@ def score(
     realized: pl.DataFrame,
     *,
     baseline: pl.DataFrame | None = None,
+    warmup: timedelta | None = None,
+    near: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Backtest score per method and side: capture AUC, top-decile overlap, log correlation.
+    """Backtest score per method and side, the one scoring routine (CLI, warehouse, site).
+
+    Capture AUC, top-decile overlap and log correlation rank the bars; in trader terms,
+    ``top_decile_capture`` is the share of realized USD in the method's top 10 % bars and
+    ``near_key_level_share`` the share of realized USD in bars that came within 1 % of a listed
+    key level (``near``, from `key_level_proximity`); ``size_ratio`` = predicted / realized USD
+    (realized feeds are throttled, so realized USD is a lower bound and the ratio an upper one).
+    The first ``warmup`` of ``predicted`` (the model's book is still filling, see
+    `transforms.levels.warmup_hours`) is dropped from every method.
 
     ``realized`` (per bar ``ts, long_usd, short_usd``, e.g. from
     `transforms.realized.realized_per_bar`) is summed per ts and aligned on ``predicted.ts``
@@ -231,6 +360,14 @@ def score(
     frames = {"model": predicted}
     if baseline is not None:
         frames["baseline"] = baseline
+    cutoff = None
+    if warmup is not None and predicted.height:
+        first = _utc_ts(predicted.select("ts")).get_column("ts").min()
+        if isinstance(first, datetime):
+            cutoff = first + warmup
+    near_map = None
+    if near is not None:
+        near_map = _utc_ts(near.select("ts", "long_near", "short_near")).unique("ts")
     real = (
         _utc_ts(realized.select("ts", "long_usd", "short_usd"))
         .group_by("ts")
@@ -239,11 +376,22 @@ def score(
     rows: list[dict[str, object]] = []
     for method, frame in frames.items():
         pred = _utc_ts(frame.select("ts", "long_usd", "short_usd"))
+        if cutoff is not None:
+            pred = pred.filter(pl.col("ts") >= cutoff)
         joined = pred.join(real, on="ts", how="left", suffix="_real", maintain_order="left")
         joined = joined.fill_null(0.0).fill_nan(0.0)
+        if near_map is not None:
+            joined = joined.join(near_map, on="ts", how="left", maintain_order="left")
         for side in ("long", "short"):
             p = joined.get_column(f"{side}_usd").to_numpy().astype(np.float64)
             r = joined.get_column(f"{side}_usd_real").to_numpy().astype(np.float64)
+            r = np.clip(r, 0.0, None)
+            near_share = math.nan
+            if near_map is not None and method == "model" and r.sum() > 0:
+                hit = joined.get_column(f"{side}_near").fill_null(False).to_numpy()
+                near_share = float(r[hit].sum() / r.sum())
+            predicted_usd = float(np.clip(p, 0.0, None).sum())
+            realized_usd = float(r.sum())
             rows.append(
                 {
                     "method": method,
@@ -252,7 +400,11 @@ def score(
                     "top_decile_overlap": top_decile_overlap(p, r),
                     "log_corr": log_corr(p, r),
                     "bars": int(p.shape[0]),
-                    "realized_usd": float(np.clip(r, 0.0, None).sum()),
+                    "realized_usd": realized_usd,
+                    "top_decile_capture": top_decile_capture(p, r),
+                    "near_key_level_share": near_share,
+                    "predicted_usd": predicted_usd,
+                    "size_ratio": predicted_usd / realized_usd if realized_usd > 0 else math.nan,
                 }
             )
     return pl.DataFrame(rows, schema=SCORE_SCHEMA)

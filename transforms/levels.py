@@ -243,7 +243,7 @@ def log_survival(bars: pl.DataFrame, params: ModelParams) -> F64:
     >>> t = [datetime(2024, 1, 1) + timedelta(minutes=5 * i) for i in range(3)]
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": 101.0, "low": 99.0,
     ...                      "close": 100.0, "oi_usd": [1000.0, 800.0, 800.0]})
-    >>> p = ModelParams(turnover_half_life_hours=None)
+    >>> p = ModelParams(turnover_half_life_hours=None, entry_points=1)
     >>> np.exp(log_survival(bars, p)).round(3).tolist()
     [1.0, 0.8, 0.8]
     """
@@ -507,7 +507,9 @@ def liquidation_levels(bars: pl.DataFrame, params: ModelParams | None = None) ->
     >>> t = [datetime(2024, 1, 1) + timedelta(minutes=5 * i) for i in range(3)]
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": [101.0, 101.0, 101.0],
     ...     "low": [99.0, 99.0, 80.0], "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0]})
-    >>> lv = liquidation_levels(bars, ModelParams(leverages=(10.0,), weights=(1.0,)))
+    >>> p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=None,
+    ...                 entry_points=1)
+    >>> lv = liquidation_levels(bars, p)
     >>> row = lv.row(0, named=True)
     >>> row["side"], round(row["price"], 4), row["notional_usd"], row["liquidated_at"].minute
     ('long', 90.3614, 1000.0, 10)
@@ -615,7 +617,8 @@ def key_levels(
     >>> t = [datetime(2024, 1, 1) + timedelta(minutes=5 * i) for i in range(3)]
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": 101.0, "low": 99.0,
     ...                      "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0]})
-    >>> p = ModelParams(leverages=(10.0,), weights=(1.0,), price_step=1.0)
+    >>> p = ModelParams(leverages=(10.0,), weights=(1.0,), price_step=1.0,
+    ...                 turnover_half_life_hours=None, entry_points=1)
     >>> key_levels(liquidation_levels(bars, p), bars, params=p).select("side", "usd").rows()
     [('long', 1000.0), ('short', 1000.0)]
     """

@@ -81,7 +81,7 @@ def run_model(
     ...                      "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0, 2000.0]})
     >>> res = run_model(bars)
     >>> res.levels.height, res.price_step, res.predicted.height
-    (10, 0.1, 4)
+    (1536, 0.1, 4)
     """
     params = params or ModelParams()
     norm = model_input(bars)

@@ -1,0 +1,239 @@
+"""`liqheat calibrate`: read a realized history (warehouse or CSV), fit a profile, store it.
+
+Also resolves which model parameters a run uses (`resolve_params`): explicit parameters, else
+the profile named by ``LIQHEAT_MODEL_PROFILE``, else the shipped defaults; then the symbol's
+notional brackets (`transforms.brackets`) when the parameters carry none.
+
+CSV column mapping (``liqheat calibrate --file``), first match wins, names case-insensitive:
+
+- bar time: ``ts`` (ISO-8601 or epoch ms), ``open_time_ms``, ``open_time``, ``timestamp``;
+- prices: ``open``, ``high``, ``low``, ``close``; volume (optional): ``volume``;
+- open interest in USD: ``oi_usd``, ``open_interest_usd``, ``sum_open_interest_value``,
+  ``open_interest_value``, or any column starting ``open_interest_usd``;
+- realized long USD: ``long_usd``, ``realized_long_usd``, or any column starting
+  ``liquidated_long_usd``; realized short USD likewise with ``short``.
+
+The real 4h file in ``../shared/data`` maps as open_time_ms, OHLC, volume,
+open_interest_usd_all_exchanges, liquidated_long_usd_binance, liquidated_short_usd_binance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from flows.settings import Settings
+from warehouse import profiles, reads
+
+__all__ = ["CSV_COLUMNS", "CalibrationInput", "read_calibration_csv", "resolve_params"]
+
+#: role -> (exact names, name prefixes), see the module docstring
+CSV_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "ts": (("ts", "open_time_ms", "open_time", "timestamp"), ()),
+    "open": (("open",), ()),
+    "high": (("high",), ()),
+    "low": (("low",), ()),
+    "close": (("close",), ()),
+    "volume": (("volume",), ()),
+    "oi_usd": (
+        ("oi_usd", "open_interest_usd", "sum_open_interest_value", "open_interest_value"),
+        ("open_interest_usd",),
+    ),
+    "long_usd": (("long_usd", "realized_long_usd"), ("liquidated_long_usd",)),
+    "short_usd": (("short_usd", "realized_short_usd"), ("liquidated_short_usd",)),
+}
+_OPTIONAL = {"volume"}
+
+
+class CalibrationError(ValueError):
+    """A calibration input that cannot be used (one line for the user)."""
+
+
+@dataclass(frozen=True)
+class CalibrationInput:
+    """Bars (model input) and realized liquidations per bar, plus where they came from."""
+
+    bars: pl.DataFrame
+    realized: pl.DataFrame
+    fitted_on: str
+
+
+def _pick(columns: list[str], role: str) -> str | None:
+    exact, prefixes = CSV_COLUMNS[role]
+    lower = {c.lower(): c for c in columns}
+    for name in exact:
+        if name in lower:
+            return lower[name]
+    for prefix in prefixes:
+        for low, original in lower.items():
+            if low.startswith(prefix):
+                return original
+    return None
+
+
+def read_calibration_csv(path: Path) -> CalibrationInput:
+    """Read one per-bar CSV (see the module docstring for the column mapping)."""
+    try:
+        raw = pl.read_csv(path, infer_schema_length=10_000)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise CalibrationError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+    picked: dict[str, str] = {}
+    missing = []
+    for role in CSV_COLUMNS:
+        col = _pick(raw.columns, role)
+        if col is not None:
+            picked[role] = col
+        elif role not in _OPTIONAL:
+            missing.append(role)
+    if missing:
+        raise CalibrationError(
+            f"{path.name}: no column for {', '.join(missing)} (header: {','.join(raw.columns)}); "
+            "see `liqheat calibrate --help` for the accepted names"
+        )
+    ts_col = raw.get_column(picked["ts"])
+    if ts_col.dtype.is_numeric():
+        ts = pl.from_epoch(ts_col.cast(pl.Int64), time_unit="ms").dt.replace_time_zone("UTC")
+    else:
+        ts = ts_col.cast(pl.String).str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
+    if ts.null_count():
+        raise CalibrationError(
+            f"{path.name}: {ts.null_count()} unreadable time(s) in {picked['ts']}"
+        )
+    frame = raw.select(
+        ts.alias("ts"),
+        *[pl.col(picked[c]).cast(pl.Float64).alias(c) for c in ("open", "high", "low", "close")],
+        *(
+            [pl.col(picked["volume"]).cast(pl.Float64).alias("volume")]
+            if "volume" in picked
+            else []
+        ),
+        pl.col(picked["oi_usd"]).cast(pl.Float64).alias("oi_usd"),
+        pl.col(picked["long_usd"]).cast(pl.Float64).fill_null(0.0).alias("long_usd"),
+        pl.col(picked["short_usd"]).cast(pl.Float64).fill_null(0.0).alias("short_usd"),
+    )
+    return CalibrationInput(
+        bars=frame.drop("long_usd", "short_usd"),
+        realized=frame.select("ts", "long_usd", "short_usd"),
+        fitted_on=f"file:{path.name}",
+    )
+
+
+def warehouse_input(
+    settings: Settings, symbol: str, exchange: str, days: int | None
+) -> CalibrationInput:
+    """The symbol's warehouse bars and stored realized liquidations (per bar)."""
+    from transforms.realized import realized_per_bar
+
+    db = settings.db_path
+    last = reads.last_bar_ts(db, exchange, symbol)
+    if last is None:
+        raise CalibrationError(f"no bars for {exchange}:{symbol} in {db}; ingest it first")
+    end = last + timedelta(minutes=1)
+    start = end - timedelta(days=days or settings.model_days)
+    bars = reads.model_bars(db, exchange, symbol, start, end)
+    events = reads.realized_liquidations(db, exchange, symbol, start, end)
+    if events.height == 0:
+        raise CalibrationError(
+            f"no realized liquidations stored for {exchange}:{symbol} in the window; "
+            "import some with `liqheat backtest --realized FILE` or pass --file"
+        )
+    realized = realized_per_bar(events.select("ts", "side", "usd"), bars)
+    return CalibrationInput(bars=bars, realized=realized, fitted_on=f"{exchange}:{symbol}")
+
+
+def resolve_params(settings: Settings, symbol: str, params: Any = None) -> Any:
+    """The parameters a run of ``symbol`` uses (explicit > LIQHEAT_MODEL_PROFILE > defaults),
+    with the symbol's notional brackets filled in when they carry none."""
+    from transforms.brackets import brackets_for
+    from transforms.params import ModelParams
+
+    if params is None and settings.model_profile:
+        params = profile_params(settings, settings.model_profile)
+    params = params or ModelParams()
+    if params.brackets is None and params.leverages is None:
+        table = brackets_for(symbol)
+        if table is not None:
+            params = ModelParams.model_validate({**params.model_dump(), "brackets": table})
+    return params
+
+
+def profile_params(settings: Settings, name: str) -> Any:
+    """The stored profile ``name`` as ModelParams; a clear error naming the stored ones."""
+    from transforms.params import ModelParams
+
+    row = profiles.read_profile(settings.db_path, name)
+    if row is None:
+        known = profiles.list_profiles(settings.db_path)
+        names = ", ".join(known["name"].to_list()) if known.height else "none"
+        raise CalibrationError(
+            f"no model profile {name!r} in {settings.db_path} (stored: {names}); "
+            "create one with `liqheat calibrate`"
+        )
+    return ModelParams.model_validate_json(row["params_json"])
+
+
+def run_calibration(
+    settings: Settings,
+    data: CalibrationInput,
+    *,
+    name: str | None,
+    train_share: float,
+    seed: int,
+    store: bool = True,
+) -> tuple[Any, list[str]]:
+    """Fit, store the profile (unless ``store`` is False) and return (rich table, lines)."""
+    from rich.table import Table
+
+    from transforms.calibrate import calibrate
+    from transforms.params import ModelParams
+
+    base = ModelParams()
+    cal = calibrate(data.bars, data.realized, base=base, train_share=train_share, seed=seed)
+    fmt = "%Y-%m-%d %H:%M"
+    table = Table(
+        title=(
+            f"{data.fitted_on}: fit on {cal.train[0]:{fmt}} .. {cal.train[1]:{fmt}}, "
+            f"held back {cal.test[0]:{fmt}} .. {cal.test[1]:{fmt}} UTC"
+        )
+    )
+    headers = ("split", "method", "side", "bars", "AUC", "top10 overlap", "top10 holds", "log corr")
+    for col in headers:
+        table.add_column(col, justify="left" if col in ("split", "method", "side") else "right")
+    for r in cal.table.iter_rows(named=True):
+        table.add_row(
+            r["split"], r["method"], r["side"], str(r["bars"]),
+            f"{r['capture_auc']:.3f}", f"{r['top_decile_overlap']:.2f}",
+            f"{r['top_decile_capture']:.0%}", f"{r['log_corr']:.3f}",
+        )  # fmt: skip
+    fitted = cal.params
+    hl = fitted.turnover_half_life_hours or 0.0
+    lines = [
+        f"fitted: half-life {hl:g} h, leverage median {fitted.leverage_median:g}x, "
+        f"width {fitted.leverage_sigma:g}, side tilt {fitted.side_tilt:+g} "
+        f"({cal.evaluations} parameter sets tried, train mean AUC {cal.objective:.3f})",
+        "size on the held-back part: predicted / realized USD = "
+        f"long {cal.size_ratio.get('long', float('nan')):.3g}, "
+        f"short {cal.size_ratio.get('short', float('nan')):.3g} "
+        "(realized feeds are throttled, so realized USD is a lower bound)",
+    ]
+    if store and name:
+        profiles.write_profile(
+            settings.db_path,
+            name=name,
+            params_json=fitted.to_json(),
+            params_hash=fitted.params_hash(),
+            fitted_on=data.fitted_on,
+            train=cal.train,
+            test=cal.test,
+            size_ratio=cal.size_ratio,
+            scores=cal.table,
+        )
+        lines.append(
+            f"stored profile {name!r} in {settings.db_path}: use it with "
+            f"`liqheat model --profile {name}` or LIQHEAT_MODEL_PROFILE={name}"
+        )
+    return table, lines
