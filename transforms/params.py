@@ -103,7 +103,7 @@ class ModelParams(BaseModel):
     leverage_sigma: float = 1.2
     leverage_min: float = 2.0
     leverage_max: float = 125.0
-    leverage_bins: int = 24
+    leverage_bins: int = 16
     side_tilt: float = 0.0
     leverages: tuple[float, ...] | None = None
     weights: tuple[float, ...] | None = None

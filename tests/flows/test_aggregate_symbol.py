@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from flows.calibration import resolve_params
 from flows.settings import Settings
 from flows.steps import aggregate_symbol, model_symbol
 from transforms.params import ModelParams
@@ -88,7 +89,9 @@ def two_exchanges(tmp_path: Path) -> Settings:
 
 def test_model_symbol_price_step_keyword(two_exchanges: Settings) -> None:
     summary = model_symbol(two_exchanges, SYMBOL, exchange="bybit", price_step=20.0)
-    assert summary.params_hash == ModelParams(price_step=20.0).params_hash()
+    expected = resolve_params(two_exchanges, SYMBOL, ModelParams(price_step=20.0))
+    assert expected.brackets is not None  # the symbol's notional brackets are filled in
+    assert summary.params_hash == expected.params_hash()
     run = query(
         two_exchanges.db_path,
         "SELECT price_step FROM model_runs WHERE exchange = 'bybit' AND params_hash = ?",
@@ -108,7 +111,8 @@ def test_aggregate_equals_sum_of_exchanges(two_exchanges: Settings) -> None:
     summary = aggregate_symbol(two_exchanges, SYMBOL)
     assert summary.exchange == "all"
     # one step for both: the auto step of the binance bars (0.1 % of ~60k -> 50)
-    assert summary.params_hash == ModelParams(price_step=50.0).params_hash()
+    expected = resolve_params(two_exchanges, SYMBOL, ModelParams(price_step=50.0))
+    assert summary.params_hash == expected.params_hash()
     hashes = query(
         db, "SELECT exchange, params_hash, params_json FROM model_runs ORDER BY exchange"
     )
