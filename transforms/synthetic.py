@@ -521,18 +521,26 @@ class SyntheticMarket:
     days: int
 
     def leverage_mix(
-        self, column: str = "effective_leverage", *, emitted_only: bool = True
+        self,
+        column: str = "effective_leverage",
+        *,
+        weight: str = "notional_usd",
+        emitted_only: bool = True,
     ) -> pl.DataFrame:
-        """The TRUE leverage mix of opened notional (see :func:`leverage_mix`); by default of
-        the cohorts opened in the emitted days."""
+        """The TRUE leverage mix (see :func:`leverage_mix`) of opened notional (or, with
+        ``weight="open_usd"``, of what is still open at the end); by default of the cohorts
+        opened in the emitted days."""
         since = datetime(self.start.year, self.start.month, self.start.day, tzinfo=UTC)
-        return leverage_mix(self.positions, column, since=since if emitted_only else None)
+        return leverage_mix(
+            self.positions, column, weight=weight, since=since if emitted_only else None
+        )
 
 
 def leverage_mix(
     positions: pl.DataFrame,
     column: str = "effective_leverage",
     *,
+    weight: str = "notional_usd",
     since: datetime | None = None,
 ) -> pl.DataFrame:
     """Notional-weighted leverage mix of opened positions: median, log-sd and band shares.
@@ -544,6 +552,9 @@ def leverage_mix(
         (:data:`POSITION_SCHEMA`).
     column
         ``"effective_leverage"`` (what sets the liquidation price) or ``"leverage"`` (nominal).
+    weight
+        ``"notional_usd"`` (opened notional, the default) or ``"open_usd"`` (still open at the
+        end of the simulation); the ``notional_usd`` output column holds its total.
     since
         Only positions created at or after this instant.
 
@@ -568,7 +579,7 @@ def leverage_mix(
     for side in ("long", "short", "all"):
         part = positions if side == "all" else positions.filter(side=side)
         lev = part[column].to_numpy().astype(np.float64)
-        w = part["notional_usd"].to_numpy().astype(np.float64)
+        w = part[weight].to_numpy().astype(np.float64)
         total = float(w.sum())
         row: dict[str, float | str] = {"side": side, "notional_usd": total}
         if total > 0:

@@ -522,6 +522,10 @@ def test_leverage_mix_truth(btc: SyntheticMarket) -> None:
     assert all_row["share_25-50x"] > 0.05
     # whole history vs emitted only
     assert btc.leverage_mix(emitted_only=False)["notional_usd"][2] > all_row["notional_usd"]
+    # weighted by what is still open: the long-lived, low-leverage traders dominate
+    held = btc.leverage_mix(weight="open_usd").filter(side="all").row(0, named=True)
+    assert held["median"] < all_row["median"]
+    assert held["notional_usd"] == pytest.approx(p["open_usd"].sum())
     empty = leverage_mix(p.head(0))
     assert math.isnan(empty["median"][0])
 
