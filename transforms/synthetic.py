@@ -883,8 +883,8 @@ def _simulate(
             new_l = new_s = 0.0
             popped = False
             while long_heap and -long_heap[0][0] >= ml:
-                _, key = heapq.heappop(long_heap)
-                if key >= 0:
+                key = long_heap[0][1]
+                if key >= 0:  # the row stays at the top while its cohorts are taken
                     b = key
                     base = b * two_jt
                     k = ptr[2 * b]
@@ -916,8 +916,11 @@ def _simulate(
                         popped = True
                     ptr[2 * b] = k
                     if k < jt:
-                        heapq.heappush(long_heap, (-(vw * factor[base + k]), b))
+                        heapq.heapreplace(long_heap, (-(vw * factor[base + k]), b))
+                    else:
+                        heapq.heappop(long_heap)
                 else:
+                    heapq.heappop(long_heap)
                     cid = -1 - key
                     b = cid // two_jt
                     pp = popc[cid]
@@ -935,8 +938,8 @@ def _simulate(
                     cnt[2 * b * n_pop + pp] -= 1
                     popped = True
             while short_heap and short_heap[0][0] <= mh:
-                _, key = heapq.heappop(short_heap)
-                if key >= 0:
+                key = short_heap[0][1]
+                if key >= 0:  # the row stays at the top while its cohorts are taken
                     b = key
                     base = b * two_jt + jt
                     k = ptr[2 * b + 1]
@@ -968,8 +971,11 @@ def _simulate(
                         popped = True
                     ptr[2 * b + 1] = k
                     if k < jt:
-                        heapq.heappush(short_heap, (vw * factor[base + k], b))
+                        heapq.heapreplace(short_heap, (vw * factor[base + k], b))
+                    else:
+                        heapq.heappop(short_heap)
                 else:
+                    heapq.heappop(short_heap)
                     cid = -1 - key
                     b = cid // two_jt
                     pp = popc[cid]
@@ -1240,7 +1246,6 @@ def _assemble(
     bar = np.repeat(np.arange(n, dtype=np.int64), 2 * jt)
     side = np.tile(np.repeat(np.arange(2, dtype=np.int64), jt), n)
     pop = coh["pop"].ravel()
-    is_long = side == 0
     entry = a["vwap"][bar]
     qty = a["qslot"][(bar * 2 + side) * n_pop + pop]
     liq_price = entry * coh["factor"].ravel()  # the simulation's float operations
@@ -1261,12 +1266,12 @@ def _assemble(
     alive_end = ~liquidated & ~expired
     remaining = np.where(alive_end, qty * surviving(np.full(bar.size, n - 1)), 0.0)
     liq_qty = np.where(liquidated, liq_rem, 0.0)
-    names = np.asarray([q.name for q in p.populations])
+    names = {i: q.name for i, q in enumerate(p.populations)}
     positions = pl.DataFrame(
         {
             "created_at": bar_ms[bar] * 1000,
-            "side": np.where(is_long, "long", "short"),
-            "population": names[pop],
+            "_side": side,
+            "_pop": pop,
             "leverage": coh["lev"].ravel(),
             "effective_leverage": coh["eff"].ravel(),
             "position_usd": coh["size"].ravel(),
@@ -1286,8 +1291,8 @@ def _assemble(
         }
     ).select(
         pl.col("created_at").cast(_UTC_US),
-        "side",
-        "population",
+        pl.when(pl.col("_side") == 0).then(pl.lit("long")).otherwise(pl.lit("short")).alias("side"),
+        pl.col("_pop").replace_strict(names, return_dtype=pl.String()).alias("population"),
         "leverage",
         "effective_leverage",
         "position_usd",
