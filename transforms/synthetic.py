@@ -914,6 +914,8 @@ def _simulate(
                         ql_pop[pp] -= rem
                         cnt[2 * b * n_pop + pp] -= 1
                         popped = True
+                    while k < jt and t - b > maxlife[popc[base + k]]:
+                        k += 1  # closed at max life: never the row's key again
                     ptr[2 * b] = k
                     if k < jt:
                         heapq.heapreplace(long_heap, (-(vw * factor[base + k]), b))
@@ -969,6 +971,8 @@ def _simulate(
                         qs_pop[pp] -= rem
                         cnt[(2 * b + 1) * n_pop + pp] -= 1
                         popped = True
+                    while k < jt and t - b > maxlife[popc[base + k]]:
+                        k += 1  # closed at max life: never the row's key again
                     ptr[2 * b + 1] = k
                     if k < jt:
                         heapq.heapreplace(short_heap, (vw * factor[base + k], b))
