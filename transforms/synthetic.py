@@ -9,8 +9,13 @@ continuous leverage mix, notional brackets and cross-margin-like effective lever
 The market, per symbol, at 1-minute resolution:
 
 - **Price.** Log-price GBM with GARCH(1,1) volatility clustering, a slowly varying drift (trends),
-  an intraday volatility profile, and cascade impact (below). Trade prices are rounded to the
-  symbol's tick; the mark price is the trade price plus a small noise, also rounded.
+  an intraday volatility profile, rare exogenous jumps (``shock_rate_per_day``) and cascade
+  impact (below). Trade prices are rounded to the symbol's tick; the mark price is the trade
+  price plus a small noise, also rounded.
+- **Volume** is half the legs traded in the bar (every trade has two: openings, closings,
+  forced orders and their counterparties) plus a little churn (``volume_turnover``); taker buy
+  volume is a share of the organic volume tilted by the bar's return, plus the forced buys of
+  liquidated shorts (liquidated longs are taker sells).
 - **Trader populations** (:class:`TraderPopulation`, default :data:`DEFAULT_POPULATIONS`):
   scalpers (high leverage, minutes-to-hours holding times), day traders, swing traders (days)
   and long holders (low leverage, weeks). Each holds a share of the open interest, closes at
@@ -33,8 +38,9 @@ The market, per symbol, at 1-minute resolution:
   ``P * (1 + 1/L + cum/N) / (1 + mmr)``. A long cohort is liquidated in the first later bar whose
   MARK low is at or below its liquidation price, a short in the first bar whose mark high is at
   or above it. A cohort whose trader tops up is not liquidated at that first crossing: the
-  trader adds margin (effective leverage halves, :attr:`topup_liq_price`) and the cohort is
-  liquidated at the first crossing of the new price, from that bar on.
+  trader adds margin (effective leverage halves: ``positions.topup_liq_price``) and the cohort
+  is liquidated at the first crossing of the new price, from that bar on (the same bar
+  included). A cohort still open at its population's ``max_life`` is never liquidated after it.
 - **Cascades.** A liquidation is a forced market order: it pushes the bar's low (longs) or high
   (shorts) further by ``cascade_impact * liquidated_usd / target_oi_usd`` in log price, which can
   liquidate more cohorts in the same bar. The forced order's counterparty is partly the other
@@ -46,6 +52,10 @@ The market, per symbol, at 1-minute resolution:
   during the warm-up each population opens faster (by ``1 / (1 - exp(-warmup / mean_life))``)
   so the emitted days begin with a book near its steady state. Warm-up bars are not emitted
   (except in ``positions`` and ``open_interest``, which hold the whole truth).
+- **Truth.** ``positions`` holds every cohort (``notional_usd = open_usd + closed_usd +
+  liquidated_usd``); the open interest of a side is the sum of its cohorts' open quantity.
+  :meth:`SyntheticMarket.leverage_mix` gives the true leverage mix (median, log-sd and display
+  band shares of the effective or nominal leverage) that an estimator can be compared with.
 - **Realized feed.** ``liquidations`` holds one order per liquidated cohort at a random second of
   its bar; with ``feed_throttle_ms`` (e.g. 1000, like Binance's feed: at most one order per
   second per symbol) only the last order of each window is published, so realized totals are a
