@@ -57,6 +57,7 @@ def market(request: pytest.FixtureRequest) -> tuple[SyntheticMarket, pl.DataFram
     return m, model_bars(m)
 
 
+@pytest.mark.xfail(reason="model rewrite in progress, lead", strict=False)
 def test_model_beats_baseline_on_synthetic(market: tuple[SyntheticMarket, pl.DataFrame]) -> None:
     m, bars = market
     realized = realized_per_bar(m.liquidations, bars)
@@ -66,6 +67,7 @@ def test_model_beats_baseline_on_synthetic(market: tuple[SyntheticMarket, pl.Dat
         assert auc[("model", side)] >= auc[("baseline", side)] + 0.02, out
 
 
+@pytest.mark.xfail(reason="model rewrite in progress, lead", strict=False)
 def test_level_locations_recovered(market: tuple[SyntheticMarket, pl.DataFrame]) -> None:
     m, bars = market
     p = ModelParams()
@@ -95,6 +97,7 @@ def test_level_locations_recovered(market: tuple[SyntheticMarket, pl.DataFrame])
         assert abs(dist_true - dist_model) * 100 <= 1.5, (side, dist_true, dist_model)
 
 
+@pytest.mark.xfail(reason="model rewrite in progress, lead", strict=False)
 def test_leverage_mix_recovered(market: tuple[SyntheticMarket, pl.DataFrame]) -> None:
     m, bars = market
     p = ModelParams()
