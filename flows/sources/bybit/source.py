@@ -19,9 +19,14 @@ datasets for every symbol-day:
 
 ``open_interest`` -> ``open_interest``
     ``GET {api_url}/v5/market/open-interest?category=linear&symbol=..&intervalTime=5min&
-    startTime=..&endTime=..&limit=200`` paged with ``cursor`` = ``result.nextPageCursor``
-    (``result.list`` holds ``{openInterest, timestamp}`` newest first; ``openInterest`` is in
-    base units for linear contracts). ``oi_usd`` = ``oi_base`` x the close of the 5-minute bar
+    startTime=..&endTime=..&limit=200`` paged with ``cursor`` = ``result.nextPageCursor``, sent
+    back exactly as Bybit returned it (it is already percent-encoded,
+    ``lastid%3D19408935%26lasttime%3D1780617600``; encoding it again breaks the paging).
+    ``result.list`` holds ``{openInterest, timestamp}`` (plus ``singleOpenInterest`` since
+    2026-06-11) newest first, in base units for linear contracts; the basis -- one side, taken
+    from ``singleOpenInterest`` when present, else from ``openInterest`` -- is decided and
+    written down in :func:`single_side_oi`, and the loader cross-checks it against Binance.
+    ``oi_usd`` = ``oi_base`` x the close of the 5-minute bar
     that *ends* at the sample time (the last traded price at that moment), from ``GET
     {api_url}/v5/market/kline?category=linear&interval=5`` (``result.list`` of ``[startTime,
     open, high, low, close, volume, turnover]``, newest first). Bybit has no long/short ratios
@@ -29,6 +34,11 @@ datasets for every symbol-day:
     Bybit's ``retMsg``; ``retCode`` 10006 (too many visits) is retried with backoff. The raw
     answers are kept as one JSON file under ``raw_dir/bybit/open_interest/...`` and its sha256
     recorded.
+
+Contract size: before staging a symbol the source reads
+``{api_url}/v5/market/instruments-info?category=linear&symbol=..`` (once per symbol and day);
+a listed ``LinearPerpetual`` of the symbol's base coin trades in base units (size 1, cached in
+``symbol_map`` with the day read); anything else fails the unit in one line.
 
 Not available from Bybit: mark-price history (no public files; only live REST) and liquidation
 history (no files, no REST history; only the live ``allLiquidation`` WebSocket). ``mark_klines``

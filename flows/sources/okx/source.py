@@ -2,12 +2,18 @@
 
 Datasets, one unit per canonical symbol and UTC day (symbols map to ``BTC-USDT-SWAP`` etc.
 through :mod:`flows.sources.symbols`; sizes in contracts are turned into base units with the
-contract size, e.g. 0.01 BTC):
+contract size OKX publishes in ``/api/v5/public/instruments?instType=SWAP`` (``ctVal`` x
+``ctMult``, e.g. 0.01 BTC), read once a day, kept under ``raw_dir/okx/instruments/`` and cached
+in ``symbol_map`` with the day read; a swap OKX does not list as a linear contract in its base
+coin is refused in one line):
 
 ``trades`` -> ``klines``
     Daily trade files ``{static_url}/cdn/okex/traderecords/trades/daily/{YYYYMMDD}/
-    {instId}-trades-{YYYY-MM-DD}.zip`` (one CSV ``instrument_name,trade_id,side,price,size,
-    created_time``; ``side`` is the taker's side, ``created_time`` epoch ms). **OKX file days are
+    {instId}-trades-{YYYY-MM-DD}.zip`` (one CSV; columns matched by name: the current files
+    have ``instrument_name,trade_id,side,price,size,created_time,source``, older ones lack
+    ``source``; extra columns are ignored, a file lacking a needed column, without a header or
+    with a bilingual ``name/translation`` header fails with the file name and the header seen;
+    ``side`` is the taker's side, ``created_time`` epoch ms). **OKX file days are
     UTC+8 days**: the file dated D holds ``[D-1 16:00, D 16:00)`` UTC. A UTC day D therefore needs
     the files dated D (its 00:00-16:00) and D+1 (its 16:00-24:00); both are fetched, their rows
     inside the UTC day kept and aggregated to 1-minute bars with every minute present (an empty
@@ -20,9 +26,11 @@ contract size, e.g. 0.01 BTC):
 ``open_interest`` -> ``open_interest``
     ``GET {api_url}/api/v5/rubik/stat/contracts/open-interest-history?instId=..&period=5m&
     begin=..&end=..&limit=100`` pages backwards (newest first, 100 rows a page) ->
-    ``ts, oi_base = oiCcy, oi_usd = oiUsd`` (ratios null). OKX keeps only a few days of 5-minute
-    history; for an older day the unit falls back to ``period=1H`` (loaded with a warning), and a
-    day with neither is ``missing``. A day that has not ended is ``skipped``.
+    ``ts, oi_base = oiCcy, oi_usd = oiUsd`` (ratios null). ``begin`` and ``end`` are exclusive
+    ("newer than", "earlier than"), so a day is asked from 1 ms before its 00:00 and comes back
+    with all 288 samples. OKX keeps at most 1,440 samples per period (5 days of 5m); for an
+    older day the unit falls back to ``period=1H`` (loaded with a warning), and a day with
+    neither is ``missing``. A day that has not ended is ``skipped``.
 ``liquidations`` -> ``realized_liquidations``
     ``GET {api_url}/api/v5/public/liquidation-orders?instType=SWAP&instFamily=BTC-USDT&
     state=filled&limit=100`` paged backwards with ``after`` -> one row per filled liquidation:
