@@ -17,16 +17,12 @@ is ``skipped``: the archive publishes monthly files after the month.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
-
-import polars as pl
 
 from flows.sources.base import StagedUnit, Status, UnitRequest
 from flows.sources.binance.client import (
@@ -44,6 +40,7 @@ from flows.sources.binance.parsing import (
     parse_metrics,
 )
 from flows.sources.binance.paths import SYMBOL_RE, daily_path, monthly_path
+from flows.sources.files import write_staged_frame as write_staged_frame
 
 if TYPE_CHECKING:
     from flows.settings import Settings
@@ -143,26 +140,6 @@ def _parse(dataset: str, zip_path: Path, symbol: str, day: date, tmp_dir: Path) 
     if dataset == "fundingRate":
         return parse_funding(data, symbol, day.year, day.month)
     raise ValueError(f"unknown dataset {dataset!r}")
-
-
-def write_staged_frame(frame: pl.DataFrame, staging_dir: Path, stem: str) -> Path:
-    """Write a canonical frame to ``staging_dir/<stem>-<random>.parquet`` atomically.
-
-    The ``exchange`` and ``symbol`` columns are dropped (the loader adds them). Any source can
-    use this helper.
-
-    Examples
-    --------
-    >>> write_staged_frame(frame, Path("staging"), "binance-klines-BTCUSDT-2024-01-01")
-    ... # doctest: +SKIP
-    PosixPath('staging/binance-klines-BTCUSDT-2024-01-01-1f2e3d4c.parquet')
-    """
-    staging_dir.mkdir(parents=True, exist_ok=True)
-    dest = staging_dir / f"{stem}-{uuid.uuid4().hex[:8]}.parquet"
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    frame.drop("exchange", "symbol", strict=False).write_parquet(tmp)
-    os.replace(tmp, dest)
-    return dest
 
 
 class ArchiveSourceBase:

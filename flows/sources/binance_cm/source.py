@@ -40,9 +40,17 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from flows.sources.base import REALIZED_SCHEMA, StagedUnit, UnitRequest
-from flows.sources.binance.client import ArchiveError, NotPublishedError, read_csv_member
-from flows.sources.binance.parsing import ParseError, day_bounds, epoch_unit, sniff_header
-from flows.sources.binance.source import ArchiveSourceBase, write_staged_frame
+from flows.sources.binance.client import NotPublishedError
+from flows.sources.binance.parsing import sniff_header
+from flows.sources.binance.source import ArchiveSourceBase
+from flows.sources.files import (
+    ArchiveError,
+    ParseError,
+    day_bounds,
+    epoch_unit,
+    read_csv_member,
+    write_staged_frame,
+)
 from flows.sources.symbols import contract_size, contract_unit, instrument
 
 if TYPE_CHECKING:

@@ -70,9 +70,15 @@ from flows.sources.base import (
     StagedUnit,
     UnitRequest,
 )
-from flows.sources.binance.client import ArchiveError, BadZipError, read_csv_member
-from flows.sources.binance.parsing import ParseError, day_bounds, epoch_unit
-from flows.sources.binance.source import write_staged_frame
+from flows.sources.files import (
+    ArchiveError,
+    BadZipError,
+    ParseError,
+    day_bounds,
+    epoch_unit,
+    read_csv_member,
+    write_staged_frame,
+)
 from flows.sources.http import NotFoundError, RestClient, RestError
 from flows.sources.symbols import ContractSpec, UnknownContractSizeError, instrument, lookup
 
