@@ -4,6 +4,7 @@
 source): :mod:`flows.sources.binance` (USD-M archive), :mod:`flows.sources.bybit`,
 :mod:`flows.sources.okx`, :mod:`flows.sources.binance_cm` (COIN-M liquidation snapshots). The
 shared pieces sit beside them: :mod:`flows.sources.base` (the interface every source
-implements), :mod:`flows.sources.http` (REST client), :mod:`flows.sources.loader` (the single
-writer), :mod:`flows.sources.registry` and :mod:`flows.sources.symbols`.
+implements), :mod:`flows.sources.http` (REST client), :mod:`flows.sources.files` (zip members,
+file errors, staged Parquet), :mod:`flows.sources.loader` (the single writer),
+:mod:`flows.sources.registry` and :mod:`flows.sources.symbols`.
 """
