@@ -318,6 +318,19 @@ def test_okx_fake_day_yields_1440_bars_and_288_oi_samples(fakes, tmp_path: Path)
     assert asked[0]["begin"] == str(int(utc(2026, 6, 12).timestamp() * 1000) - 1)
 
 
+def test_okx_symbol_without_a_published_size_is_refused_in_one_line(fakes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    now = datetime(2026, 6, 14, tzinfo=UTC)
+    with OkxSource(fakes.okx.base_url, fakes.okx.base_url, tmp_path / "raw", now=now) as src:
+        unit = src.stage(UnitRequest("okx", "trades", "DOGEUSDT", NIGHT), tmp_path / "s")
+    assert (unit.status, unit.kind, unit.rows) == ("failed", "contract", 0)
+    assert unit.reason == (
+        "okx contract size of DOGEUSDT unknown: DOGE-USDT-SWAP has no ctVal in "
+        "/api/v5/public/instruments?instType=SWAP (read 2026-06-14)"
+    )
+    # the answer was kept for the day it was read
+    assert (tmp_path / "raw/okx/instruments/SWAP-2026-06-14.json").is_file()
+
+
 def test_bybit_fake_pages_with_the_real_cursor_and_single_side(fakes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with BybitSource(
         fakes.bybit.base_url, fakes.bybit.base_url, tmp_path / "raw", rate_per_s=1000
