@@ -18,13 +18,10 @@ from typing import Any, NoReturn
 
 import click
 
-from flows.archive import SYMBOL_RE
+from flows.errors import Failure
+from flows.sources.binance.paths import SYMBOL_RE
 
 DATE_FORMAT = "%Y-%m-%d"
-
-
-class Failure(Exception):
-    """A runtime failure reported to the user in one line (exit code 1)."""
 
 
 class SymbolType(click.ParamType[str, Any]):

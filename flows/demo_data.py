@@ -26,7 +26,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from flows.archive import SYMBOL_RE, atomic_write, daily_path, monthly_path, write_archive_file
+from flows.sources.binance.paths import (
+    SYMBOL_RE,
+    atomic_write,
+    daily_path,
+    monthly_path,
+    write_archive_file,
+)
 from transforms.synthetic import (
     KLINE_COLUMNS,
     METRICS_COLUMNS,
@@ -62,6 +68,26 @@ class DemoArchive:
 def _fmt(values: np.ndarray, spec: str) -> list[str]:
     """Format a numeric column with a printf-style spec (e.g. ``%.2f``)."""
     return np.char.mod(spec, values).tolist()  # type: ignore[no-any-return]
+
+
+def java_decimal(value: float, scale: int = 8) -> str:
+    """``value`` rounded to ``scale`` decimals as the archive (Java's ``BigDecimal``) writes it:
+    plain unless the exponent is below -6.
+
+    Examples
+    --------
+    >>> java_decimal(0.00004123), java_decimal(-1.8e-7), java_decimal(6e-8), java_decimal(0.0)
+    ('0.00004123', '-1.8E-7', '6E-8', '0E-8')
+    """
+    unscaled = round(value * 10**scale)
+    if unscaled == 0:
+        return f"0E-{scale}"
+    digits = str(abs(unscaled))
+    exponent = len(digits) - 1 - scale
+    if exponent >= -6:
+        return f"{unscaled / 10**scale:.{scale}f}"
+    mantissa = digits[0] + (f".{digits[1:]}" if len(digits) > 1 else "")
+    return f"{'-' if unscaled < 0 else ''}{mantissa}E{exponent}"
 
 
 def _csv(header: str, columns: Sequence[list[str]]) -> str:
@@ -115,12 +141,17 @@ def klines_csv(
 
 def metrics_csv(frame: pl.DataFrame, rng: np.random.Generator) -> str:
     """Render 5-minute metrics as the archive's CSV text: header, rows in a shuffled order,
-    text ``create_time`` (``YYYY-MM-DD HH:MM:SS``), 8-decimal numbers."""
+    text ``create_time`` (``YYYY-MM-DD HH:MM:SS``), open interest with 16 decimals and ratios
+    with 8, as the real files have them."""
     shuffled = frame[rng.permutation(frame.height).tolist()]
     columns = [
         shuffled["create_time"].dt.strftime("%Y-%m-%d %H:%M:%S").to_list(),
         shuffled["symbol"].to_list(),
-        *(_fmt(shuffled[c].to_numpy(), "%.8f") for c in METRICS_COLUMNS[2:]),
+        *(
+            # OI columns: 16 decimals, the last 8 zeros (``92849.1660000000000000``)
+            _fmt(shuffled[c].to_numpy(), "%.8f00000000" if "open_interest" in c else "%.8f")
+            for c in METRICS_COLUMNS[2:]
+        ),
     ]
     return _csv(METRICS_HEADER, columns)
 
@@ -239,7 +270,7 @@ def write_demo_archive(
                 [
                     _fmt(rows["calc_time"].to_numpy(), "%d"),
                     _fmt(rows["funding_interval_hours"].to_numpy(), "%d"),
-                    _fmt(rows["last_funding_rate"].to_numpy(), "%.8f"),
+                    [java_decimal(float(x)) for x in rows["last_funding_rate"].to_numpy()],
                 ],
             )
             write_archive_file(root, monthly_path("fundingRate", symbol, year, mon), text)

@@ -8,15 +8,23 @@ the context manager exits), speaking that exchange's public layout:
   :func:`flows.demo_data.write_demo_archive` and served by :func:`tests.httpmirror.serve_mirror`.
 - **Bybit**: ``/trading/{SYMBOL}/{SYMBOL}{YYYY-MM-DD}.csv.gz`` trade files (four trades per
   minute: the bar's open, high, low and close, so the rebuilt 1m bars have Binance's OHLC;
-  sizes = ``volume_scale`` x Binance's volume) and the v5 REST endpoints
-  ``/v5/market/open-interest`` (5-minute samples = ``oi_scale`` x Binance's open interest, newest
-  first, paged with ``cursor``) and ``/v5/market/kline`` (5-minute bars from the 1m bars).
+  sizes = ``volume_scale`` x Binance's volume; the real layouts: ``RPI`` column and float
+  seconds from :data:`BYBIT_RPI_FROM`, no ``RPI`` and integer seconds before) and the v5 REST
+  endpoints ``/v5/market/open-interest`` (5-minute samples = ``oi_scale`` x Binance's open
+  interest, newest first, paged with Bybit's real cursor ``lastid%3D..%26lasttime%3D..``, which
+  must come back exactly as issued; from :data:`BYBIT_SINGLE_FROM` the answers carry
+  ``singleOpenInterest`` with ``openInterest`` twice that, as in the docs' example),
+  ``/v5/market/kline`` (5-minute bars from the 1m bars) and ``/v5/market/instruments-info``.
 - **OKX**: static trade zips on OKX's **UTC+8 days** (the file dated D holds ``[D-1 16:00,
-  D 16:00)`` UTC; sizes in contracts), ``/api/v5/rubik/stat/contracts/open-interest-history``
-  (``[ts, oi (contracts), oiCcy, oiUsd]``, ``scale`` x Binance's, 5m only: 1H is empty) and
+  D 16:00)`` UTC; sizes in contracts; 7 columns with ``source`` from :data:`OKX_SOURCE_FROM`,
+  the older 6 before), ``/api/v5/rubik/stat/contracts/open-interest-history``
+  (``[ts, oi (contracts), oiCcy, oiUsd]``, ``scale`` x Binance's; ``begin``/``end`` exclusive as
+  OKX documents them; 5m keeps the newest 1,440 samples, 1H answers hourly samples),
   ``/api/v5/public/liquidation-orders`` (the synthetic liquidation events summed per minute and
   side into one filled order, ``scale`` x the USD, sizes in contracts, newest first, paged with
-  ``after``).
+  ``after``) and ``/api/v5/public/instruments?instType=SWAP`` (the real captured ``ctVal`` of
+  BTC and ETH from ``../shared/data/real-samples/okx/instruments-swap.subset.json``, plus
+  SOL-USDT-SWAP at 1 SOL).
 
 Usage::
 
@@ -30,6 +38,7 @@ Usage::
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -40,14 +49,25 @@ from typing import Any
 
 import polars as pl
 
-from flows.archive import zip_csv
 from flows.demo_data import write_demo_archive
-from flows.sources.okx import okx_file_span
-from flows.sources.okx import trades_path as okx_trades_path
-from flows.sources.symbols import contract_size, instrument
+from flows.sources.binance.paths import zip_csv
+from flows.sources.okx.source import okx_file_span
+from flows.sources.okx.source import trades_path as okx_trades_path
+from flows.sources.symbols import instrument, lookup
 from tests.flows.test_source_http import Api, Reply, serve_api
 from tests.httpmirror import Mirror, serve_mirror
 from transforms.synthetic import SyntheticMarket
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_SAMPLES = ROOT.parent / "shared" / "data" / "real-samples"
+#: Bybit trade files carry ``RPI`` and float seconds from this day on (2025 files have neither)
+BYBIT_RPI_FROM = date(2025, 6, 1)
+#: Bybit open-interest answers carry ``singleOpenInterest`` from this day on
+BYBIT_SINGLE_FROM = date(2026, 6, 11)
+#: OKX trade files have the 7th column ``source`` from this (UTC+8) file day on
+OKX_SOURCE_FROM = date(2025, 9, 4)
+#: OKX keeps at most this many open-interest samples per period
+OKX_OI_KEPT = 1440
 
 #: Bybit's and OKX's share of the synthetic (Binance-sized) market
 BYBIT_OI_SCALE = 0.4
@@ -56,6 +76,8 @@ OKX_SCALE = 0.25
 
 BYBIT_OI_PATH = "/v5/market/open-interest"
 BYBIT_KLINE_PATH = "/v5/market/kline"
+BYBIT_INSTRUMENTS_PATH = "/v5/market/instruments-info"
+OKX_INSTRUMENTS_PATH = "/api/v5/public/instruments"
 OKX_OI_PATH = "/api/v5/rubik/stat/contracts/open-interest-history"
 OKX_LIQ_PATH = "/api/v5/public/liquidation-orders"
 OKX_STATIC_PREFIX = "/cdn/okex/traderecords/trades/daily/"
@@ -68,6 +90,24 @@ _BYBIT_HEADER = (
     "foreignNotional,RPI"
 )
 _OKX_HEADER = "instrument_name,trade_id,side,price,size,created_time"
+_OKX_HEADER_V7 = _OKX_HEADER + ",source"
+
+
+def okx_instruments() -> dict[str, Any]:
+    """The OKX instruments answer the fake serves: the real captured subset plus SOL."""
+    body = json.loads((REAL_SAMPLES / "okx" / "instruments-swap.subset.json").read_text())
+    sol = dict(next(e for e in body["data"] if e["instId"] == "ETH-USDT-SWAP"))
+    sol.update(instId="SOL-USDT-SWAP", instFamily="SOL-USDT", uly="SOL-USDT", ctVal="1")
+    sol.update(ctValCcy="SOL")
+    return {**body, "data": [*body["data"], sol]}
+
+
+def okx_ct_val(inst_id: str) -> float:
+    """The contract size the fake's instruments answer gives ``inst_id``."""
+    for entry in okx_instruments()["data"]:
+        if entry["instId"] == inst_id:
+            return float(entry["ctVal"])
+    raise KeyError(f"{inst_id} is not in the fake's OKX instruments")
 
 
 def _ms(ts: datetime) -> int:
@@ -153,8 +193,10 @@ class FakeBybitVenue:
         )
         trades = bar_trades(bars, self.volume_scale)
         quote = pl.col("size") * pl.col("price")
+        rpi = day >= BYBIT_RPI_FROM
+        stamp = pl.col("ts").dt.epoch("us") / 1e6
         rows = trades.select(
-            (pl.col("ts").dt.epoch("us") / 1e6).round(4).alias("timestamp"),
+            (stamp.round(4) if rpi else stamp.floor().cast(pl.Int64)).alias("timestamp"),
             pl.lit(symbol).alias("symbol"),
             "side",
             "size",
@@ -171,7 +213,9 @@ class FakeBybitVenue:
             quote.round(6).alias("foreignNotional"),
             pl.lit(0).alias("RPI"),
         )
-        assert ",".join(rows.columns) == _BYBIT_HEADER
+        if not rpi:
+            rows = rows.drop("RPI")
+        assert ",".join(rows.columns) == (_BYBIT_HEADER if rpi else _BYBIT_HEADER[: -len(",RPI")])
         return gzip.compress(rows.write_csv().encode())
 
     def _metrics(self, symbol: str) -> pl.DataFrame:
@@ -192,6 +236,8 @@ class FakeBybitVenue:
                                 self._files[path] = self.trade_file(symbol, day)
                             return Reply(200, self._files[path])
             return Reply(404, b"<html><body><h1>404 Not Found</h1></body></html>")
+        if path == BYBIT_INSTRUMENTS_PATH:
+            return self._instruments(q)
         if path in (BYBIT_OI_PATH, BYBIT_KLINE_PATH):
             symbol = q.get("symbol", "")
             if q.get("category") != "linear" or symbol not in self.markets:
@@ -211,22 +257,64 @@ class FakeBybitVenue:
             .filter((pl.col("ms") >= lo) & (pl.col("ms") <= hi))
             .sort("ms", descending=True)
         )
-        offset = int(q["cursor"].removeprefix("lastid%3D")) if q.get("cursor") else 0
+        offset = 0
+        if q.get("cursor"):
+            # the query arrives decoded once: a cursor sent back exactly as issued reads
+            # "lastid=N&lasttime=T"; one encoded again reads "lastid%3DN%26lasttime%3DT"
+            lastid, _, lasttime = q["cursor"].partition("&lasttime=")
+            if not lastid.startswith("lastid=") or not lastid[7:].isdigit():
+                return _bybit(10001, f"params error: cursor invalid {q['cursor'][:40]!r}", {})
+            offset = int(lastid[7:])
+            if offset >= rows.height or lasttime != str(rows["ms"][offset - 1] // 1000):
+                return _bybit(10001, "params error: cursor invalid", {})
         page = rows.slice(offset, limit)
         more = offset + limit < rows.height
+        last = int(page["ms"][-1]) // 1000 if page.height else 0
+        items: list[dict[str, str]] = []
+        for ms, oi in page.select("ms", "oi").iter_rows():
+            day = datetime.fromtimestamp(ms / 1000, UTC).date()
+            if day >= BYBIT_SINGLE_FROM:
+                items.append(
+                    {
+                        "openInterest": f"{2 * oi:.8f}",
+                        "singleOpenInterest": f"{oi:.8f}",
+                        "timestamp": str(ms),
+                    }
+                )
+            else:
+                items.append({"openInterest": f"{oi:.8f}", "timestamp": str(ms)})
         return _bybit(
             0,
             "OK",
             {
                 "symbol": symbol,
                 "category": "linear",
-                "list": [
-                    {"openInterest": f"{oi:.8f}", "timestamp": str(ms)}
-                    for ms, oi in page.select("ms", "oi").iter_rows()
-                ],
-                "nextPageCursor": f"lastid%3D{offset + limit}" if more else "",
+                "list": items,
+                "nextPageCursor": (
+                    f"lastid%3D{offset + limit}%26lasttime%3D{last}" if more else ""
+                ),
             },
         )
+
+    def _instruments(self, q: dict[str, str]) -> Reply:
+        symbol = q.get("symbol", "")
+        if q.get("category") != "linear":
+            return _bybit(10001, "params error: category invalid", {})
+        listed = []
+        if symbol in self.markets:
+            inst = lookup("bybit", symbol)
+            listed.append(
+                {
+                    "symbol": symbol,
+                    "contractType": "LinearPerpetual",
+                    "status": "Trading",
+                    "baseCoin": inst.base,
+                    "quoteCoin": "USDT",
+                    "settleCoin": "USDT",
+                    "lotSizeFilter": {"qtyStep": "0.001", "minOrderQty": "0.001"},
+                }
+            )
+        return _bybit(0, "", {"category": "linear", "list": listed, "nextPageCursor": ""})
 
     def _kline(self, symbol: str, q: dict[str, str]) -> Reply:
         if q.get("interval") != "5":
@@ -276,7 +364,7 @@ class FakeOkxVenue:
     def trade_zip(self, symbol: str, okx_day: date) -> bytes:
         """The zip OKX would publish for ``symbol`` dated ``okx_day`` (a UTC+8 day)."""
         inst = instrument("okx", symbol)
-        ct_val = contract_size("okx", symbol)
+        ct_val = okx_ct_val(inst)
         start, end = okx_file_span(okx_day)
         bars = minute_bars(self.markets[symbol]).filter(
             (pl.col("ts") >= start) & (pl.col("ts") < end)
@@ -290,15 +378,20 @@ class FakeOkxVenue:
             "price",
             (pl.col("size") / ct_val).round(2).alias("size"),
             pl.col("ts").dt.epoch("ms").alias("created_time"),
+            pl.lit(0).alias("source"),
         )
-        assert ",".join(rows.columns) == _OKX_HEADER
+        if okx_day < OKX_SOURCE_FROM:
+            rows = rows.drop("source")
+        assert ",".join(rows.columns) == (
+            _OKX_HEADER_V7 if okx_day >= OKX_SOURCE_FROM else _OKX_HEADER
+        )
         return zip_csv(rows.write_csv(), f"{inst}-trades-{okx_day.isoformat()}.csv")
 
     def liquidation_details(self, symbol: str) -> pl.DataFrame:
         """The filled liquidation orders: one per (minute, side) of the synthetic events,
         ``ts`` (ms, the minute's first event), ``side``, ``posSide``, ``bkPx``, ``sz``
         (contracts) with ``sz * ct_val * bkPx = scale x the events' USD``."""
-        ct_val = contract_size("okx", symbol)
+        ct_val = okx_ct_val(instrument("okx", symbol))
         events = self.markets[symbol].liquidations
         grouped = (
             events.group_by(pl.col("ts").dt.truncate("1m").alias("minute"), "side")
@@ -332,6 +425,10 @@ class FakeOkxVenue:
                                 self._files[path] = self.trade_zip(name, okx_day)
                             return Reply(200, self._files[path])
             return Reply(404, b"<?xml version='1.0'?><Error><Code>NoSuchKey</Code></Error>")
+        if path == OKX_INSTRUMENTS_PATH:
+            if q.get("instType") != "SWAP":
+                return Reply(200, {"code": "51000", "msg": "Parameter instType error"})
+            return Reply(200, okx_instruments())
         if path == OKX_OI_PATH:
             symbol = self._symbol_of(q.get("instId", ""))
             if symbol is None:
@@ -348,19 +445,23 @@ class FakeOkxVenue:
         return Reply(404, {"code": "404", "msg": "no route"})
 
     def _open_interest(self, symbol: str, q: dict[str, str]) -> Reply:
-        if q.get("period") != "5m":
-            return Reply(200, {"code": "0", "msg": "", "data": []})
-        ct_val = contract_size("okx", symbol)
+        period = q.get("period")
+        if period not in ("5m", "1H"):
+            return Reply(200, {"code": "51000", "msg": "Parameter period error"})
+        ct_val = okx_ct_val(instrument("okx", symbol))
         begin, end = int(q.get("begin", 0)), int(q.get("end", 2**62))
         limit = min(int(q.get("limit", 100)), 100)
+        kept = self.markets[symbol].metrics.select(
+            pl.col("create_time").dt.epoch("ms").alias("ms"),
+            (pl.col("sum_open_interest") * self.scale).alias("ccy"),
+            (pl.col("sum_open_interest_value") * self.scale).alias("usd"),
+        )
+        if period == "1H":
+            kept = kept.filter(pl.col("ms") % 3_600_000 == 0)
+        kept = kept.sort("ms").tail(OKX_OI_KEPT)
         rows = (
-            self.markets[symbol]
-            .metrics.select(
-                pl.col("create_time").dt.epoch("ms").alias("ms"),
-                (pl.col("sum_open_interest") * self.scale).alias("ccy"),
-                (pl.col("sum_open_interest_value") * self.scale).alias("usd"),
-            )
-            .filter((pl.col("ms") >= begin) & (pl.col("ms") <= end))
+            # OKX: begin = "newer than", end = "earlier than": both exclusive
+            kept.filter((pl.col("ms") > begin) & (pl.col("ms") < end))
             .sort("ms", descending=True)
             .head(limit)
         )

@@ -32,7 +32,8 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import polars as pl
 
-from flows.archive import daily_path, monthly_path, write_archive_file
+from flows.demo_data import java_decimal
+from flows.sources.binance.paths import daily_path, monthly_path, write_archive_file
 
 NOT_FOUND_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
@@ -272,8 +273,9 @@ def metrics_csv(
     for i in range(rows):
         label = (first + timedelta(minutes=5 * i)).strftime("%Y-%m-%d %H:%M:%S")
         oi *= 1 + rng.gauss(0, 0.001)
-        base = "0E-8" if i in zero_oi_rows else f"{oi:.8f}"
-        value = "0E-8" if i in zero_oi_rows else f"{oi * 42000:.8f}"
+        # the archive writes OI with 16 decimals (``92849.1660000000000000``)
+        base = "0E-8" if i in zero_oi_rows else f"{oi:.8f}00000000"
+        value = "0E-8" if i in zero_oi_rows else f"{oi * 42000:.8f}00000000"
         ratios = ",,," if blank_ratios else "".join(f"{rng.uniform(0.8, 2):.8f}," for _ in "abc")
         lines.append(f"{label},{symbol},{base},{value},{ratios}{rng.uniform(0.5, 2):.8f}")
     if double:
@@ -284,13 +286,15 @@ def metrics_csv(
 
 
 def funding_csv(year: int, month: int, *, interval_hours: int = 8, header: bool = True) -> str:
-    """Return a monthly fundingRate CSV (calc_time jittered by a few ms)."""
+    """Return a monthly fundingRate CSV (calc_time jittered by a few ms; every fifth rate is
+    tiny, so it is written in the archive's exponent form, e.g. ``-1.8E-7``)."""
     start = datetime(year, month, 1, tzinfo=UTC)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
     lines: list[str] = []
     t, i = start, 0
     while t < end:
-        lines.append(f"{_epoch_ms(t) + 1 + i % 3},{interval_hours},{0.0001 * ((i % 7) - 3):.8f}")
+        rate = 0.0001 * ((i % 7) - 3) if i % 5 else 1.8e-7 * ((i % 3) - 1)
+        lines.append(f"{_epoch_ms(t) + 1 + i % 3},{interval_hours},{java_decimal(rate)}")
         t += timedelta(hours=interval_hours)
         i += 1
     return (FUNDING_HEADER + "\n" if header else "") + "\n".join(lines) + "\n"

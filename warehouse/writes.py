@@ -318,6 +318,9 @@ SYMBOL_MAP_COLUMNS = (
 def write_symbol_map(db_path: Path, frame: pl.DataFrame) -> int:
     """Replace every row of ``symbol_map`` with ``frame`` in one transaction; return rows.
 
+    A row whose ``contract_size`` is null in ``frame`` keeps the size read from the exchange
+    earlier (:func:`write_contract_sizes`), if any.
+
     ``frame`` is usually :func:`flows.sources.symbols.symbol_map_frame`; it must have exactly
     the table's columns.
 
@@ -338,12 +341,53 @@ def write_symbol_map(db_path: Path, frame: pl.DataFrame) -> int:
         try:
             con.execute("BEGIN TRANSACTION")
             try:
+                # sizes read from an exchange (size_read_on set) survive a refresh whose frame
+                # has no size for that row (migration 0006)
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE _liqheat_read_sizes AS SELECT exchange, symbol, "
+                    "contract_size, size_read_on FROM symbol_map WHERE size_read_on IS NOT NULL"
+                )
                 con.execute("DELETE FROM symbol_map")
-                con.execute("INSERT INTO symbol_map BY NAME SELECT * FROM _liqheat_symbol_map")
+                con.execute(
+                    "INSERT INTO symbol_map BY NAME SELECT f.* EXCLUDE (contract_size), "
+                    "coalesce(f.contract_size, r.contract_size) AS contract_size, "
+                    "CASE WHEN f.contract_size IS NULL THEN r.size_read_on END AS size_read_on "
+                    "FROM _liqheat_symbol_map AS f LEFT JOIN _liqheat_read_sizes AS r "
+                    "USING (exchange, symbol)"
+                )
+                con.execute("DROP TABLE _liqheat_read_sizes")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
         finally:
             con.unregister("_liqheat_symbol_map")
+    return frame.height
+
+
+def write_contract_sizes(db_path: Path, frame: pl.DataFrame) -> int:
+    """Insert or replace ``symbol_map`` rows carrying contract sizes read from the exchanges.
+
+    ``frame`` has the ``symbol_map`` columns plus ``size_read_on`` (usually
+    :func:`flows.sources.symbols.contract_size_frame`); returns the rows written.
+
+    Examples
+    --------
+    >>> write_contract_sizes(db, contract_size_frame(specs))  # doctest: +SKIP
+    1
+    """
+    columns = (*SYMBOL_MAP_COLUMNS, "size_read_on")
+    if set(frame.columns) != set(columns):
+        raise ValueError(f"contract size frame needs columns {', '.join(columns)}")
+    if frame.is_empty():
+        return 0
+    frame = frame.unique(subset=["exchange", "symbol"], keep="last", maintain_order=True)
+    with WRITE_LOCK, write_connection(db_path) as con:
+        con.register("_liqheat_contract_sizes", frame.select(columns))
+        try:
+            con.execute(
+                "INSERT OR REPLACE INTO symbol_map BY NAME SELECT * FROM _liqheat_contract_sizes"
+            )
+        finally:
+            con.unregister("_liqheat_contract_sizes")
     return frame.height

@@ -89,7 +89,7 @@ class StagedUnit:
     ``replaces_source``, for ``realized_liquidations`` units, names the ``source`` whose rows
     the unit replaces, so one source's load never deletes another source's events.
     ``kind`` classifies problems (``"missing"``, ``"network"``, ``"http"``, ``"checksum"``,
-    ``"corrupt"``, ``"parse"``, ``"internal"``, ``"warning"``).
+    ``"corrupt"``, ``"parse"``, ``"contract"``, ``"internal"``, ``"warning"``).
     """
 
     exchange: str
@@ -108,6 +108,11 @@ class StagedUnit:
     kind: str | None = None
     downloaded: bool = False
     replaces_source: str | None = None
+    #: a contract size the source read from the exchange for this unit; the loader caches it
+    #: in ``symbol_map`` with ``size_read_on`` (the UTC day it was read)
+    contract_size: float | None = None
+    contract_unit: str | None = None
+    size_read_on: date | None = None
 
 
 class Source(Protocol):

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
@@ -322,10 +322,18 @@ class RestClient:
                 f"network: {exc} ({tries} tries) for {url}", url=url, status=exc.status
             ) from exc
 
-    def _send(self, url: str, params: Params | None) -> httpx.Response:
+    def _send(
+        self, url: str, params: Params | None, raw_query: str | None = None
+    ) -> httpx.Response:
         """One attempt: wait for a token, GET, classify the status. Streams the body."""
         self.limiter.acquire()
-        request = self._http.build_request("GET", url, params=params)
+        if raw_query:
+            # appended verbatim: a value the server handed out (e.g. Bybit's already
+            # percent-encoded page cursor) must come back byte for byte, not encoded again
+            query = "&".join(q for q in (urlencode(params or {}), raw_query) if q)
+            request = self._http.build_request("GET", f"{url}?{query}")
+        else:
+            request = self._http.build_request("GET", url, params=params)
         try:
             resp = self._http.send(request, stream=True)
         except httpx.TransportError as exc:
@@ -342,8 +350,13 @@ class RestClient:
         raise HttpError(f"HTTP {status} for {url}", url=url, status=status)
 
     # -- public API ------------------------------------------------------------------------
-    def get_json(self, path: str, params: Params | None = None) -> Any:
+    def get_json(
+        self, path: str, params: Params | None = None, *, raw_query: str | None = None
+    ) -> Any:
         """GET ``path`` with query ``params`` and return the decoded JSON body.
+
+        ``raw_query`` (e.g. ``"cursor=lastid%3D5%26lasttime%3D9"``) is appended to the encoded
+        ``params`` exactly as given, never encoded again.
 
         Raises
         ------
@@ -354,7 +367,7 @@ class RestClient:
         url = self.url(path)
 
         def once() -> bytes:
-            resp = self._send(url, params)
+            resp = self._send(url, params, raw_query)
             try:
                 buf = bytearray()
                 for chunk in resp.iter_bytes(_CHUNK):

@@ -154,7 +154,10 @@ def test_metrics_files(archive: DemoArchive) -> None:
             assert stamps != sorted(stamps), "real metrics files are unsorted"
             expected = [f"{day} {h:02d}:{m:02d}:00" for h in range(24) for m in range(0, 60, 5)]
             assert sorted(stamps) == expected
-            row_re = re.compile(rf"{day} \d\d:\d\d:00,{symbol}(,\d+\.\d{{8}}){{6}}")
+            # open interest with 16 decimals as the real files, the ratios with 8
+            row_re = re.compile(
+                rf"{day} \d\d:\d\d:00,{symbol}(,\d+\.\d{{16}}){{2}}(,\d+\.\d{{8}}){{4}}"
+            )
             assert all(row_re.fullmatch(r) for r in rows), rows[0]
     # values equal the simulated metrics
     text = member_text(archive.root / UM / "daily/metrics/ETHUSDT/ETHUSDT-metrics-2024-02-28.zip")

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from flows.settings import Settings
 from flows.sources.base import StagedUnit, UnitRequest
-from flows.sources.bybit import (
+from flows.sources.bybit.source import (
     OI_SAMPLES_PER_DAY,
     BybitSource,
     bars_from_trades,
@@ -158,19 +158,40 @@ def oi_route(*, samples: int = OI_SAMPLES_PER_DAY) -> Route:
         lo, hi, limit = int(q["startTime"]), int(q["endTime"]), int(q["limit"])
         stamps = [DAY_MS + 300_000 * i for i in range(samples)]
         rows = sorted((t for t in stamps if lo <= t <= hi), reverse=True)
-        offset = int(q["cursor"].removeprefix("page%3D")) if "cursor" in q else 0
+        offset = 0
+        if "cursor" in q:
+            # Bybit's real cursor, "lastid%3D<n>%26lasttime%3D<s>", arrives decoded once when
+            # sent back exactly as returned; one encoded again reads "lastid%3D..."
+            lastid, _, lasttime = q["cursor"].partition("&lasttime=")
+            assert lastid.startswith("lastid="), f"cursor not sent back as returned: {q['cursor']}"
+            offset = int(lastid.removeprefix("lastid="))
+            assert lasttime == str(rows[offset - 1] // 1000)
         page = rows[offset : offset + limit]
         more = offset + limit < len(rows)
+        cursor = f"lastid%3D{offset + limit}%26lasttime%3D{page[-1] // 1000}" if more else ""
         return ok(
             {
                 "symbol": q["symbol"],
                 "category": "linear",
                 "list": [{"openInterest": f"{oi_value(t):.8f}", "timestamp": str(t)} for t in page],
-                "nextPageCursor": f"page%3D{offset + limit}" if more else "",
+                "nextPageCursor": cursor,
             }
         )
 
     return route
+
+
+def instruments_route(q: dict[str, str]) -> Reply:
+    """/v5/market/instruments-info?category=linear: the listed linear perpetuals."""
+    assert q["category"] == "linear"
+    listed = [
+        {"symbol": s, "contractType": "LinearPerpetual", "status": "Trading", "baseCoin": b}
+        for s, b in (("SOLUSDT", "SOL"), ("BTCUSDT", "BTC"), ("ETHUSDT", "ETH"))
+        if q.get("symbol", s) == s
+    ]
+    for item in listed:
+        item.update(quoteCoin="USDT", settleCoin="USDT")
+    return ok({"category": "linear", "list": listed, "nextPageCursor": ""})
 
 
 def kline_route(q: dict[str, str]) -> Reply:
@@ -190,7 +211,11 @@ def fake(tmp_path: Path) -> Iterator[FakeBybit]:
     root.mkdir()
     fake = FakeBybit(
         root,
-        routes={"/v5/market/open-interest": oi_route(), "/v5/market/kline": kline_route},
+        routes={
+            "/v5/market/open-interest": oi_route(),
+            "/v5/market/kline": kline_route,
+            "/v5/market/instruments-info": instruments_route,
+        },
     )
     with serve(fake) as running:
         yield running
@@ -446,23 +471,30 @@ def test_a_broken_cached_copy_is_downloaded_again(fake: FakeBybit, tmp_path: Pat
     [
         (
             "timestamp,symbol,side,size\n1767225600,SOLUSDT,Buy,1\n",
-            "bad header: missing price, foreignNotional",
+            "SOLUSDT2026-01-01.csv.gz: unexpected header 'timestamp,symbol,side,size': "
+            "missing column(s) price, foreignNotional",
         ),
         (
             HEADER + "\n1767225600,ETHUSDT,Buy,1,2,PlusTick,x,1,1,2\n",
-            "file holds trades of 'ETHUSDT'",
+            "SOLUSDT2026-01-01.csv.gz: holds trades of 'ETHUSDT'",
         ),
         (
             HEADER + "\n1767225600,SOLUSDT,Long,1,2,PlusTick,x,1,1,2\n",
-            "1 trade row(s) with a bad side",
+            "SOLUSDT2026-01-01.csv.gz: 1 trade row(s) with a bad side",
         ),
         (
             HEADER + "\n1767225600,SOLUSDT,Buy,1,,PlusTick,x,1,1,2\n",
-            "blank values in column(s) price",
+            "SOLUSDT2026-01-01.csv.gz: blank values in column(s) price",
         ),
-        (HEADER + "\n1767225600,SOLUSDT,Buy,1,abc,PlusTick,x,1,1,2\n", "unparsable CSV"),
+        (
+            HEADER + "\n1767225600,SOLUSDT,Buy,1,abc,PlusTick,x,1,1,2\n",
+            "SOLUSDT2026-01-01.csv.gz: unparsable CSV",
+        ),
         (HEADER + "\n", "no trades inside 2026-01-01 (0 in the file)"),
-        (HEADER + "\n1767225600000,SOLUSDT,Buy,1,2,PlusTick,x,1,1,2\n", "no trades inside"),
+        (
+            HEADER + "\n1767225600000,SOLUSDT,Buy,1,2,PlusTick,x,1,1,2\n",
+            "SOLUSDT2026-01-01.csv.gz: timestamp 1767225600000 is not in epoch seconds",
+        ),
     ],
     ids=["header", "symbol", "side", "blank", "text-price", "empty", "ms-timestamps"],
 )
@@ -542,7 +574,11 @@ def test_open_interest_pages_and_prices(fake: FakeBybit, tmp_path: Path) -> None
     assert unit.url == f"{fake.base_url}/v5/market/open-interest"
     # two pages: 200 + 88 rows, the second asked for with the first page's cursor
     pages = fake.calls("/v5/market/open-interest")
-    assert [p.query.get("cursor") for p in pages] == [None, "page%3D200"]
+    # Bybit returned "lastid%3D200%26lasttime%3D<s>"; sent back exactly as returned, the
+    # server decodes it once to "lastid=200&lasttime=<s>" (re-encoded it would read
+    # "lastid%3D200%26...", the bug of issue 12)
+    last = (DAY_MS + 300_000 * (OI_SAMPLES_PER_DAY - 200)) // 1000
+    assert [p.query.get("cursor") for p in pages] == [None, f"lastid=200&lasttime={last}"]
     first = pages[0].query
     assert first["symbol"] == "BTCUSDT"
     assert first["limit"] == "200"

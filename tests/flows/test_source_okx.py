@@ -8,6 +8,7 @@ in OKX's exact JSON shapes. Nothing here talks to the live exchange.
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 import threading
 from dataclasses import dataclass, field
@@ -20,13 +21,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.archive import zip_csv
 from flows.ingest import ingest
-from flows.parse import ParseError
 from flows.settings import Settings
 from flows.sources.base import StagedUnit, UnitRequest
+from flows.sources.binance.parsing import ParseError
+from flows.sources.binance.paths import zip_csv
 from flows.sources.loader import load_staged
-from flows.sources.okx import (
+from flows.sources.okx.source import (
     LIQUIDATION_SOURCE,
     OkxSource,
     from_settings,
@@ -45,6 +46,11 @@ END = START + timedelta(days=1)
 INST = "BTC-USDT-SWAP"
 OI_PATH = "/api/v5/rubik/stat/contracts/open-interest-history"
 LIQ_PATH = "/api/v5/public/liquidation-orders"
+INSTRUMENTS_PATH = "/api/v5/public/instruments"
+INSTRUMENTS = (
+    Path(__file__).resolve().parents[3]
+    / "shared/data/real-samples/okx/instruments-swap.subset.json"
+)
 HEADER = "instrument_name,trade_id,side,price,size,created_time"
 NOW = datetime(2025, 6, 3, 1, 0, tzinfo=UTC)
 
@@ -78,6 +84,8 @@ class FakeOkx:
     liquidations: list[dict[str, str]] = field(default_factory=list)
     faults: dict[str, list[Reply]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: the real captured instruments answer (BTC-USDT-SWAP ctVal 0.01 BTC)
+    instruments: dict[str, Any] = field(default_factory=lambda: json.loads(INSTRUMENTS.read_text()))
 
     def put_trades(self, okx_day: date, trades: list[Trade], **kw: Any) -> str:
         path = "/" + trades_path(INST, okx_day)
@@ -93,6 +101,10 @@ class FakeOkx:
             if path in self.files:
                 return Reply(200, self.files[path])
             return Reply(404, b"<?xml version='1.0'?><Error><Code>NoSuchKey</Code></Error>")
+        if path == INSTRUMENTS_PATH:
+            if q.get("instType") != "SWAP":
+                return Reply(200, {"code": "51000", "msg": "Parameter instType error"})
+            return Reply(200, self.instruments)
         if path == OI_PATH:
             if q.get("instId") != INST:
                 return Reply(
@@ -100,7 +112,8 @@ class FakeOkx:
                 )
             rows = self.oi.get(q.get("period", ""), [])
             begin, end = int(q.get("begin", 0)), int(q.get("end", 2**62))
-            sel = sorted((r for r in rows if begin <= int(r[0]) <= end), key=lambda r: -int(r[0]))
+            # OKX: begin = "newer than", end = "earlier than" (both exclusive)
+            sel = sorted((r for r in rows if begin < int(r[0]) < end), key=lambda r: -int(r[0]))
             return Reply(200, {"code": "0", "msg": "", "data": sel[: int(q.get("limit", 100))]})
         if path == LIQ_PATH:
             if q.get("state") != "filled":
@@ -169,9 +182,12 @@ def test_trades_across_the_utc8_boundary_give_exact_bars(tmp_path: Path) -> None
     with serve_api(fake) as api, source(api.base_url, tmp_path / "raw") as src:
         unit = stage(src, "trades", tmp_path / "staging")
         again = stage(src, "trades", tmp_path / "staging")
-        assert sorted(api.paths()) == sorted([path_a, path_b])  # second stage: raw cache
+        # second stage: raw cache; the contract size is read once per day
+        assert sorted(api.paths()) == sorted([INSTRUMENTS_PATH, path_a, path_b])
     assert unit.status == "loaded", unit.reason
     assert (unit.table, unit.start, unit.end, unit.rows) == ("klines", START, END, 1440)
+    # the size came from the instruments answer, with the day it was read
+    assert (unit.contract_size, unit.contract_unit, unit.size_read_on) == (0.01, "base", NOW.date())
     assert unit.downloaded
     assert not again.downloaded
     digests = [hashlib.sha256(fake.files[p]).hexdigest() for p in (path_a, path_b)]
@@ -273,18 +289,36 @@ def test_unexpected_trade_header_is_a_parse_failure(tmp_path: Path) -> None:
     assert "unexpected header" in unit.reason
 
 
-def test_trades_header_with_translations_and_headerless() -> None:
+def test_trades_by_column_name_and_refused_layouts() -> None:
     rows = f"{INST},1,buy,100.5,3,{ms(START)}\n{INST},2,SELL,100,1,{ms(START) + 5}\n"
+    six = parse_trades_csv(f"{HEADER}\n{rows}".encode(), 0.01)
+    seven_rows = rows.replace("\n", ",0\n")
+    seven = parse_trades_csv(f"{HEADER},source\n{seven_rows}".encode(), 0.01)
+    assert six.equals(seven)
+    assert six["buy"].to_list() == [True, False]
+    assert six["base"].to_list() == pytest.approx([0.03, 0.01])
+    # columns in another order, plus an unknown one: still matched by name
+    shuffled = "created_time,size,price,side,trade_id,instrument_name,extra\n"
+    shuffled += f"{ms(START)},3,100.5,buy,1,{INST},x\n{ms(START) + 5},1,100,SELL,2,{INST},y\n"
+    assert parse_trades_csv(shuffled.encode(), 0.01).equals(six)
     bilingual = (
         "instrument_name/交易对,trade_id/成交id,side/方向,price/价格,size/数量,created_time/时间"
     )
-    a = parse_trades_csv(f"{bilingual}\n{rows}".encode(), 0.01)
-    b = parse_trades_csv(rows.encode(), 0.01)
-    assert a.equals(b)
-    assert a["buy"].to_list() == [True, False]
-    assert a["base"].to_list() == pytest.approx([0.03, 0.01])
+    with pytest.raises(ParseError) as info:
+        parse_trades_csv(f"{bilingual}\n{rows}".encode(), 0.01, name="X-trades-2021-01-01.csv")
+    text = str(info.value)
+    assert text.startswith("X-trades-2021-01-01.csv: unexpected header 'instrument_name/交易对")
+    assert "missing column(s) instrument_name, trade_id" in text
+    assert "\n" not in text
+    with pytest.raises(ParseError, match="no header row"):
+        parse_trades_csv(rows.encode(), 0.01)
+    no_size = HEADER.replace(",size", "")
+    with pytest.raises(ParseError, match=r"missing column\(s\) size"):
+        parse_trades_csv(f"{no_size}\n{INST},1,buy,100.5,{ms(START)}\n".encode(), 0.01)
+    with pytest.raises(ParseError, match="created_time"):  # seconds, not ms
+        parse_trades_csv(f"{HEADER}\n{INST},1,buy,1,1,{ms(START) // 1000}\n".encode(), 0.01)
     with pytest.raises(ParseError, match="side"):
-        parse_trades_csv(f"{rows}{INST},3,hold,1,1,{ms(START)}\n".encode(), 0.01)
+        parse_trades_csv(f"{HEADER}\n{rows}{INST},3,hold,1,1,{ms(START)}\n".encode(), 0.01)
 
 
 @settings(max_examples=40, deadline=None)
@@ -376,7 +410,9 @@ def test_open_interest_pages_and_maps_columns(tmp_path: Path) -> None:
     hits = [h for h in api.hits if h.path == OI_PATH]
     assert len(hits) == 1 + 3  # one 503, then 3 pages of <= 100 rows
     assert {h.query["period"] for h in hits} == {"5m"}
-    assert hits[1].query["begin"] == str(ms(START))
+    # begin/end are exclusive: ask from 1 ms before the day's start up to (not incl.) its end
+    assert hits[1].query["begin"] == str(ms(START) - 1)
+    assert hits[1].query["end"] == str(ms(END))
     assert hits[1].query["limit"] == "100"
     # the client's rate limit spaced the requests (server-side arrival times, generous bound)
     assert hits[-1].at - hits[0].at >= 0.75 * 3 / 10.0  # 4 requests at 10/s: >= 3 intervals
@@ -485,7 +521,7 @@ def test_liquidations_retention_edge_and_day_in_progress(tmp_path: Path) -> None
         with source(api.base_url, tmp_path / "raw", now=START + timedelta(hours=12)) as src:
             today = stage(src, "liquidations", tmp_path / "staging")
             oi_today = stage(src, "open_interest", tmp_path / "staging")
-        assert [p for p in api.paths() if p != LIQ_PATH] == []
+        assert [p for p in api.paths() if p not in (LIQ_PATH, INSTRUMENTS_PATH)] == []
         assert sum(1 for p in api.paths() if p == LIQ_PATH) == 2  # none for the running day
     # OKX no longer has the start of the day: the unit covers only what it returned
     assert edge.status == "loaded"

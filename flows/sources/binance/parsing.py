@@ -25,13 +25,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Literal
 
 import polars as pl
 
-from flows.binance import ArchiveError
 from flows.sources.base import KLINES_SCHEMA as CANONICAL_KLINES
 from flows.sources.base import OPEN_INTEREST_SCHEMA as CANONICAL_OPEN_INTEREST
+from flows.sources.files import ParseError as ParseError
+from flows.sources.files import day_bounds as day_bounds
+from flows.sources.files import epoch_unit as epoch_unit
 
 EXCHANGE = "binance"
 TS = pl.Datetime("us", "UTC")
@@ -105,15 +106,6 @@ METRICS_PER_DAY = 288
 _ALPHA = re.compile(r"^\s*\"?[A-Za-z_]")
 
 
-EpochUnit = Literal["ms", "us"]
-
-
-class ParseError(ArchiveError):
-    """The CSV member cannot be turned into a valid frame."""
-
-    kind = "parse"
-
-
 @dataclass(frozen=True)
 class Parsed:
     """A validated frame plus what the loader needs to write it.
@@ -130,12 +122,6 @@ class Parsed:
     @property
     def rows(self) -> int:
         return self.frame.height
-
-
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """Return ``[day 00:00 UTC, next day 00:00 UTC)``."""
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return start, start + timedelta(days=1)
 
 
 def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
@@ -219,22 +205,6 @@ def _read_strings(data: bytes, columns: tuple[str, ...]) -> pl.DataFrame:
 def _first(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:120] if text else type(exc).__name__
-
-
-def epoch_unit(sample: str) -> EpochUnit:
-    """Return ``"ms"`` for a 13-digit epoch, ``"us"`` for 16 digits, else raise.
-
-    Examples
-    --------
-    >>> epoch_unit("1577836800000"), epoch_unit("1735689600000000")
-    ('ms', 'us')
-    """
-    digits = sample.strip().strip('"')
-    if digits.isdigit() and len(digits) == 13:
-        return "ms"
-    if digits.isdigit() and len(digits) == 16:
-        return "us"
-    raise ParseError(f"time {digits[:20]!r} is neither epoch ms (13 digits) nor us (16)")
 
 
 def _epoch_ts(column: str, frame: pl.DataFrame) -> pl.Expr:

@@ -19,9 +19,14 @@ datasets for every symbol-day:
 
 ``open_interest`` -> ``open_interest``
     ``GET {api_url}/v5/market/open-interest?category=linear&symbol=..&intervalTime=5min&
-    startTime=..&endTime=..&limit=200`` paged with ``cursor`` = ``result.nextPageCursor``
-    (``result.list`` holds ``{openInterest, timestamp}`` newest first; ``openInterest`` is in
-    base units for linear contracts). ``oi_usd`` = ``oi_base`` x the close of the 5-minute bar
+    startTime=..&endTime=..&limit=200`` paged with ``cursor`` = ``result.nextPageCursor``, sent
+    back exactly as Bybit returned it (it is already percent-encoded,
+    ``lastid%3D19408935%26lasttime%3D1780617600``; encoding it again breaks the paging).
+    ``result.list`` holds ``{openInterest, timestamp}`` (plus ``singleOpenInterest`` since
+    2026-06-11) newest first, in base units for linear contracts; the basis -- one side, taken
+    from ``singleOpenInterest`` when present, else from ``openInterest`` -- is decided and
+    written down in :func:`single_side_oi`, and the loader cross-checks it against Binance.
+    ``oi_usd`` = ``oi_base`` x the close of the 5-minute bar
     that *ends* at the sample time (the last traded price at that moment), from ``GET
     {api_url}/v5/market/kline?category=linear&interval=5`` (``result.list`` of ``[startTime,
     open, high, low, close, volume, turnover]``, newest first). Bybit has no long/short ratios
@@ -29,6 +34,11 @@ datasets for every symbol-day:
     Bybit's ``retMsg``; ``retCode`` 10006 (too many visits) is retried with backoff. The raw
     answers are kept as one JSON file under ``raw_dir/bybit/open_interest/...`` and its sha256
     recorded.
+
+Contract size: before staging a symbol the source reads
+``{api_url}/v5/market/instruments-info?category=linear&symbol=..`` (once per symbol and day);
+a listed ``LinearPerpetual`` of the symbol's base coin trades in base units (size 1, cached in
+``symbol_map`` with the day read); anything else fails the unit in one line.
 
 Not available from Bybit: mark-price history (no public files; only live REST) and liquidation
 history (no files, no REST history; only the live ``allLiquidation`` WebSocket). ``mark_klines``
@@ -60,7 +70,7 @@ import polars as pl
 
 from flows.sources.base import KLINES_SCHEMA, OPEN_INTEREST_SCHEMA, StagedUnit, Status, UnitRequest
 from flows.sources.http import USER_AGENT, NotFoundError, RestClient, RestError
-from flows.sources.symbols import instrument
+from flows.sources.symbols import ContractSpec, UnknownContractSizeError, instrument, lookup
 
 if TYPE_CHECKING:
     from flows.settings import Settings
@@ -79,8 +89,11 @@ KLINE_LIMIT = 1000
 MAX_PAGES = 20
 #: Bybit's "too many visits" code (rate limit answered with HTTP 200)
 RATE_LIMIT_RETCODE = 10006
+INSTRUMENTS_PATH = "/v5/market/instruments-info"
 
 TS = pl.Datetime("us", "UTC")
+#: trade file times are epoch seconds (float since ~2025, integer before); larger is another unit
+MAX_EPOCH_SECONDS = 1e11
 #: columns every trade file must have (read by name: order and extra columns do not matter)
 TRADE_COLUMNS = ("timestamp", "symbol", "side", "size", "price", "foreignNotional")
 #: the full header of current files (``RPI`` is absent before ~2025)
@@ -157,8 +170,10 @@ def read_trades(path: Path, instrument_name: str) -> pl.DataFrame:
     header = [c.strip() for c in first.decode("utf-8-sig", "replace").strip().split(",")]
     missing = [c for c in TRADE_COLUMNS if c not in header]
     if missing:
-        got = ",".join(header)[:80]
-        raise BybitDataError(f"bad header: missing {', '.join(missing)} (got {got!r})")
+        got = ",".join(header)[:160]
+        raise BybitDataError(
+            f"{path.name}: unexpected header {got!r}: missing column(s) {', '.join(missing)}"
+        )
     try:
         raw = pl.read_csv(
             path,
@@ -175,14 +190,16 @@ def read_trades(path: Path, instrument_name: str) -> pl.DataFrame:
     except (OSError, EOFError) as exc:
         raise BybitDataError(f"corrupt gzip: {_first_line(exc)}", "corrupt") from exc
     except pl.exceptions.PolarsError as exc:
-        raise BybitDataError(f"unparsable CSV: {_first_line(exc)}") from exc
+        raise BybitDataError(f"{path.name}: unparsable CSV: {_first_line(exc)}") from exc
     nulls = raw.null_count().row(0)
     if any(nulls):
         bad = [c for c, n in zip(raw.columns, nulls, strict=True) if n]
-        raise BybitDataError(f"blank values in column(s) {', '.join(bad)}")
+        raise BybitDataError(f"{path.name}: blank values in column(s) {', '.join(bad)}")
     others = raw.filter(pl.col("symbol") != instrument_name)["symbol"].unique().to_list()
     if others:
-        raise BybitDataError(f"file holds trades of {others[0]!r}, expected {instrument_name!r}")
+        raise BybitDataError(
+            f"{path.name}: holds trades of {others[0]!r}, expected {instrument_name!r}"
+        )
     bad_rows = raw.select(
         (
             ~pl.col("side").is_in(["Buy", "Sell"])
@@ -193,7 +210,15 @@ def read_trades(path: Path, instrument_name: str) -> pl.DataFrame:
         ).sum()
     ).item()
     if bad_rows:
-        raise BybitDataError(f"{bad_rows} trade row(s) with a bad side, price, size or time")
+        raise BybitDataError(
+            f"{path.name}: {bad_rows} trade row(s) with a bad side, price, size or time"
+        )
+    biggest = raw["timestamp"].max()
+    if isinstance(biggest, int | float) and biggest > MAX_EPOCH_SECONDS:
+        raise BybitDataError(
+            f"{path.name}: timestamp {biggest:.0f} is not in epoch seconds "
+            f"(header {','.join(header)[:160]!r})"
+        )
     return raw.select(
         (pl.col("timestamp") * 1_000_000).round(0).cast(pl.Int64).cast(TS).alias("ts"),
         "side",
@@ -267,11 +292,36 @@ def _number(value: Any, what: str) -> float:
         raise BybitDataError(f"bad {what} {value!r} in Bybit answer") from None
 
 
+def single_side_oi(row: dict[str, Any]) -> float:
+    """Return one side's open interest (base units) of a ``/v5/market/open-interest`` entry.
+
+    The basis, decided from data: answers since 2026-06-11 may carry ``singleOpenInterest``
+    (one side; the docs' example shows it as exactly half of ``openInterest``), which is used
+    whenever present. Without it, ``openInterest`` is taken as **one side**: the docs call it
+    "the sum of both sides", but the 2026 BTCUSDT linear answer reads ~65,000 BTC while
+    Binance's single-side ``sum_open_interest`` was ~93,000 BTC that month (a ratio of 0.70;
+    halving would give 0.35). The loader cross-checks every Bybit day against Binance's
+    (:data:`flows.sources.loader.OI_RATIO_BAND`) and warns when the ratio is implausible.
+
+    Examples
+    --------
+    >>> single_side_oi({"openInterest": "63910691", "singleOpenInterest": "31955346"})
+    31955346.0
+    >>> single_side_oi({"openInterest": "64992.054"})
+    64992.054
+    """
+    single = row.get("singleOpenInterest")
+    if single not in (None, ""):
+        return _number(single, "singleOpenInterest")
+    return _number(row.get("openInterest"), "openInterest")
+
+
 def oi_frame(oi_rows: Sequence[Any], kline_rows: Sequence[Any], day: date) -> Staged:
     """Build the canonical ``open_interest`` rows of ``day`` from Bybit's answers.
 
     ``oi_rows``: ``result.list`` entries ``{"openInterest": str, "timestamp": str(ms)}`` of all
-    pages; ``kline_rows``: 5-minute ``[startTime, open, high, low, close, volume, turnover]``
+    pages (the single-side value is :func:`single_side_oi`); ``kline_rows``: 5-minute
+    ``[startTime, open, high, low, close, volume, turnover]``
     lists. ``oi_usd`` uses the close of the bar ending at each sample (``startTime = ts - 5m``);
     without that bar it is null (and a warning says so). Samples outside the day are dropped,
     duplicates keep the first, ``openInterest <= 0`` becomes null.
@@ -291,7 +341,7 @@ def oi_frame(oi_rows: Sequence[Any], kline_rows: Sequence[Any], day: date) -> St
     oi = pl.DataFrame(
         {
             "ms": [int(_number(r.get("timestamp"), "timestamp")) for r in oi_rows],
-            "oi_base": [_number(r.get("openInterest"), "openInterest") for r in oi_rows],
+            "oi_base": [single_side_oi(r) for r in oi_rows],
         },
         schema={"ms": pl.Int64, "oi_base": pl.Float64},
     )
@@ -327,6 +377,41 @@ def oi_frame(oi_rows: Sequence[Any], kline_rows: Sequence[Any], day: date) -> St
         notes.append(f"{unpriced} sample(s) without a 5m close: oi_usd null")
     out = frame.select(list(OPEN_INTEREST_SCHEMA)).cast(pl.Schema(OPEN_INTEREST_SCHEMA))
     return Staged(out, "; ".join(notes) or None)
+
+
+def linear_contract(result: dict[str, Any], symbol: str, read_on: date | None) -> ContractSpec:
+    """Return the contract size of canonical ``symbol`` from an instruments-info ``result``.
+
+    Bybit linear contracts trade in base-coin units (size 1) when Bybit lists the symbol as a
+    ``LinearPerpetual`` of that base coin; anything else is refused in one line
+    (:class:`~flows.sources.symbols.UnknownContractSizeError`).
+
+    Examples
+    --------
+    >>> r = {"list": [{"symbol": "BTCUSDT", "contractType": "LinearPerpetual",
+    ...                "baseCoin": "BTC", "quoteCoin": "USDT", "status": "Trading"}]}
+    >>> linear_contract(r, "BTCUSDT", None).contract_size
+    1.0
+    """
+    inst = lookup(EXCHANGE, symbol)
+    listed = [
+        e
+        for e in result.get("list") or []
+        if isinstance(e, dict) and e.get("symbol") == inst.instrument
+    ]
+    where = f"{INSTRUMENTS_PATH}?category=linear" + (f" (read {read_on})" if read_on else "")
+    if not listed:
+        raise UnknownContractSizeError(
+            f"bybit contract size of {symbol} unknown: {inst.instrument} is not listed in {where}"
+        )
+    entry = listed[0]
+    kind, coin = entry.get("contractType"), entry.get("baseCoin")
+    if kind != "LinearPerpetual" or coin != inst.base:
+        raise UnknownContractSizeError(
+            f"bybit contract size of {symbol} unusable: {inst.instrument} is {kind} in {coin}, "
+            f"expected a LinearPerpetual in {inst.base}"
+        )
+    return ContractSpec(EXCHANGE, symbol, 1.0, "base", read_on)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -413,6 +498,8 @@ class BybitSource:
         self.rate_per_s = rate_per_s
         self._clients: dict[str, RestClient] = {}
         self._lock = threading.Lock()
+        self._contracts: dict[tuple[str, date], ContractSpec] = {}
+        self._contracts_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
     def _client(self, base_url: str) -> RestClient:
@@ -447,12 +534,34 @@ class BybitSource:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_clients"] = {}
-        del state["_lock"]
+        del state["_lock"], state["_contracts_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._contracts_lock = threading.Lock()
+
+    # -- contract sizes --------------------------------------------------------------------
+    def contract(self, symbol: str) -> ContractSpec:
+        """The contract size of canonical ``symbol`` as Bybit lists it today.
+
+        Read from ``/v5/market/instruments-info?category=linear&symbol=..`` once per symbol,
+        day and process (the answer is kept under ``raw_dir/bybit/instruments/``).
+        """
+        today = datetime.now(UTC).date()
+        name = instrument(EXCHANGE, symbol)
+        with self._contracts_lock:
+            known = self._contracts.get((symbol, today))
+            if known is not None:
+                return known
+            params: dict[str, str | int] = {"category": "linear", "symbol": name}
+            result = self._get_result(INSTRUMENTS_PATH, params)
+            cache = self.raw_dir / EXCHANGE / "instruments" / f"linear-{name}-{today}.json"
+            _atomic_write(cache, json.dumps(result, sort_keys=True).encode())
+            spec = linear_contract(result, symbol, today)
+            self._contracts[(symbol, today)] = spec
+            return spec
 
     # -- the Source interface --------------------------------------------------------------
     def plan(
@@ -486,6 +595,9 @@ class BybitSource:
         url: str | None = None
         try:
             name = instrument(EXCHANGE, symbol)
+            if dataset in DATASETS:
+                url = self._client(self.api_url).url(f"{INSTRUMENTS_PATH}?category=linear")
+                spec = self.contract(symbol)
             if dataset == "trades":
                 url = f"{self.public_url}/{trades_path(name, day)}"
                 staged, sha256, downloaded = self._stage_trades(name, day)
@@ -511,7 +623,12 @@ class BybitSource:
                 url=url,
                 kind="warning" if staged.warning else None,
                 downloaded=downloaded,
+                contract_size=spec.contract_size,
+                contract_unit=spec.contract_unit,
+                size_read_on=spec.read_on,
             )
+        except UnknownContractSizeError as exc:
+            return unit("failed", reason=str(exc), url=url, kind=exc.kind)
         except NotFoundError:
             return unit("missing", reason="404 not published", url=url, kind="missing")
         except RestError as exc:
@@ -559,12 +676,14 @@ class BybitSource:
         return staged, sha256, downloaded
 
     # -- open interest ---------------------------------------------------------------------
-    def _get_result(self, path: str, params: dict[str, str | int]) -> dict[str, Any]:
+    def _get_result(
+        self, path: str, params: dict[str, str | int], *, raw_query: str | None = None
+    ) -> dict[str, Any]:
         """GET a Bybit v5 endpoint; return ``result`` (retrying ``retCode`` 10006)."""
         client = self._client(self.api_url)
         attempt = 0
         while True:
-            body = client.get_json(path, params)
+            body = client.get_json(path, params, raw_query=raw_query)
             if not isinstance(body, dict) or "retCode" not in body:
                 raise BybitDataError(f"unexpected answer from {path} (no retCode)")
             code, message = body.get("retCode"), str(body.get("retMsg", "")).strip()
@@ -592,8 +711,12 @@ class BybitSource:
         }
         pages: list[dict[str, Any]] = []
         seen: set[str] = set()
+        cursor = ""
         while True:
-            result = self._get_result("/v5/market/open-interest", params)
+            # the cursor goes back exactly as Bybit returned it (already percent-encoded,
+            # e.g. "lastid%3D19408935%26lasttime%3D1780617600"): encoding it again breaks it
+            raw = f"cursor={cursor}" if cursor else None
+            result = self._get_result("/v5/market/open-interest", params, raw_query=raw)
             pages.append(result)
             cursor = str(result.get("nextPageCursor") or "")
             if not cursor or not result["list"]:
@@ -601,7 +724,6 @@ class BybitSource:
             if cursor in seen or len(pages) >= MAX_PAGES:
                 raise BybitDataError(f"open-interest paging did not end after {len(pages)} pages")
             seen.add(cursor)
-            params["cursor"] = cursor
 
     def fetch_closes(self, instrument_name: str, day: date) -> dict[str, Any]:
         """Return the raw ``result`` of the 5-minute klines ending inside ``day``."""

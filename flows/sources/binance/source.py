@@ -4,9 +4,9 @@ Units are ``(dataset, symbol, day)``: ``klines``, ``markPriceKlines`` and ``metr
 symbol-day, ``aggTrades`` with ``with_trades`` (stored as a per-minute price profile in
 ``trade_profile``) and one ``fundingRate`` file per month touched (its ``day`` is the first of
 the month). :meth:`BinanceSource.stage` fetches and verifies a unit with
-:class:`flows.binance.ArchiveClient` (checksums, retries, raw cache under ``raw_dir``), parses it
-with :mod:`flows.parse`, and writes the canonical frame to Parquet for the single writer
-(:func:`flows.sources.loader.load_staged`).
+:class:`flows.sources.binance.client.ArchiveClient` (checksums, retries, raw cache under
+``raw_dir``), parses it with :mod:`flows.sources.binance.parsing`, and writes the canonical frame
+to Parquet for the single writer (:func:`flows.sources.loader.load_staged`).
 
 A usable but incomplete file is ``loaded`` with ``kind="warning"`` and the reason (e.g.
 ``"short file: 1380 of 1440 rows (00:00-22:59)"``); a 404 is ``missing``; network trouble after
@@ -17,33 +17,30 @@ is ``skipped``: the archive publishes monthly files after the month.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-import polars as pl
-
-from flows.archive import SYMBOL_RE, daily_path, monthly_path
-from flows.binance import (
+from flows.sources.base import StagedUnit, Status, UnitRequest
+from flows.sources.binance.client import (
     ArchiveClient,
     ArchiveError,
     NotPublishedError,
     extract_csv_member,
     read_csv_member,
 )
-from flows.parse import (
+from flows.sources.binance.parsing import (
     Parsed,
     parse_aggtrades_profile,
     parse_funding,
     parse_klines,
     parse_metrics,
 )
-from flows.sources.base import StagedUnit, Status, UnitRequest
+from flows.sources.binance.paths import SYMBOL_RE, daily_path, monthly_path
+from flows.sources.files import write_staged_frame as write_staged_frame
 
 if TYPE_CHECKING:
     from flows.settings import Settings
@@ -145,30 +142,10 @@ def _parse(dataset: str, zip_path: Path, symbol: str, day: date, tmp_dir: Path) 
     raise ValueError(f"unknown dataset {dataset!r}")
 
 
-def write_staged_frame(frame: pl.DataFrame, staging_dir: Path, stem: str) -> Path:
-    """Write a canonical frame to ``staging_dir/<stem>-<random>.parquet`` atomically.
-
-    The ``exchange`` and ``symbol`` columns are dropped (the loader adds them). Any source can
-    use this helper.
-
-    Examples
-    --------
-    >>> write_staged_frame(frame, Path("staging"), "binance-klines-BTCUSDT-2024-01-01")
-    ... # doctest: +SKIP
-    PosixPath('staging/binance-klines-BTCUSDT-2024-01-01-1f2e3d4c.parquet')
-    """
-    staging_dir.mkdir(parents=True, exist_ok=True)
-    dest = staging_dir / f"{stem}-{uuid.uuid4().hex[:8]}.parquet"
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    frame.drop("exchange", "symbol", strict=False).write_parquet(tmp)
-    os.replace(tmp, dest)
-    return dest
-
-
 class ArchiveSourceBase:
     """What every source reading a Binance-style archive shares: a thread-safe
-    :class:`~flows.binance.ArchiveClient` created on first use, closed with the source, and
-    left behind when the source is pickled to a worker (each process makes its own)."""
+    :class:`~flows.sources.binance.client.ArchiveClient` created on first use, closed with the
+    source, and left behind when the source is pickled to a worker (each process makes its own)."""
 
     def __init__(
         self,
@@ -240,7 +217,7 @@ class BinanceSource(ArchiveSourceBase):
     raw_dir
         Cache of verified zips (shared by every stager: on a cluster, shared storage).
     timeout_s, retries, backoff_s, backoff_max_s
-        HTTP policy of :class:`flows.binance.ArchiveClient`.
+        HTTP policy of :class:`flows.sources.binance.client.ArchiveClient`.
     today
         UTC date deciding which ``fundingRate`` months are complete (default: now).
     client

@@ -2,12 +2,18 @@
 
 Datasets, one unit per canonical symbol and UTC day (symbols map to ``BTC-USDT-SWAP`` etc.
 through :mod:`flows.sources.symbols`; sizes in contracts are turned into base units with the
-contract size, e.g. 0.01 BTC):
+contract size OKX publishes in ``/api/v5/public/instruments?instType=SWAP`` (``ctVal`` x
+``ctMult``, e.g. 0.01 BTC), read once a day, kept under ``raw_dir/okx/instruments/`` and cached
+in ``symbol_map`` with the day read; a swap OKX does not list as a linear contract in its base
+coin is refused in one line):
 
 ``trades`` -> ``klines``
     Daily trade files ``{static_url}/cdn/okex/traderecords/trades/daily/{YYYYMMDD}/
-    {instId}-trades-{YYYY-MM-DD}.zip`` (one CSV ``instrument_name,trade_id,side,price,size,
-    created_time``; ``side`` is the taker's side, ``created_time`` epoch ms). **OKX file days are
+    {instId}-trades-{YYYY-MM-DD}.zip`` (one CSV; columns matched by name: the current files
+    have ``instrument_name,trade_id,side,price,size,created_time,source``, older ones lack
+    ``source``; extra columns are ignored, a file lacking a needed column, without a header or
+    with a bilingual ``name/translation`` header fails with the file name and the header seen;
+    ``side`` is the taker's side, ``created_time`` epoch ms). **OKX file days are
     UTC+8 days**: the file dated D holds ``[D-1 16:00, D 16:00)`` UTC. A UTC day D therefore needs
     the files dated D (its 00:00-16:00) and D+1 (its 16:00-24:00); both are fetched, their rows
     inside the UTC day kept and aggregated to 1-minute bars with every minute present (an empty
@@ -20,9 +26,11 @@ contract size, e.g. 0.01 BTC):
 ``open_interest`` -> ``open_interest``
     ``GET {api_url}/api/v5/rubik/stat/contracts/open-interest-history?instId=..&period=5m&
     begin=..&end=..&limit=100`` pages backwards (newest first, 100 rows a page) ->
-    ``ts, oi_base = oiCcy, oi_usd = oiUsd`` (ratios null). OKX keeps only a few days of 5-minute
-    history; for an older day the unit falls back to ``period=1H`` (loaded with a warning), and a
-    day with neither is ``missing``. A day that has not ended is ``skipped``.
+    ``ts, oi_base = oiCcy, oi_usd = oiUsd`` (ratios null). ``begin`` and ``end`` are exclusive
+    ("newer than", "earlier than"), so a day is asked from 1 ms before its 00:00 and comes back
+    with all 288 samples. OKX keeps at most 1,440 samples per period (5 days of 5m); for an
+    older day the unit falls back to ``period=1H`` (loaded with a warning), and a day with
+    neither is ``missing``. A day that has not ended is ``skipped``.
 ``liquidations`` -> ``realized_liquidations``
     ``GET {api_url}/api/v5/public/liquidation-orders?instType=SWAP&instFamily=BTC-USDT&
     state=filled&limit=100`` paged backwards with ``after`` -> one row per filled liquidation:
@@ -48,14 +56,13 @@ import json
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from flows.binance import ArchiveError, BadZipError, read_csv_member
-from flows.parse import ParseError, day_bounds, epoch_unit
 from flows.sources.base import (
     KLINES_SCHEMA,
     OPEN_INTEREST_SCHEMA,
@@ -63,9 +70,17 @@ from flows.sources.base import (
     StagedUnit,
     UnitRequest,
 )
-from flows.sources.binance import write_staged_frame
+from flows.sources.files import (
+    ArchiveError,
+    BadZipError,
+    ParseError,
+    day_bounds,
+    epoch_unit,
+    read_csv_member,
+    write_staged_frame,
+)
 from flows.sources.http import NotFoundError, RestClient, RestError
-from flows.sources.symbols import contract_size, instrument
+from flows.sources.symbols import ContractSpec, UnknownContractSizeError, instrument, lookup
 
 if TYPE_CHECKING:
     from flows.settings import Settings
@@ -89,8 +104,14 @@ MAX_PAGES = 200
 OI_PERIODS = ("5m", "1H")
 _OI_PER_DAY = {"5m": 288, "1H": 24}
 
+#: the columns every OKX trades file must have (matched by name; extra columns are ignored)
 TRADE_COLUMNS = ("instrument_name", "trade_id", "side", "price", "size", "created_time")
+#: the current (2025-09 onwards) header: ``source`` added after OKX added it to its trades API
+TRADE_HEADER_V7 = (*TRADE_COLUMNS, "source")
 TS = pl.Datetime("us", "UTC")
+
+
+INSTRUMENTS_PATH = "/api/v5/public/instruments"
 
 
 class OkxApiError(RestError):
@@ -161,49 +182,62 @@ def _short(exc: BaseException) -> str:
 
 
 # -- pure parsing --------------------------------------------------------------------------
-def parse_trades_csv(data: bytes, ct_val: float) -> pl.DataFrame:
+def _header_names(first: str) -> list[str]:
+    return [f.strip().strip('"').strip() for f in first.split(",")]
+
+
+def parse_trades_csv(data: bytes, ct_val: float, *, name: str = "trades CSV") -> pl.DataFrame:
     """Parse an OKX trades CSV into ``ts, trade_id, price, base, buy`` (sizes in base units).
 
-    The header is checked by name (a ``name/translation`` header such as
-    ``price/成交价格`` is accepted); ``size`` (contracts) times ``ct_val`` gives base units.
+    Columns are matched **by name**: the current files have seven
+    (``instrument_name,trade_id,side,price,size,created_time,source``; ``source`` was added in
+    2025), older ones the first six. Columns beyond :data:`TRADE_COLUMNS` are ignored; a file
+    lacking one of them, a file without a header row and a header in any other form (e.g.
+    ``price/成交价格`` name/translation pairs) are refused with the file ``name`` and the
+    header seen. ``size`` (contracts) times ``ct_val`` gives base units.
 
     Raises
     ------
     ParseError
-        For an unexpected header, a wrong column count, bad numbers, or an unknown side.
+        For a missing or unexpected header, bad numbers, an unknown side or time unit.
 
     Examples
     --------
-    >>> csv = b"instrument_name,trade_id,side,price,size,created_time\\n"
-    >>> csv += b"BTC-USDT-SWAP,1,buy,100.5,3,1748736000000\\n"
+    >>> csv = b"instrument_name,trade_id,side,price,size,created_time,source\n"
+    >>> csv += b"BTC-USDT-SWAP,1,buy,100.5,3,1748736000000,0\n"
     >>> parse_trades_csv(csv, 0.01).row(0)[1:]
     (1, 100.5, 0.03, True)
     """
     data = data.removeprefix(b"\xef\xbb\xbf")
     first = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
     if not first:
-        raise ParseError("empty file")
-    fields = [f.strip().strip('"') for f in first.split(",")]
-    header = not fields[-1].isdigit()  # created_time is an epoch number in data rows
-    if header:
-        names = tuple(f.split("/")[0].strip().lower() for f in fields)
-        if names != TRADE_COLUMNS:
-            raise ParseError(f"unexpected header {first[:80]!r}")
-    elif len(fields) != len(TRADE_COLUMNS):
-        raise ParseError(f"{len(fields)} columns, expected {len(TRADE_COLUMNS)}")
+        raise ParseError(f"{name}: empty file")
+    fields = _header_names(first)
+    shown = first[:160]
+    if any(f.isdigit() for f in fields):
+        raise ParseError(f"{name}: no header row (first line {shown!r}); columns are read by name")
+    lowered = [f.lower() for f in fields]
+    if len(set(lowered)) != len(lowered):
+        raise ParseError(f"{name}: duplicate column names in header {shown!r}")
+    missing = [c for c in TRADE_COLUMNS if c not in lowered]
+    if missing:
+        raise ParseError(
+            f"{name}: unexpected header {shown!r}: missing column(s) {', '.join(missing)}"
+        )
     try:
         raw = pl.read_csv(
             data,
             has_header=False,
-            skip_rows=1 if header else 0,
-            new_columns=list(TRADE_COLUMNS),
+            skip_rows=1,
+            new_columns=lowered,
             infer_schema=False,
             encoding="utf8-lossy",
         )
     except pl.exceptions.PolarsError as exc:
-        raise ParseError(f"unreadable CSV: {_short(exc)}") from exc
-    if raw.width != len(TRADE_COLUMNS):
-        raise ParseError(f"{raw.width} columns, expected {len(TRADE_COLUMNS)}")
+        raise ParseError(f"{name}: unreadable CSV: {_short(exc)}") from exc
+    if raw.width != len(lowered):
+        raise ParseError(f"{name}: {raw.width} columns in the rows, {len(lowered)} in the header")
+    raw = raw.select(TRADE_COLUMNS)
     if raw.is_empty():
         return pl.DataFrame(
             schema={
@@ -214,10 +248,17 @@ def parse_trades_csv(data: bytes, ct_val: float) -> pl.DataFrame:
                 "buy": pl.Boolean(),
             }
         )
-    unit = epoch_unit(str(raw["created_time"][0]))
+    nulls = [c for c in TRADE_COLUMNS if raw[c].null_count()]
+    if nulls:
+        raise ParseError(f"{name}: blank values in column(s) {', '.join(nulls)}")
+    try:
+        unit = epoch_unit(str(raw["created_time"][0]))
+    except ParseError as exc:
+        raise ParseError(f"{name}: created_time: {exc}") from None
     sides = set(raw["side"].str.to_lowercase().unique().to_list())
     if not sides <= {"buy", "sell"}:
-        raise ParseError(f"unknown trade side(s) {sorted(map(str, sides - {'buy', 'sell'}))}")
+        bad = sorted(map(str, sides - {"buy", "sell"}))
+        raise ParseError(f"{name}: unknown trade side(s) {bad}")
     try:
         return raw.select(
             pl.from_epoch(pl.col("created_time").cast(pl.Int64), time_unit=unit)
@@ -229,7 +270,7 @@ def parse_trades_csv(data: bytes, ct_val: float) -> pl.DataFrame:
             (pl.col("side").str.to_lowercase() == "buy").alias("buy"),
         )
     except pl.exceptions.PolarsError as exc:
-        raise ParseError(f"bad value: {_short(exc)}") from exc
+        raise ParseError(f"{name}: bad value: {_short(exc)}") from exc
 
 
 def trades_to_klines(trades: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
@@ -327,6 +368,74 @@ def parse_open_interest(rows: Sequence[Sequence[Any]]) -> pl.DataFrame:
     return frame.with_columns(
         pl.lit(None, pl.Float64()).alias(c) for c in list(OPEN_INTEREST_SCHEMA)[3:]
     ).select(pl.col(c).cast(t) for c, t in OPEN_INTEREST_SCHEMA.items())
+
+
+@dataclass(frozen=True)
+class OkxContract:
+    """One swap of ``/api/v5/public/instruments?instType=SWAP``: ``size = ctVal x ctMult``
+    units of ``ccy`` (``ctValCcy``) per contract; ``ct_type`` ``linear`` or ``inverse``."""
+
+    inst_id: str
+    size: float
+    ccy: str
+    ct_type: str
+
+
+def parse_instruments(body: Any) -> dict[str, OkxContract]:
+    """Return the contracts of an OKX instruments answer by ``instId``.
+
+    Entries without a positive ``ctVal`` are left out (their size is unknown).
+
+    Examples
+    --------
+    >>> body = {"code": "0", "msg": "", "data": [{"instId": "BTC-USDT-SWAP", "ctVal": "0.01",
+    ...         "ctMult": "1", "ctValCcy": "BTC", "ctType": "linear"}]}
+    >>> parse_instruments(body)["BTC-USDT-SWAP"].size
+    0.01
+    """
+    out: dict[str, OkxContract] = {}
+    for entry in okx_data(body):
+        if not isinstance(entry, dict):
+            raise ParseError("instruments answer: an entry is not an object")
+        inst_id = str(entry.get("instId", ""))
+        try:
+            size = float(entry.get("ctVal") or "nan") * float(entry.get("ctMult") or "1")
+        except (TypeError, ValueError):
+            continue
+        if inst_id and size > 0:
+            out[inst_id] = OkxContract(
+                inst_id, size, str(entry.get("ctValCcy", "")), str(entry.get("ctType", ""))
+            )
+    return out
+
+
+def contract_spec(
+    contracts: dict[str, OkxContract], symbol: str, read_on: date | None = None
+) -> ContractSpec:
+    """Return the contract size of canonical ``symbol`` from :func:`parse_instruments`.
+
+    Raises :class:`~flows.sources.symbols.UnknownContractSizeError` (one line) when OKX lists
+    no such swap or not as a linear contract counted in the base coin.
+
+    Examples
+    --------
+    >>> c = {"BTC-USDT-SWAP": OkxContract("BTC-USDT-SWAP", 0.01, "BTC", "linear")}
+    >>> contract_spec(c, "BTCUSDT").contract_size
+    0.01
+    """
+    inst = lookup(EXCHANGE, symbol)
+    where = f"{INSTRUMENTS_PATH}?instType=SWAP" + (f" (read {read_on})" if read_on else "")
+    found = contracts.get(inst.instrument)
+    if found is None:
+        raise UnknownContractSizeError(
+            f"okx contract size of {symbol} unknown: {inst.instrument} has no ctVal in {where}"
+        )
+    if found.ct_type != "linear" or found.ccy != inst.base:
+        raise UnknownContractSizeError(
+            f"okx contract size of {symbol} unusable: {inst.instrument} is {found.size:g} "
+            f"{found.ccy} ({found.ct_type}), expected a linear contract in {inst.base}"
+        )
+    return ContractSpec(EXCHANGE, symbol, found.size, "base", read_on)
 
 
 def parse_liquidations(data: Sequence[Any], inst_id: str, ct_val: float) -> pl.DataFrame:
@@ -454,6 +563,8 @@ class OkxSource:
         self._api: RestClient | None = None
         self._static: RestClient | None = None
         self._lock = threading.Lock()
+        self._contracts: tuple[dict[str, OkxContract], date] | None = None
+        self._contracts_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
     def _client(self, url: str, rate: float) -> RestClient:
@@ -496,15 +607,47 @@ class OkxSource:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_api"] = state["_static"] = None
-        del state["_lock"]
+        del state["_lock"], state["_contracts_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._contracts_lock = threading.Lock()
 
     def _now(self) -> datetime:
         return self.now or datetime.now(UTC)
+
+    # -- contract sizes --------------------------------------------------------------------
+    def contracts(self) -> tuple[dict[str, OkxContract], date]:
+        """OKX's swap contract sizes and the UTC day they were read.
+
+        Read from ``/api/v5/public/instruments?instType=SWAP`` once per day and process (and
+        kept as ``raw_dir/okx/instruments/SWAP-<day>.json``, so other processes of the same
+        day reuse the answer).
+        """
+        today = self._now().date()
+        with self._contracts_lock:
+            if self._contracts is not None and self._contracts[1] == today:
+                return self._contracts
+            cache = self.raw_dir / EXCHANGE / "instruments" / f"SWAP-{today.isoformat()}.json"
+            contracts: dict[str, OkxContract] | None = None
+            if cache.is_file():
+                try:
+                    contracts = parse_instruments(json.loads(cache.read_bytes()))
+                except (ValueError, ParseError, RestError):
+                    contracts = None  # a damaged cache: read the endpoint again
+            if contracts is None:
+                body = self.api().get_json(INSTRUMENTS_PATH, {"instType": "SWAP"})
+                contracts = parse_instruments(body)
+                _write_atomic(cache, json.dumps(body).encode())
+            self._contracts = (contracts, today)
+            return self._contracts
+
+    def contract(self, symbol: str) -> ContractSpec:
+        """The contract size of canonical ``symbol`` as OKX publishes it today."""
+        contracts, read_on = self.contracts()
+        return contract_spec(contracts, symbol, read_on)
 
     # -- the Source interface --------------------------------------------------------------
     def plan(
@@ -541,7 +684,16 @@ class OkxSource:
         url: str | None = None
         try:
             inst_id = instrument(EXCHANGE, request.symbol)
-            ct_val = contract_size(EXCHANGE, request.symbol)
+            ct_val = 0.0
+            if request.dataset in ("trades", "liquidations"):
+                url = self.api().url(f"{INSTRUMENTS_PATH}?instType=SWAP")
+                spec = self.contract(request.symbol)
+                ct_val = spec.contract_size
+                base.update(
+                    contract_size=spec.contract_size,
+                    contract_unit=spec.contract_unit,
+                    size_read_on=spec.read_on,
+                )
             if request.dataset == "trades":
                 url = self.static().url(trades_path(inst_id, request.day))
                 return self._stage_trades(base, inst_id, ct_val, request.day, staging_dir)
@@ -552,6 +704,8 @@ class OkxSource:
             return self._stage_liquidations(base, inst_id, ct_val, request.day, staging_dir)
         except NotFoundError as exc:
             return StagedUnit(**base, status="missing", reason=str(exc), url=url, kind="missing")
+        except UnknownContractSizeError as exc:
+            return StagedUnit(**base, status="failed", reason=str(exc), url=url, kind=exc.kind)
         except (RestError, ArchiveError) as exc:
             return StagedUnit(**base, status="failed", reason=str(exc), url=url, kind=exc.kind)
         except KeyboardInterrupt:
@@ -578,7 +732,8 @@ class OkxSource:
         for _attempt in range(2):
             path, digest, fresh = self._trades_file(inst_id, okx_day)
             try:
-                return parse_trades_csv(read_csv_member(path), ct_val), digest, fresh
+                data = read_csv_member(path)
+                return parse_trades_csv(data, ct_val, name=path.name), digest, fresh
             except BadZipError:
                 path.unlink(missing_ok=True)
                 if fresh:
@@ -631,8 +786,15 @@ class OkxSource:
 
     # -- open interest ---------------------------------------------------------------------
     def _oi_rows(self, inst_id: str, period: str, start: datetime, end: datetime) -> list[Any]:
-        """Page backwards through open-interest-history for ``[start, end)``."""
-        begin_ms, cursor = _ms(start), _ms(end) - 1
+        """Page backwards through open-interest-history for ``[start, end)``.
+
+        OKX's ``begin`` ("records newer than") and ``end`` ("earlier than") are both exclusive,
+        so the first page asks ``begin = start - 1 ms`` and ``end = end`` (the sample stamped
+        at the day's 00:00 is included, the next day's 00:00 is not); each next page ends at
+        the oldest stamp seen (exclusive again), until the day's start is reached.
+        """
+        start_ms = _ms(start)
+        begin_ms, cursor = start_ms - 1, _ms(end)
         rows: list[Any] = []
         for _page in range(MAX_PAGES):
             params: dict[str, str | int | float] = {
@@ -652,9 +814,9 @@ class OkxSource:
                 oldest = min(int(r[0]) for r in page)
             except (TypeError, ValueError, IndexError) as exc:
                 raise ParseError(f"bad open-interest row: {_short(exc)}") from exc
-            if oldest <= begin_ms or len(page) < PAGE_LIMIT or oldest > cursor:
+            if oldest <= start_ms or len(page) < PAGE_LIMIT or oldest >= cursor:
                 break  # reached the day's start, the end of history, or a cursor-less server
-            cursor = oldest - 1
+            cursor = oldest
         return rows
 
     def _stage_open_interest(

@@ -1,6 +1,6 @@
 """Client for the Binance public-data archive (``data.binance.vision`` or any mirror of it).
 
-One :class:`ArchiveClient` fetches archive paths (see :mod:`flows.archive`) from an
+One :class:`ArchiveClient` fetches archive paths (see :mod:`flows.sources.binance.paths`) from an
 ``http(s)://`` or ``file://`` base URL, verifies every zip against its ``.CHECKSUM`` and keeps
 verified zips in a raw cache laid out by archive path.
 
@@ -32,8 +32,6 @@ import re
 import shutil
 import tempfile
 import threading
-import zipfile
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,20 +47,18 @@ from tenacity import (
     retry_if_exception_type,
 )
 
-#: largest CSV member accepted (a BTCUSDT aggTrades day is ~100 MB of CSV)
-MAX_MEMBER_BYTES = 2 * 1024**3
+from flows.sources.files import MAX_MEMBER_BYTES as MAX_MEMBER_BYTES
+from flows.sources.files import ArchiveError as ArchiveError
+from flows.sources.files import BadZipError as BadZipError
+from flows.sources.files import extract_csv_member as extract_csv_member
+from flows.sources.files import open_csv_member as open_csv_member
+from flows.sources.files import read_csv_member as read_csv_member
+
 #: largest ``.CHECKSUM`` body accepted (real ones are ~100 bytes)
 MAX_CHECKSUM_BYTES = 4096
 _CHUNK = 1 << 20
 _CHECKSUM_RE = re.compile(r"^([0-9a-fA-F]{64}) [ *]([^\s/\\]+)\r?\n?$")
-_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError)
 _USER_AGENT = "liqheat (+https://github.com/liqheat/liqheat)"
-
-
-class ArchiveError(Exception):
-    """Base class: one archive file could not be used. ``str(exc)`` is a short reason."""
-
-    kind = "error"
 
 
 class NotPublishedError(ArchiveError):
@@ -93,12 +89,6 @@ class ChecksumMismatchError(ArchiveError):
     """The zip's sha256 differs from its ``.CHECKSUM`` twice in a row."""
 
     kind = "checksum"
-
-
-class BadZipError(ArchiveError):
-    """Corrupt/truncated zip, wrong member count or name, member too large."""
-
-    kind = "corrupt"
 
 
 class _Transient(Exception):
@@ -414,77 +404,6 @@ class ArchiveClient:
             f"checksum mismatch after one re-download (sha256 {got[:8]}…, "
             f".CHECKSUM {expected[:8]}…)"
         )
-
-
-# -- zip members ---------------------------------------------------------------------------
-def _check_single_member(zf: zipfile.ZipFile, max_bytes: int) -> zipfile.ZipInfo:
-    infos = [i for i in zf.infolist() if not i.is_dir()]
-    if len(infos) != 1 or len(zf.infolist()) != 1:
-        raise BadZipError(f"zip holds {len(zf.infolist())} members, expected exactly one CSV")
-    info = infos[0]
-    name = info.filename
-    if (
-        "/" in name
-        or "\\" in name
-        or name.startswith(".")
-        or ".." in name
-        or ":" in name
-        or not name.lower().endswith(".csv")
-    ):
-        raise BadZipError(f"bad member name {name[:60]!r} (expected a plain *.csv name)")
-    if info.file_size > max_bytes:
-        raise BadZipError(f"member too large: {info.file_size} bytes (cap {max_bytes})")
-    return info
-
-
-@contextmanager
-def open_csv_member(zip_path: Path, max_bytes: int = MAX_MEMBER_BYTES) -> Iterator[IO[bytes]]:
-    """Open the single CSV member of ``zip_path`` for streaming reads (CRC checked at EOF).
-
-    Raises :class:`BadZipError` for a corrupt or truncated zip, zero or several members, a
-    member name with a directory part (path traversal) or a member above ``max_bytes``.
-    """
-    try:
-        zf = zipfile.ZipFile(zip_path)
-    except _ZIP_ERRORS as exc:
-        raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
-    with zf:
-        info = _check_single_member(zf, max_bytes)
-        try:
-            member = zf.open(info)
-        except _ZIP_ERRORS as exc:
-            raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
-        with member:
-            yield member
-
-
-def read_csv_member(zip_path: Path, max_bytes: int = MAX_MEMBER_BYTES) -> bytes:
-    """Return the bytes of the single CSV member of ``zip_path`` (see :func:`open_csv_member`)."""
-    buf = bytearray()
-    with open_csv_member(zip_path, max_bytes) as member:
-        try:
-            while chunk := member.read(_CHUNK):
-                buf.extend(chunk)
-                if len(buf) > max_bytes:
-                    raise BadZipError(f"member larger than the cap of {max_bytes} bytes")
-        except _ZIP_ERRORS as exc:
-            raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
-    return bytes(buf)
-
-
-def extract_csv_member(zip_path: Path, dest: Path, max_bytes: int = MAX_MEMBER_BYTES) -> Path:
-    """Stream the single CSV member of ``zip_path`` to the file ``dest`` (size-capped)."""
-    written = 0
-    with open_csv_member(zip_path, max_bytes) as member, dest.open("wb") as out:
-        try:
-            while chunk := member.read(_CHUNK):
-                written += len(chunk)
-                if written > max_bytes:
-                    raise BadZipError(f"member larger than the cap of {max_bytes} bytes")
-                out.write(chunk)
-        except _ZIP_ERRORS as exc:
-            raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
-    return dest
 
 
 def copy_file(src: Path, dest: Path) -> None:

@@ -1,0 +1,166 @@
+"""Helpers every exchange source shares for files: errors, zip members, days, staged Parquet.
+
+- :class:`ArchiveError` (base of every "this file could not be used" error, with a ``kind``),
+  :class:`BadZipError` and :class:`ParseError`;
+- :func:`open_csv_member` / :func:`read_csv_member` / :func:`extract_csv_member`: the single
+  CSV member of a zip (Binance's archive, OKX's trade files), size-capped and path-safe;
+- :func:`day_bounds` and :func:`epoch_unit` (13-digit ms vs 16-digit us epochs);
+- :func:`write_staged_frame`: a canonical frame to Parquet for the single writer.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import IO, Literal
+
+import polars as pl
+
+#: largest CSV member accepted (a BTCUSDT aggTrades day is ~100 MB of CSV)
+MAX_MEMBER_BYTES = 2 * 1024**3
+_CHUNK = 1 << 20
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError)
+
+EpochUnit = Literal["ms", "us"]
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:120] if text else type(exc).__name__
+
+
+class ArchiveError(Exception):
+    """Base class: one archive file could not be used. ``str(exc)`` is a short reason."""
+
+    kind = "error"
+
+
+class BadZipError(ArchiveError):
+    """Corrupt/truncated zip, wrong member count or name, member too large."""
+
+    kind = "corrupt"
+
+
+class ParseError(ArchiveError):
+    """The CSV member cannot be turned into a valid frame."""
+
+    kind = "parse"
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """Return ``[day 00:00 UTC, next day 00:00 UTC)``."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def epoch_unit(sample: str) -> EpochUnit:
+    """Return ``"ms"`` for a 13-digit epoch, ``"us"`` for 16 digits, else raise.
+
+    Examples
+    --------
+    >>> epoch_unit("1577836800000"), epoch_unit("1735689600000000")
+    ('ms', 'us')
+    """
+    digits = sample.strip().strip('"')
+    if digits.isdigit() and len(digits) == 13:
+        return "ms"
+    if digits.isdigit() and len(digits) == 16:
+        return "us"
+    raise ParseError(f"time {digits[:20]!r} is neither epoch ms (13 digits) nor us (16)")
+
+
+def write_staged_frame(frame: pl.DataFrame, staging_dir: Path, stem: str) -> Path:
+    """Write a canonical frame to ``staging_dir/<stem>-<random>.parquet`` atomically.
+
+    The ``exchange`` and ``symbol`` columns are dropped (the loader adds them). Any source can
+    use this helper.
+
+    Examples
+    --------
+    >>> write_staged_frame(frame, Path("staging"), "binance-klines-BTCUSDT-2024-01-01")
+    ... # doctest: +SKIP
+    PosixPath('staging/binance-klines-BTCUSDT-2024-01-01-1f2e3d4c.parquet')
+    """
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    dest = staging_dir / f"{stem}-{uuid.uuid4().hex[:8]}.parquet"
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    frame.drop("exchange", "symbol", strict=False).write_parquet(tmp)
+    os.replace(tmp, dest)
+    return dest
+
+
+# -- zip members ---------------------------------------------------------------------------
+def _check_single_member(zf: zipfile.ZipFile, max_bytes: int) -> zipfile.ZipInfo:
+    infos = [i for i in zf.infolist() if not i.is_dir()]
+    if len(infos) != 1 or len(zf.infolist()) != 1:
+        raise BadZipError(f"zip holds {len(zf.infolist())} members, expected exactly one CSV")
+    info = infos[0]
+    name = info.filename
+    if (
+        "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or ".." in name
+        or ":" in name
+        or not name.lower().endswith(".csv")
+    ):
+        raise BadZipError(f"bad member name {name[:60]!r} (expected a plain *.csv name)")
+    if info.file_size > max_bytes:
+        raise BadZipError(f"member too large: {info.file_size} bytes (cap {max_bytes})")
+    return info
+
+
+@contextmanager
+def open_csv_member(zip_path: Path, max_bytes: int = MAX_MEMBER_BYTES) -> Iterator[IO[bytes]]:
+    """Open the single CSV member of ``zip_path`` for streaming reads (CRC checked at EOF).
+
+    Raises :class:`BadZipError` for a corrupt or truncated zip, zero or several members, a
+    member name with a directory part (path traversal) or a member above ``max_bytes``.
+    """
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except _ZIP_ERRORS as exc:
+        raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
+    with zf:
+        info = _check_single_member(zf, max_bytes)
+        try:
+            member = zf.open(info)
+        except _ZIP_ERRORS as exc:
+            raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
+        with member:
+            yield member
+
+
+def read_csv_member(zip_path: Path, max_bytes: int = MAX_MEMBER_BYTES) -> bytes:
+    """Return the bytes of the single CSV member of ``zip_path`` (see :func:`open_csv_member`)."""
+    buf = bytearray()
+    with open_csv_member(zip_path, max_bytes) as member:
+        try:
+            while chunk := member.read(_CHUNK):
+                buf.extend(chunk)
+                if len(buf) > max_bytes:
+                    raise BadZipError(f"member larger than the cap of {max_bytes} bytes")
+        except _ZIP_ERRORS as exc:
+            raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
+    return bytes(buf)
+
+
+def extract_csv_member(zip_path: Path, dest: Path, max_bytes: int = MAX_MEMBER_BYTES) -> Path:
+    """Stream the single CSV member of ``zip_path`` to the file ``dest`` (size-capped)."""
+    written = 0
+    with open_csv_member(zip_path, max_bytes) as member, dest.open("wb") as out:
+        try:
+            while chunk := member.read(_CHUNK):
+                written += len(chunk)
+                if written > max_bytes:
+                    raise BadZipError(f"member larger than the cap of {max_bytes} bytes")
+                out.write(chunk)
+        except _ZIP_ERRORS as exc:
+            raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
+    return dest
