@@ -60,6 +60,7 @@ class CalibrationInput:
     bars: pl.DataFrame
     realized: pl.DataFrame
     fitted_on: str
+    symbol: str | None = None
 
 
 def _pick(columns: list[str], role: str) -> str | None:
@@ -142,7 +143,9 @@ def warehouse_input(
             "import some with `liqheat backtest --realized FILE` or pass --file"
         )
     realized = realized_per_bar(events.select("ts", "side", "usd"), bars)
-    return CalibrationInput(bars=bars, realized=realized, fitted_on=f"{exchange}:{symbol}")
+    return CalibrationInput(
+        bars=bars, realized=realized, fitted_on=f"{exchange}:{symbol}", symbol=symbol
+    )
 
 
 def resolve_params(settings: Settings, symbol: str, params: Any = None) -> Any:
@@ -191,7 +194,9 @@ def run_calibration(
     from transforms.calibrate import calibrate
     from transforms.params import ModelParams
 
-    base = ModelParams()
+    # fitted on a symbol: start from its resolved defaults (its brackets), so runs made with the
+    # profile store under the profile's own params hash (see v_calibrated_predictions)
+    base = resolve_params(settings, data.symbol, ModelParams()) if data.symbol else ModelParams()
     cal = calibrate(data.bars, data.realized, base=base, train_share=train_share, seed=seed)
     fmt = "%Y-%m-%d %H:%M"
     table = Table(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from warehouse.profiles import list_profiles, read_profile
+from warehouse.reads import query
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = ROOT.parent / "shared" / "data" / "btc-4h-price-oi-liquidations-2025-10-06_11-22.csv"
@@ -60,3 +62,30 @@ def test_calibrate_usage_and_bad_files(tmp_path: Path) -> None:
     assert "no column for ts, oi_usd, long_usd, short_usd" in bad.stderr
     assert "header: when,open,high,low,close" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_calibrate_a_warehouse_symbol_and_run_with_its_profile(
+    demo_home: Path, tmp_path: Path
+) -> None:
+    """On the demo warehouse (synthetic bars and realized liquidations): fit BTCUSDT, store the
+    profile, rerun the model with it; the run stores under the profile's hash, so its
+    predictions appear scaled in v_calibrated_predictions."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(demo_home / "liqheat.duckdb", home / "liqheat.duckdb")
+    fit = run_cli("calibrate", "--symbol", "BTCUSDT", "--days", "2", home=home)
+    assert fit.returncode == 0, fit.stderr
+    assert "binance:BTCUSDT" in fit.stdout
+    db = home / "liqheat.duckdb"
+    row = read_profile(db, "BTCUSDT")
+    assert row is not None
+    assert '"brackets":[[50000.0' in row["params_json"]  # fitted from the symbol's defaults
+    run = run_cli("model", "--symbol", "BTCUSDT", "--profile", "BTCUSDT", home=home)
+    assert run.returncode == 0, run.stderr
+    scaled = query(
+        db,
+        "SELECT count(*) AS n, sum(raw_long_usd) / nullif(sum(long_usd), 0) AS ratio "
+        "FROM v_calibrated_predictions WHERE symbol = 'BTCUSDT'",
+    ).row(0, named=True)
+    assert scaled["n"] > 0
+    assert scaled["ratio"] == pytest.approx(row["size_ratio_long"])

@@ -93,3 +93,23 @@ COMMENT ON COLUMN v_backtest.model_top_decile_capture IS 'Share of realized USD 
 COMMENT ON COLUMN v_backtest.baseline_top_decile_capture IS 'Share of realized USD in the baseline''s top 10 % bars.';
 COMMENT ON COLUMN v_backtest.model_near_key_level_share IS 'Share of realized USD within 1 % of a key level listed before the bar.';
 COMMENT ON COLUMN v_backtest.model_size_ratio IS 'Model predicted / realized USD (realized is a lower bound).';
+
+CREATE OR REPLACE VIEW v_calibrated_predictions AS
+SELECT p.exchange, p.symbol, p.ts, c.name AS profile,
+       p.long_usd / c.size_ratio_long AS long_usd,
+       p.short_usd / c.size_ratio_short AS short_usd,
+       p.long_usd AS raw_long_usd, p.short_usd AS raw_short_usd, p.params_hash
+FROM predicted_liquidations AS p
+JOIN model_profiles AS c USING (params_hash)
+WHERE c.size_ratio_long > 0 AND c.size_ratio_short > 0;
+
+COMMENT ON VIEW v_calibrated_predictions IS 'Predicted liquidations of runs made with a profile fitted on that symbol (calibrate --symbol), scaled to realized USD by the profile''s held-back size ratio (realized is a throttled lower bound).';
+COMMENT ON COLUMN v_calibrated_predictions.exchange IS 'Exchange id.';
+COMMENT ON COLUMN v_calibrated_predictions.symbol IS 'Contract symbol.';
+COMMENT ON COLUMN v_calibrated_predictions.ts IS 'Bar open (UTC).';
+COMMENT ON COLUMN v_calibrated_predictions.profile IS 'The profile (model_profiles.name) the run used.';
+COMMENT ON COLUMN v_calibrated_predictions.long_usd IS 'Predicted long liquidations divided by the profile''s size_ratio_long, USD.';
+COMMENT ON COLUMN v_calibrated_predictions.short_usd IS 'Predicted short liquidations divided by the profile''s size_ratio_short, USD.';
+COMMENT ON COLUMN v_calibrated_predictions.raw_long_usd IS 'Model output before scaling, USD.';
+COMMENT ON COLUMN v_calibrated_predictions.raw_short_usd IS 'Model output before scaling, USD.';
+COMMENT ON COLUMN v_calibrated_predictions.params_hash IS 'Model run.';
