@@ -8,13 +8,50 @@ row (largest ``computed_at``); model outputs are read for that run's ``params_ha
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
-from warehouse.reads import query
+from warehouse import reads
+from warehouse.db import read_connection
+
+#: read-only connections held open by :func:`one_connection`, by resolved database path
+_SHARED: dict[Path, duckdb.DuckDBPyConnection] = {}
+
+
+@contextmanager
+def one_connection(db_path: Path) -> Iterator[None]:
+    """Serve every read helper of this module on ``db_path`` from one read-only connection
+    while the block runs (a site build opens the warehouse once, not once per query).
+
+    Examples
+    --------
+    >>> with one_connection(db):  # doctest: +SKIP
+    ...     report_symbols(db, None)
+    """
+    key = Path(db_path).resolve()
+    if key in _SHARED:
+        yield
+        return
+    with read_connection(Path(db_path)) as con:
+        _SHARED[key] = con
+        try:
+            yield
+        finally:
+            _SHARED.pop(key, None)
+
+
+def query(db_path: Path, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
+    """Run a read-only query (on the shared connection of :func:`one_connection` when open)."""
+    con = _SHARED.get(Path(db_path).resolve())
+    if con is None:
+        return reads.query(db_path, sql, params)
+    return reads._utc(con.sql(sql, params=params or []).pl())
 
 #: columns of :func:`current_runs`
 RUN_COLUMNS = (
@@ -147,7 +184,7 @@ def price_path(
 ) -> pl.DataFrame:
     """Return the 1m trade-price bars of ``symbol`` in ``[start, end)``, ordered by ts.
 
-    Columns: ts, open, high, low, close, volume.
+    Columns: ts, open, high, low, close, volume, quote_volume.
 
     Examples
     --------
@@ -157,7 +194,7 @@ def price_path(
     extra, params = _range_sql("ts", start, end)
     return query(
         db_path,
-        "SELECT ts, open, high, low, close, volume FROM klines "
+        "SELECT ts, open, high, low, close, volume, quote_volume FROM klines "
         f"WHERE exchange = ? AND symbol = ?{extra} ORDER BY ts",
         [exchange, symbol, *params],
     )
@@ -208,6 +245,89 @@ def heatmap_cells(
     )
 
 
+def band_heatmap_cells(
+    db_path: Path,
+    exchange: str,
+    symbol: str,
+    params_hash: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pl.DataFrame:
+    """Return the heatmap cells per leverage filter group (band, ts, price, long_usd,
+    short_usd) of one model run; empty for runs stored before the leverage views.
+
+    Examples
+    --------
+    >>> band_heatmap_cells(db, "binance", "BTCUSDT", "ab12").columns  # doctest: +SKIP
+    ['band', 'ts', 'price', 'long_usd', 'short_usd']
+    """
+    extra, params = _range_sql("ts", start, end)
+    return query(
+        db_path,
+        "SELECT band, ts, price, long_usd, short_usd FROM heatmap_band_cells "
+        f"WHERE exchange = ? AND symbol = ? AND params_hash = ?{extra} ORDER BY band, ts, price",
+        [exchange, symbol, params_hash, *params],
+    )
+
+
+def latest_band_map(db_path: Path, exchange: str, symbol: str, params_hash: str) -> pl.DataFrame:
+    """Return the newest liquidation map per leverage display band of one model run
+    (band, as_of, price, long_usd, short_usd), ordered by band and price.
+
+    Examples
+    --------
+    >>> latest_band_map(db, "binance", "BTCUSDT", "ab12").columns  # doctest: +SKIP
+    ['band', 'as_of', 'price', 'long_usd', 'short_usd']
+    """
+    return query(
+        db_path,
+        "SELECT band, as_of, price, long_usd, short_usd FROM liquidation_map_bands "
+        "WHERE exchange = ? AND symbol = ? AND params_hash = ? "
+        "QUALIFY as_of = max(as_of) OVER () ORDER BY band, price",
+        [exchange, symbol, params_hash],
+    )
+
+
+def market_context(
+    db_path: Path,
+    exchanges: list[str],
+    symbol: str,
+    start: datetime | None,
+    end: datetime | None,
+    every_minutes: int,
+) -> pl.DataFrame:
+    """Return traded USD volume and open interest of ``symbol`` summed over ``exchanges`` per
+    ``every_minutes`` bucket (aligned to ``start``) in ``[start, end)``: ts, volume_usd, oi_usd (last sample of the
+    bucket per exchange, summed; null without samples).
+
+    Examples
+    --------
+    >>> market_context(db, ["binance"], "BTCUSDT", None, None, 60).columns  # doctest: +SKIP
+    ['ts', 'volume_usd', 'oi_usd']
+    """
+    marks = ", ".join("?" for _ in exchanges) or "NULL"
+    extra_k, params_k = _range_sql("ts", start, end)
+    every = f"INTERVAL {int(every_minutes)} MINUTE"
+    sql = f"""
+        WITH v AS (
+            SELECT time_bucket({every}, ts, ?::TIMESTAMP) AS ts, sum(quote_volume) AS volume_usd
+            FROM klines WHERE exchange IN ({marks}) AND symbol = ?{extra_k} GROUP BY 1
+        ), o AS (
+            SELECT ts, sum(oi) AS oi_usd FROM (
+                SELECT time_bucket({every}, ts, ?::TIMESTAMP) AS ts, exchange,
+                       arg_max(oi_usd, ts) AS oi
+                FROM open_interest WHERE exchange IN ({marks}) AND symbol = ?{extra_k}
+                GROUP BY 1, 2
+            ) GROUP BY 1
+        )
+        SELECT coalesce(v.ts, o.ts) AS ts, v.volume_usd, o.oi_usd
+        FROM v FULL OUTER JOIN o ON v.ts = o.ts ORDER BY 1
+    """
+    origin = _param(start) if start is not None else datetime(2000, 1, 1)
+    params = [origin, *exchanges, symbol, *params_k]
+    return query(db_path, sql, [*params, *params])
+
+
 def latest_liquidation_map(
     db_path: Path, exchange: str, symbol: str, params_hash: str
 ) -> pl.DataFrame:
@@ -229,7 +349,8 @@ def latest_liquidation_map(
 
 
 def latest_key_levels(db_path: Path, exchange: str, symbol: str, params_hash: str) -> pl.DataFrame:
-    """Return the newest key levels of one model run: as_of, side, rank, price, usd, distance_pct.
+    """Return the newest key levels of one model run: as_of, side, rank, price, usd,
+    distance_pct, and any further columns the table has (e.g. a cluster's price range).
 
     Ordered by side then rank.
 
@@ -239,7 +360,7 @@ def latest_key_levels(db_path: Path, exchange: str, symbol: str, params_hash: st
     """
     return query(
         db_path,
-        "SELECT as_of, side, rank, price, usd, distance_pct FROM key_levels "
+        "SELECT * EXCLUDE (exchange, symbol, params_hash) FROM key_levels "
         "WHERE exchange = ? AND symbol = ? AND params_hash = ? "
         "QUALIFY as_of = max(as_of) OVER () ORDER BY side, rank",
         [exchange, symbol, params_hash],
@@ -250,7 +371,8 @@ def latest_scores(db_path: Path, exchange: str, symbol: str, params_hash: str) -
     """Return the newest backtest score per (method, side) of one model run.
 
     Columns: method, side, capture_auc, top_decile_overlap, log_corr, bars, realized_usd,
-    start_ts, end_ts, realized_source, computed_at.
+    start_ts, end_ts, realized_source, computed_at, and any further score columns the table
+    has (e.g. top_decile_capture, near_key_level_share).
 
     Examples
     --------
@@ -258,8 +380,7 @@ def latest_scores(db_path: Path, exchange: str, symbol: str, params_hash: str) -
     """
     return query(
         db_path,
-        "SELECT method, side, capture_auc, top_decile_overlap, log_corr, bars, realized_usd, "
-        "start_ts, end_ts, realized_source, computed_at FROM backtest_scores "
+        "SELECT * EXCLUDE (exchange, symbol, params_hash) FROM backtest_scores "
         "WHERE exchange = ? AND symbol = ? AND params_hash = ? "
         "QUALIFY row_number() OVER (PARTITION BY method, side ORDER BY computed_at DESC) = 1 "
         "ORDER BY side, method DESC",
