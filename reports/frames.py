@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import polars as pl
 
@@ -177,6 +178,7 @@ def aggregate_heatmap(
     base_step: float | None = None,
     max_columns: int = MAX_COLUMNS,
     max_rows: int = MAX_ROWS,
+    source_step: timedelta | None = None,
 ) -> HeatmapGrid:
     """Aggregate sparse heatmap cells (ts, price, long_usd, short_usd) to display resolution.
 
@@ -199,6 +201,8 @@ def aggregate_heatmap(
     values = [c for c in cells.columns if c not in ("ts", "price")] or ["long_usd", "short_usd"]
     src_t = infer_step(cells["ts"].dt.epoch("us").cast(pl.Float64)) if cells.height else None
     min_step = timedelta(microseconds=src_t) if src_t else timedelta(minutes=1)
+    if source_step is not None:
+        min_step = source_step
     step_t = choose_time_step(start, end, min_step=min_step, max_columns=max_columns)
     base = base_step or (infer_step(cells["price"]) if cells.height else None) or 1.0
     step_p = choose_price_step(price_lo, price_hi, base, max_rows=max_rows)
@@ -438,6 +442,129 @@ def wide_band_cells(cells: pl.DataFrame, band_cells: pl.DataFrame) -> pl.DataFra
     return out.with_columns(pl.col(value_cols).fill_null(0.0))
 
 
+def aggregate_band_heatmap(
+    cells: pl.DataFrame, band_cells: pl.DataFrame, **grid: Any
+) -> HeatmapGrid:
+    """:func:`aggregate_heatmap` of the total cells plus, from the per-group cells (band, ts,
+    price, long_usd, short_usd), columns ``long_low`` .. ``short_high`` on the same grid (0
+    where a group has no cell). ``grid`` are the keyword arguments of
+    :func:`aggregate_heatmap`. Each group is aggregated on its own and joined on (i, j), so
+    the cost stays at display resolution.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t = datetime(2024, 1, 1, tzinfo=UTC)
+    >>> tot = pl.DataFrame({"ts": [t], "price": [1.0], "long_usd": [3.0], "short_usd": [0.0]})
+    >>> bands = pl.DataFrame({"band": ["low", "high"], "ts": [t, t], "price": [1.0, 1.0],
+    ...                       "long_usd": [1.0, 2.0], "short_usd": [0.0, 0.0]})
+    >>> g = aggregate_band_heatmap(tot, bands, start=t, end=t + timedelta(hours=1),
+    ...                            price_lo=0.0, price_hi=2.0, base_step=1.0)
+    >>> g.cells.select("long_usd", "long_low", "long_medium", "long_high").row(0)
+    (3.0, 1.0, 0.0, 2.0)
+    """
+    src_t = infer_step(cells["ts"].dt.epoch("us").cast(pl.Float64)) if cells.height else None
+    step = timedelta(microseconds=src_t) if src_t else None
+    total = aggregate_heatmap(cells, source_step=step, **grid)
+    if band_cells.height == 0:
+        return total
+    out = total.cells
+    for g in GROUP_KEYS:
+        part = band_cells.filter(pl.col("band") == g).drop("band")
+        sub = aggregate_heatmap(part, source_step=step, **grid).cells
+        out = out.join(
+            sub.rename({"long_usd": f"long_{g}", "short_usd": f"short_{g}"}),
+            on=["i", "j"],
+            how="left",
+        )
+    filled = out.with_columns(pl.all().exclude("i", "j").fill_null(0.0))
+    return HeatmapGrid(
+        cells=filled,
+        t0=total.t0,
+        time_step=total.time_step,
+        columns=total.columns,
+        p0=total.p0,
+        price_step=total.price_step,
+        rows=total.rows,
+    )
+
+
+def grid_geometry(
+    *,
+    start: datetime,
+    end: datetime,
+    price_lo: float,
+    price_hi: float,
+    base_step: float,
+    source_step: timedelta | None = None,
+    max_columns: int = MAX_COLUMNS,
+    max_rows: int = MAX_ROWS,
+) -> HeatmapGrid:
+    """The display grid :func:`aggregate_heatmap` would choose, without cells (fill them with
+    :func:`with_cells`, e.g. from cells aggregated in the warehouse).
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t = datetime(2024, 1, 1, tzinfo=UTC)
+    >>> g = grid_geometry(start=t, end=t + timedelta(days=7), price_lo=90.0, price_hi=110.0,
+    ...                   base_step=0.1, max_columns=180, max_rows=110)
+    >>> g.time_step, g.columns, g.price_step, g.rows
+    (datetime.timedelta(seconds=3600), 168, 0.2, 100)
+    """
+    step_t = choose_time_step(
+        start, end, min_step=source_step or timedelta(minutes=1), max_columns=max_columns
+    )
+    step_p = choose_price_step(price_lo, price_hi, base_step, max_rows=max_rows)
+    p0 = math.floor(price_lo / step_p) * step_p
+    return HeatmapGrid(
+        cells=pl.DataFrame(schema=GRID_SCHEMA),
+        t0=start,
+        time_step=step_t,
+        columns=max(1, math.ceil((end - start) / step_t)),
+        p0=p0,
+        price_step=step_p,
+        rows=max(1, math.ceil((price_hi - p0) / step_p)),
+    )
+
+
+def with_cells(grid: HeatmapGrid, cells: pl.DataFrame, band_cells: pl.DataFrame) -> HeatmapGrid:
+    """``grid`` with its cells: ``cells`` (i, j, long_usd, short_usd) and, when ``band_cells``
+    (band, i, j, long_usd, short_usd) has rows, columns ``long_low`` .. ``short_high`` (0
+    where a group has no cell).
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t = datetime(2024, 1, 1, tzinfo=UTC)
+    >>> g = grid_geometry(start=t, end=t + timedelta(hours=1), price_lo=0.0, price_hi=2.0,
+    ...                   base_step=1.0)
+    >>> tot = pl.DataFrame({"i": [0], "j": [1], "long_usd": [3.0], "short_usd": [0.0]})
+    >>> bands = pl.DataFrame({"band": ["low", "high"], "i": [0, 0], "j": [1, 1],
+    ...                       "long_usd": [1.0, 2.0], "short_usd": [0.0, 0.0]})
+    >>> with_cells(g, tot, bands).cells.select("long_low", "long_medium", "long_high").row(0)
+    (1.0, 0.0, 2.0)
+    """
+    out = cells.select(
+        pl.col("i").cast(pl.Int32), pl.col("j").cast(pl.Int32), "long_usd", "short_usd"
+    )
+    if band_cells.height:
+        for g in GROUP_KEYS:
+            part = band_cells.filter(pl.col("band") == g).select(
+                pl.col("i").cast(pl.Int32),
+                pl.col("j").cast(pl.Int32),
+                pl.col("long_usd").alias(f"long_{g}"),
+                pl.col("short_usd").alias(f"short_{g}"),
+            )
+            out = out.join(part, on=["i", "j"], how="left")
+        out = out.with_columns(pl.all().exclude("i", "j").fill_null(0.0))
+    return HeatmapGrid(
+        cells=out,
+        t0=grid.t0,
+        time_step=grid.time_step,
+        columns=grid.columns,
+        p0=grid.p0,
+        price_step=grid.price_step,
+        rows=grid.rows,
+    )
+
+
 def window_with_levels(
     window: tuple[float, float], prices: Sequence[float], *, pad: float = 0.01
 ) -> tuple[float, float]:
@@ -588,10 +715,12 @@ def map_view(
     )
 
 
-def _band_order(labels: Sequence[str]) -> list[str]:
-    from transforms.leverage_bands import BANDS
+#: leverage display bands as stored in liquidation_map_bands (transforms.leverage_bands.BANDS)
+BAND_LABELS = ("<=10x", "10-25x", "25-50x", "50-100x", ">100x")
 
-    known = [b.label for b in BANDS]
+
+def _band_order(labels: Sequence[str]) -> list[str]:
+    known = list(BAND_LABELS)
     return [b for b in known if b in labels] + sorted(set(labels) - set(known))
 
 

@@ -583,25 +583,42 @@ def _range_page(db_path: Path, view: _View, sym: _Symbol, rng: Range) -> dict[st
     has_realized = has_sweeps = has_bands = False
     if sym.run is not None and path.height:
         ph = str(sym.run["params_hash"])
-        cells = rr.heatmap_cells(db_path, view.key, sym.symbol, ph, start, end)
-        band_cells = rr.band_heatmap_cells(db_path, view.key, sym.symbol, ph, start, end)
-        has_bands = band_cells.height > 0
-        wide = frames.wide_band_cells(cells, band_cells)
         lo, hi = frames.window_with_levels(
             frames.price_window(path),
             sym.key_levels["price"].to_list() if sym.key_levels.height else [],
         )
         ref_price = float(sym.liq_map["ref_price"][0]) if sym.liq_map.height else stats["last"]
-        grid = frames.aggregate_heatmap(
-            wide,
+        base = _step(sym) or max(abs(stats["last"] or 1.0) * 1e-4, 1e-9)
+        geometry = frames.grid_geometry(
             start=start,
             end=end,
             price_lo=lo,
             price_hi=hi,
-            base_step=_step(sym),
+            base_step=base,
+            source_step=rr.heatmap_source_step(db_path, view.key, sym.symbol, ph),
             max_columns=HEAT_COLUMNS,
             max_rows=HEAT_ROWS,
         )
+        shape = {
+            "start": start,
+            "end": end,
+            "time_step": geometry.time_step,
+            "columns": geometry.columns,
+            "p0": geometry.p0,
+            "price_step": geometry.price_step,
+            "rows": geometry.rows,
+            "tolerance": base * 1e-6,
+        }
+        has_bands = sym.band_map.height > 0
+        cells = rr.heatmap_grid_cells(db_path, view.key, sym.symbol, ph, bands=has_bands, **shape)
+        band_cells = pl.DataFrame()
+        if has_bands:
+            band_cells = cells.filter(pl.col("band").is_not_null())
+            cells = cells.filter(pl.col("band").is_null()).drop("band")
+        if has_bands and band_cells.height == 0:  # a run with a band map but no band cells
+            cells = rr.heatmap_grid_cells(db_path, view.key, sym.symbol, ph, **shape)
+            has_bands = False
+        grid = frames.with_cells(geometry, cells, band_cells)
         candles = frames.path_at_step(path, grid.time_step, start)
         minutes = max(1, int(grid.time_step.total_seconds() // 60))
         context = rr.market_context(db_path, list(view.exchanges), sym.symbol, start, end, minutes)

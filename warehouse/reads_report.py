@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +243,89 @@ def heatmap_cells(
         f"WHERE exchange = ? AND symbol = ? AND params_hash = ?{extra} ORDER BY ts, price",
         [exchange, symbol, params_hash, *params],
     )
+
+
+def heatmap_source_step(
+    db_path: Path, exchange: str, symbol: str, params_hash: str
+) -> timedelta | None:
+    """Return the time step of one model run's heatmap cells (gap between its first two time
+    buckets), or None with fewer than two.
+
+    Examples
+    --------
+    >>> heatmap_source_step(db, "binance", "BTCUSDT", "ab12")  # doctest: +SKIP
+    datetime.timedelta(seconds=900)
+    """
+    frame = query(
+        db_path,
+        "SELECT DISTINCT ts FROM heatmap_cells WHERE exchange = ? AND symbol = ? "
+        "AND params_hash = ? ORDER BY ts LIMIT 2",
+        [exchange, symbol, params_hash],
+    )
+    if frame.height < 2:
+        return None
+    gap = frame["ts"][1] - frame["ts"][0]
+    return gap if isinstance(gap, timedelta) else None
+
+
+def heatmap_grid_cells(
+    db_path: Path,
+    exchange: str,
+    symbol: str,
+    params_hash: str,
+    *,
+    start: datetime,
+    end: datetime,
+    time_step: timedelta,
+    columns: int,
+    p0: float,
+    price_step: float,
+    rows: int,
+    tolerance: float,
+    bands: bool = False,
+) -> pl.DataFrame:
+    """Return one model run's heatmap aggregated in the warehouse to a display grid: column
+    ``i`` = ``(ts - start) // time_step``, row ``j`` = ``(price - p0) // price_step``; price
+    buckets merged into a cell are summed, time buckets merged keep their maximum. Columns:
+    i, j, long_usd, short_usd (``bands=True``: from heatmap_band_cells, with a band column
+    first, NULL for the total over the bands). Only cells inside the grid with a positive
+    value.
+
+    Examples
+    --------
+    >>> heatmap_grid_cells(db, "binance", "BTCUSDT", "ab12", start=t0, end=t1,
+    ...     time_step=timedelta(hours=1), columns=168, p0=90_000.0, price_step=100.0,
+    ...     rows=110, tolerance=1e-4).columns  # doctest: +SKIP
+    ['i', 'j', 'long_usd', 'short_usd']
+    """
+    table = "heatmap_band_cells" if bands else "heatmap_cells"
+    band = "band, " if bands else ""
+    # with bands, one scan also yields the total (band NULL) through grouping sets
+    group = "GROUP BY GROUPING SETS ((band, ts, i, j), (ts, i, j))" if bands else "GROUP BY ALL"
+    start_us = int(start.timestamp() * 1_000_000)
+    step_us = time_step // timedelta(microseconds=1)
+    hi = p0 + rows * price_step
+    sql = f"""
+        WITH c AS (
+            SELECT {band}ts,
+                   CAST(floor((epoch_us(ts) - ?) / ?) AS INTEGER) AS i,
+                   CAST(floor((price - ? + ?) / ?) AS INTEGER) AS j,
+                   long_usd, short_usd
+            FROM {table}
+            WHERE exchange = ? AND symbol = ? AND params_hash = ? AND ts >= ? AND ts < ?
+              AND price >= ? AND price < ?
+        ), s AS (
+            SELECT {band}ts, i, j, sum(long_usd) AS l, sum(short_usd) AS s
+            FROM c WHERE i BETWEEN 0 AND ? AND j BETWEEN 0 AND ? {group}
+        )
+        SELECT {band}i, j, max(l) AS long_usd, max(s) AS short_usd
+        FROM s GROUP BY ALL HAVING max(l) > 0 OR max(s) > 0 ORDER BY {band}i, j
+    """
+    params: list[Any] = [
+        start_us, step_us, p0, tolerance, price_step, exchange, symbol, params_hash,
+        _param(start), _param(end), p0 - price_step, hi + price_step, columns - 1, rows - 1,
+    ]  # fmt: skip
+    return query(db_path, sql, params)
 
 
 def band_heatmap_cells(
