@@ -206,7 +206,7 @@ def model(symbols: tuple[str, ...], days: int | None) -> None:
         console.print(line)
 
 
-class _RangeType(click.ParamType):
+class _RangeType(click.ParamType):  # type: ignore[type-arg]
     """A site range: 12h, 24h, 3d, 7d, 30d, 90d, 180d, 1y (or a number of days)."""
 
     name = "RANGE"

@@ -128,7 +128,9 @@ def _band_outputs(result: Any, bars: pl.DataFrame, time_step: str) -> dict[str, 
     step, params = float(result.price_step), result.params
     return {
         "heatmap_band_cells": band_heatmaps(result.levels, norm, step, time_step, params=params),
-        "liquidation_map_bands": band_maps(result.levels, bars=norm, price_step=step, params=params),
+        "liquidation_map_bands": band_maps(
+            result.levels, bars=norm, price_step=step, params=params
+        ),
     }
 
 

@@ -187,10 +187,16 @@ def _config() -> dict[str, Any]:
         "config": {
             "font": FONT,
             "view": {"stroke": None, "fill": PANEL},
-            "title": {"color": TEXT, "fontSize": 12, "anchor": "start", "fontWeight": "normal",
-                      "subtitleColor": MUTED, "subtitleFontSize": 11},
+            "title": {
+                "color": TEXT,
+                "fontSize": 12,
+                "anchor": "start",
+                "fontWeight": "normal",
+                "subtitleColor": MUTED,
+                "subtitleFontSize": 11,
+            },
         },
-    }  # fmt: skip
+    }
 
 
 #: space the JavaScript keeps free beside the plots for the right-hand axes (px)
@@ -226,9 +232,11 @@ def heatmap_spec(
     t_end = _ms(grid.t_end)
     cells = grid.cells
     has_bands = "long_low" in cells.columns
-    top = float(max(cells["long_usd"].max() or 0.0, cells["short_usd"].max() or 0.0))  # type: ignore[operator]
+    top = float(pl.concat([cells["long_usd"], cells["short_usd"]]).max() or 0.0)  # type: ignore[arg-type]
     unit = 10 ** max(0, math.floor(math.log10(top)) - 4) if top > 0 else 1
-    cols = {"l": "long_usd", "s": "short_usd"}
+    # with the leverage split, "all" is the sum of the groups (the total columns would only
+    # repeat it: a third of the bytes)
+    cols = {} if has_bands else {"l": "long_usd", "s": "short_usd"}
     if has_bands:
         for k, g in enumerate(("low", "medium", "high")):
             cols[f"l{k}"] = f"long_{g}"
@@ -239,13 +247,16 @@ def heatmap_spec(
         *[(pl.col(src) / unit).round(0).cast(pl.Int64).alias(k) for k, src in cols.items()],
     )
     q = {k: _usd_domain(cells[src])[1] for k, src in cols.items()}
+    q["l"] = _usd_domain(cells["long_usd"])[1]
+    q["s"] = _usd_domain(cells["short_usd"])[1]
 
     def pick(side: str) -> str:
         if not has_bands:
             return f"datum.{side} * {unit}"
         return (
             f"(lev == 'low' ? datum.{side}0 : lev == 'medium' ? datum.{side}1 : "
-            f"lev == 'high' ? datum.{side}2 : datum.{side}) * {unit}"
+            f"lev == 'high' ? datum.{side}2 : datum.{side}0 + datum.{side}1 + datum.{side}2)"
+            f" * {unit}"
         )
 
     def dom(side: str) -> str:
@@ -258,17 +269,22 @@ def heatmap_spec(
 
     # an expression domain: a literal one makes Vega-Lite warn about x/x2 domain conflicts
     x_scale = {"type": "utc", "domain": {"expr": f"[{t0}, {t_end}]"}, "nice": False}
-    x_enc = {"field": "t", "type": "temporal", "scale": x_scale, "title": None,
-             "axis": _axis(labels=False, ticks=False, domain=False, tickCount=8)}  # fmt: skip
+    x_enc = {
+        "field": "t",
+        "type": "temporal",
+        "scale": x_scale,
+        "title": None,
+        "axis": _axis(labels=False, ticks=False, domain=False, tickCount=8),
+    }
     y_scale = {"domain": [grid.p0, grid.price_hi], "nice": False, "zero": False}
-    y_axis = _axis(orient="right", format=PRICE_FORMAT, tickCount=10, minExtent=60, maxExtent=60,
-                   title="price (USDT)")  # fmt: skip
-    tooltip = [
-        {"field": "time", "type": "nominal", "title": "time (UTC)"},
-        {"field": "bucket", "type": "nominal", "title": "price bucket"},
-        {"field": "L", "type": "quantitative", "title": "long USD", "format": USD_FULL},
-        {"field": "S", "type": "quantitative", "title": "short USD", "format": USD_FULL},
-    ]
+    y_axis = _axis(
+        orient="right",
+        format=PRICE_FORMAT,
+        tickCount=10,
+        minExtent=60,
+        maxExtent=60,
+        title="price (USDT)",
+    )
     calc = [
         {"calculate": f"{t0} + datum.i * {dt}", "as": "t"},
         {"calculate": f"{t0} + (datum.i + {1 + OVERLAP}) * {dt}", "as": "t2"},
@@ -277,15 +293,14 @@ def heatmap_spec(
         {"calculate": pick("l"), "as": "L"},
         {"calculate": pick("s"), "as": "S"},
         {"filter": "datum.L > 0 || datum.S > 0"},
-        {"calculate": TIME_LABEL, "as": "time"},
-        {"calculate": (f"format(datum.p, '{PRICE_FORMAT}') + ' – ' + format({grid.p0!r} + "
-                       f"(datum.j + 1) * {grid.price_step!r}, '{PRICE_FORMAT}')"), "as": "bucket"},
-    ]  # fmt: skip
+    ]
 
     def rects(side: str, field: str, ramp: list[str], keep: str) -> dict[str, Any]:
         layer: dict[str, Any] = {
             "transform": [{"filter": keep}],
-            "mark": {"type": "rect", "strokeWidth": 0},
+            # the raw datum: liqheat.js formats it on hover (per-cell tooltip text would
+            # cost a second of drawing for a full grid)
+            "mark": {"type": "rect", "strokeWidth": 0, "tooltip": {"content": "data"}},
             "encoding": {
                 "x": x_enc,
                 "x2": {"field": "t2"},
@@ -301,8 +316,7 @@ def heatmap_spec(
                         "clamp": True,
                     },
                     "legend": None,
-                },  # fmt: skip
-                "tooltip": tooltip,
+                },
             },
         }
         return layer
@@ -339,7 +353,7 @@ def heatmap_spec(
                 "y2": {"field": "h"},
                 "color": up_down,
             },
-        },  # fmt: skip
+        },
         {
             "mark": {"type": "rect", "opacity": {"expr": "dense ? 0 : 0.95"}},
             "encoding": {
@@ -350,7 +364,7 @@ def heatmap_spec(
                 "color": up_down,
                 "tooltip": candle_tip,
             },
-        },  # fmt: skip
+        },
         {
             "mark": {
                 "type": "line",
@@ -362,7 +376,7 @@ def heatmap_spec(
                 "x": {"field": "t", "type": "temporal"},
                 "y": {"field": "c", "type": "quantitative"},
             },
-        },  # fmt: skip
+        },
     ]
     layers: list[dict[str, Any]] = [
         {
@@ -376,9 +390,11 @@ def heatmap_spec(
     datasets: dict[str, Any] = {"cells": data, "candles": candle_rows}
     if realized is not None and realized.height:
         dots = realized.select(
-            pl.col("ts").dt.epoch("ms").alias("t"), "side", pl.col("usd").round(0),
+            pl.col("ts").dt.epoch("ms").alias("t"),
+            "side",
+            pl.col("usd").round(0),
             _sig(pl.col("price")).alias("c"),
-        )  # fmt: skip
+        )
         datasets["realized"] = dots
         layers.append(
             {
@@ -388,55 +404,95 @@ def heatmap_spec(
                 "encoding": {
                     "x": {"field": "t", "type": "temporal"},
                     "y": {"field": "c", "type": "quantitative"},
-                    "size": {"field": "usd", "type": "quantitative", "legend": None,
-                             "scale": {"type": "sqrt", "range": [8, 260]}},
-                    "stroke": {"field": "side", "type": "nominal", "legend": None,
-                               "scale": {"domain": ["long", "short"],
-                                         "range": [REALIZED_LONG, REALIZED_SHORT]}},
+                    "size": {
+                        "field": "usd",
+                        "type": "quantitative",
+                        "legend": None,
+                        "scale": {"type": "sqrt", "range": [8, 260]},
+                    },
+                    "stroke": {
+                        "field": "side",
+                        "type": "nominal",
+                        "legend": None,
+                        "scale": {
+                            "domain": ["long", "short"],
+                            "range": [REALIZED_LONG, REALIZED_SHORT],
+                        },
+                    },
                     "tooltip": [
                         {"field": "time", "type": "nominal", "title": "time (UTC)"},
                         {"field": "side", "type": "nominal", "title": "realized"},
-                        {"field": "usd", "type": "quantitative", "title": "realized USD",
-                         "format": USD_FULL},
+                        {
+                            "field": "usd",
+                            "type": "quantitative",
+                            "title": "realized USD",
+                            "format": USD_FULL,
+                        },
                     ],
                 },
             }
-        )  # fmt: skip
+        )
     if swept is not None and swept.height:
         datasets["sweeps"] = swept.select(
-            pl.col("ts").dt.epoch("ms").alias("t"), "side", pl.col("usd").round(0),
+            pl.col("ts").dt.epoch("ms").alias("t"),
+            "side",
+            pl.col("usd").round(0),
             _sig(pl.col("price")).alias("c"),
-            pl.col("realized").round(0) if "realized" in swept.columns else pl.lit(None).alias("realized"),
-        )  # fmt: skip
+            pl.col("realized").round(0)
+            if "realized" in swept.columns
+            else pl.lit(None).alias("realized"),
+        )
         layers.append(
             {
                 "data": {"name": "sweeps"},
                 "transform": [
                     {"calculate": f"datum.t + {dt / 2}", "as": "tm"},
                     {"calculate": TIME_LABEL, "as": "time"},
-                    {"calculate": "datum.side == 'long' ? 'longs swept' : 'shorts swept'",
-                     "as": "what"},
+                    {
+                        "calculate": "datum.side == 'long' ? 'longs swept' : 'shorts swept'",
+                        "as": "what",
+                    },
                 ],
-                "mark": {"type": "point", "filled": True, "size": 70, "opacity": 0.95,
-                         "stroke": BG, "strokeWidth": 0.8},
+                "mark": {
+                    "type": "point",
+                    "filled": True,
+                    "size": 70,
+                    "opacity": 0.95,
+                    "stroke": BG,
+                    "strokeWidth": 0.8,
+                },
                 "encoding": {
                     "x": {"field": "tm", "type": "temporal"},
                     "y": {"field": "c", "type": "quantitative"},
-                    "shape": {"field": "side", "type": "nominal", "legend": None,
-                              "scale": {"domain": ["long", "short"],
-                                        "range": ["triangle-up", "triangle-down"]}},
+                    "shape": {
+                        "field": "side",
+                        "type": "nominal",
+                        "legend": None,
+                        "scale": {
+                            "domain": ["long", "short"],
+                            "range": ["triangle-up", "triangle-down"],
+                        },
+                    },
                     "color": {"value": "#ffe066"},
                     "tooltip": [
                         {"field": "time", "type": "nominal", "title": "time (UTC)"},
                         {"field": "what", "type": "nominal", "title": "sweep"},
-                        {"field": "usd", "type": "quantitative", "title": "model USD swept",
-                         "format": USD_FULL},
-                        {"field": "realized", "type": "quantitative",
-                         "title": "realized USD (this bar)", "format": USD_FULL},
+                        {
+                            "field": "usd",
+                            "type": "quantitative",
+                            "title": "model USD swept",
+                            "format": USD_FULL,
+                        },
+                        {
+                            "field": "realized",
+                            "type": "quantitative",
+                            "title": "realized USD (this bar)",
+                            "format": USD_FULL,
+                        },
                     ],
                 },
             }
-        )  # fmt: skip
+        )
     if ref_price is not None and math.isfinite(ref_price):
         when = last_ts.astimezone(UTC).strftime("%m-%d %H:%M UTC") if last_ts else ""
         label = f"last {ref_price:,.6g} · {when}".strip(" ·")
@@ -451,13 +507,21 @@ def heatmap_spec(
         layers.append(
             {
                 "data": {"name": "last"},
-                "mark": {"type": "text", "color": PRICE, "align": "right", "dy": -7,
-                         "fontSize": 11, "fontWeight": 600},
-                "encoding": {"x": {"field": "t", "type": "temporal"},
-                             "y": {"field": "c", "type": "quantitative"},
-                             "text": {"field": "label"}},
+                "mark": {
+                    "type": "text",
+                    "color": PRICE,
+                    "align": "right",
+                    "dy": -7,
+                    "fontSize": 11,
+                    "fontWeight": 600,
+                },
+                "encoding": {
+                    "x": {"field": "t", "type": "temporal"},
+                    "y": {"field": "c", "type": "quantitative"},
+                    "text": {"field": "label"},
+                },
             }
-        )  # fmt: skip
+        )
     panels: list[dict[str, Any]] = [{"height": height, "layer": layers}]
     bottom_axis = _axis(format="%b %d %H:%M", tickCount=6, labelOverlap=True, title="time (UTC)")
     if context is not None and context.height:
@@ -473,8 +537,9 @@ def heatmap_spec(
             {"calculate": f"{t0} + (datum.i + 0.5) * {dt}", "as": "tm"},
             {"calculate": TIME_LABEL, "as": "time"},
         ]
-        usd_axis = _axis(orient="right", labelExpr=usd_label_expr(), tickCount=3, minExtent=60,
-                         maxExtent=60)  # fmt: skip
+        usd_axis = _axis(
+            orient="right", labelExpr=usd_label_expr(), tickCount=3, minExtent=60, maxExtent=60
+        )
         has_oi = ctx["oi"].drop_nulls().len() > 0
         panels.append(
             {
@@ -485,14 +550,24 @@ def heatmap_spec(
                 "encoding": {
                     "x": {**x_enc, "axis": bottom_axis if not has_oi else x_enc["axis"]},
                     "x2": {"field": "t2"},
-                    "y": {"field": "v", "type": "quantitative", "title": "volume",
-                          "axis": usd_axis},
-                    "tooltip": [{"field": "time", "type": "nominal", "title": "time (UTC)"},
-                                {"field": "v", "type": "quantitative", "title": "volume USD",
-                                 "format": USD_FULL}],
+                    "y": {
+                        "field": "v",
+                        "type": "quantitative",
+                        "title": "volume",
+                        "axis": usd_axis,
+                    },
+                    "tooltip": [
+                        {"field": "time", "type": "nominal", "title": "time (UTC)"},
+                        {
+                            "field": "v",
+                            "type": "quantitative",
+                            "title": "volume USD",
+                            "format": USD_FULL,
+                        },
+                    ],
                 },
             }
-        )  # fmt: skip
+        )
         if has_oi:
             panels.append(
                 {
@@ -501,31 +576,61 @@ def heatmap_spec(
                     "transform": [*ctx_calc, {"filter": "isValid(datum.oi)"}],
                     "mark": {"type": "line", "color": "#f5b83d", "strokeWidth": 1.3},
                     "encoding": {
-                        "x": {"field": "tm", "type": "temporal", "scale": x_scale,
-                              "title": None, "axis": bottom_axis},
-                        "y": {"field": "oi", "type": "quantitative", "title": "open interest",
-                              "scale": {"zero": False}, "axis": usd_axis},
-                        "tooltip": [{"field": "time", "type": "nominal", "title": "time (UTC)"},
-                                    {"field": "oi", "type": "quantitative",
-                                     "title": "open interest USD", "format": USD_FULL}],
+                        "x": {
+                            "field": "tm",
+                            "type": "temporal",
+                            "scale": x_scale,
+                            "title": None,
+                            "axis": bottom_axis,
+                        },
+                        "y": {
+                            "field": "oi",
+                            "type": "quantitative",
+                            "title": "open interest",
+                            "scale": {"zero": False},
+                            "axis": usd_axis,
+                        },
+                        "tooltip": [
+                            {"field": "time", "type": "nominal", "title": "time (UTC)"},
+                            {
+                                "field": "oi",
+                                "type": "quantitative",
+                                "title": "open interest USD",
+                                "format": USD_FULL,
+                            },
+                        ],
                     },
                 }
-            )  # fmt: skip
+            )
     else:
         longs["encoding"]["x"] = {**x_enc, "axis": bottom_axis}
     params: list[dict[str, Any]] = [
         {"name": "dense", "value": False},
-        {"name": "clip", "value": 1,
-         "bind": {"input": "range", "min": 0.05, "max": 1, "step": 0.05,
-                  "name": "colour clip (× 99th percentile) "}},
-    ]  # fmt: skip
+        {
+            "name": "clip",
+            "value": 1,
+            "bind": {
+                "input": "range",
+                "min": 0.05,
+                "max": 1,
+                "step": 0.05,
+                "name": "colour clip (× 99th percentile) ",
+            },
+        },
+    ]
     if has_bands:
         params.append(
-            {"name": "lev", "value": "all",
-             "bind": {"input": "select", "options": ["all", "high", "medium", "low"],
-                      "labels": ["all leverage", "high (> 50x)", "medium (10-50x)",
-                                 "low (≤ 10x)"], "name": "leverage "}}
-        )  # fmt: skip
+            {
+                "name": "lev",
+                "value": "all",
+                "bind": {
+                    "input": "select",
+                    "options": ["all", "high", "medium", "low"],
+                    "labels": ["all leverage", "high (> 50x)", "medium (10-50x)", "low (≤ 10x)"],
+                    "name": "leverage ",
+                },
+            }
+        )
     spec: dict[str, Any] = {
         "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
         **_config(),
@@ -535,9 +640,16 @@ def heatmap_spec(
         "vconcat": panels,
         "spacing": 4,
         "resolve": {"scale": {"x": "shared", "color": "independent"}},
-        "usermeta": {"liqheat": {"reserve": AXIS_RESERVE, "columns": grid.columns,
-                                 "candle_px": CANDLE_MIN_PX, "phone_height": 340}},
-    }  # fmt: skip
+        "usermeta": {
+            "liqheat": {
+                "reserve": AXIS_RESERVE,
+                "columns": grid.columns,
+                "price_step": grid.price_step,
+                "candle_px": CANDLE_MIN_PX,
+                "phone_height": 340,
+            }
+        },
+    }
     return _csv_datasets(spec)
 
 
@@ -596,25 +708,63 @@ def liquidation_map_spec(
         "layer": [
             {
                 "data": _csv(bars),
-                "transform": [{"calculate": "datum.k == 'long' || datum.k == 'short' ? 'all' : datum.k", "as": "band"}],
-                "params": [{"name": "mapzoom", "select": {"type": "interval", "encodings": ["x"]},
-                            "bind": "scales"}],
+                "transform": [
+                    {
+                        "calculate": "datum.k == 'long' || datum.k == 'short' ? 'all' : datum.k",
+                        "as": "band",
+                    }
+                ],
+                "params": [
+                    {
+                        "name": "mapzoom",
+                        "select": {"type": "interval", "encodings": ["x"]},
+                        "bind": "scales",
+                    }
+                ],
                 "mark": {"type": "rect", "opacity": 0.92},
                 "encoding": {
-                    "x": {"field": "p0", "type": "quantitative", "scale": x_scale,
-                          "title": "price (USDT)", "axis": _axis(format=PRICE_FORMAT, tickCount=8)},
+                    "x": {
+                        "field": "p0",
+                        "type": "quantitative",
+                        "scale": x_scale,
+                        "title": "price (USDT)",
+                        "axis": _axis(format=PRICE_FORMAT, tickCount=8),
+                    },
                     "x2": {"field": "p1"},
-                    "y": {"field": "y0", "type": "quantitative", "title": "USD per bucket",
-                          "axis": usd_axis},
+                    "y": {
+                        "field": "y0",
+                        "type": "quantitative",
+                        "title": "USD per bucket",
+                        "axis": usd_axis,
+                    },
                     "y2": {"field": "y1"},
-                    "color": {"field": "k", "type": "nominal", "legend": None,
-                              "scale": {"domain": keys, "range": [BAND_COLOURS[k] for k in keys]}},
+                    "color": {
+                        "field": "k",
+                        "type": "nominal",
+                        "legend": None,
+                        "scale": {"domain": keys, "range": [BAND_COLOURS[k] for k in keys]},
+                    },
                     "tooltip": [
                         {"field": "side", "type": "nominal"},
                         {"field": "band", "type": "nominal", "title": "leverage"},
-                        {"field": "p0", "type": "quantitative", "title": "from price", "format": PRICE_FORMAT},
-                        {"field": "p1", "type": "quantitative", "title": "to price", "format": PRICE_FORMAT},
-                        {"field": "usd", "type": "quantitative", "title": "USD", "format": USD_FULL},
+                        {
+                            "field": "p0",
+                            "type": "quantitative",
+                            "title": "from price",
+                            "format": PRICE_FORMAT,
+                        },
+                        {
+                            "field": "p1",
+                            "type": "quantitative",
+                            "title": "to price",
+                            "format": PRICE_FORMAT,
+                        },
+                        {
+                            "field": "usd",
+                            "type": "quantitative",
+                            "title": "USD",
+                            "format": USD_FULL,
+                        },
                     ],
                 },
             },
@@ -623,17 +773,35 @@ def liquidation_map_spec(
                 "mark": {"type": "line", "strokeWidth": 2, "interpolate": "step-after"},
                 "encoding": {
                     "x": {"field": "p", "type": "quantitative", "scale": x_scale},
-                    "y": {"field": "cum", "type": "quantitative", "title": "cumulative USD",
-                          "axis": _axis(labelExpr=usd_label_expr(), orient="right", grid=False,
-                                        tickCount=5)},
-                    "color": {"field": "side", "type": "nominal", "legend": None,
-                              "scale": {"domain": ["long", "short"], "range": [LONG, SHORT]}},
+                    "y": {
+                        "field": "cum",
+                        "type": "quantitative",
+                        "title": "cumulative USD",
+                        "axis": _axis(
+                            labelExpr=usd_label_expr(), orient="right", grid=False, tickCount=5
+                        ),
+                    },
+                    "color": {
+                        "field": "side",
+                        "type": "nominal",
+                        "legend": None,
+                        "scale": {"domain": ["long", "short"], "range": [LONG, SHORT]},
+                    },
                     "detail": {"field": "side"},
                     "tooltip": [
                         {"field": "side", "type": "nominal"},
-                        {"field": "p", "type": "quantitative", "title": "price", "format": PRICE_FORMAT},
-                        {"field": "cum", "type": "quantitative", "title": "liquidated on the way",
-                         "format": USD_FULL},
+                        {
+                            "field": "p",
+                            "type": "quantitative",
+                            "title": "price",
+                            "format": PRICE_FORMAT,
+                        },
+                        {
+                            "field": "cum",
+                            "type": "quantitative",
+                            "title": "liquidated on the way",
+                            "format": USD_FULL,
+                        },
                     ],
                 },
             },
@@ -644,15 +812,25 @@ def liquidation_map_spec(
             },
             {
                 "data": {"values": [{"p": view.ref_price, "label": f"now {view.ref_price:,.6g}"}]},
-                "mark": {"type": "text", "color": PRICE, "align": "left", "dx": 5, "dy": 4,
-                         "baseline": "top", "fontSize": 11},
-                "encoding": {"x": {"field": "p", "type": "quantitative"}, "y": {"value": 0},
-                             "text": {"field": "label"}},
+                "mark": {
+                    "type": "text",
+                    "color": PRICE,
+                    "align": "left",
+                    "dx": 5,
+                    "dy": 4,
+                    "baseline": "top",
+                    "fontSize": 11,
+                },
+                "encoding": {
+                    "x": {"field": "p", "type": "quantitative"},
+                    "y": {"value": 0},
+                    "text": {"field": "label"},
+                },
             },
         ],
         "resolve": {"scale": {"y": "independent", "color": "independent"}},
         "usermeta": {"liqheat": {"reserve": 130}},
-    }  # fmt: skip
+    }
     return spec
 
 

@@ -628,8 +628,10 @@ def map_view(
     >>> m = pl.DataFrame({"ref_price": 100.0, "price": [50.0, 98.0, 101.0],
     ...                   "long_usd": [5.0, 3.0, 0.0], "short_usd": [0.0, 0.0, 2.0]})
     >>> v = map_view(m)
-    >>> v.totals, v.outside, v.moves[1]
-    ({'long': 8.0, 'short': 2.0}, {'long': 5.0, 'short': 0.0}, {'pct': 2.0, 'long_usd': 3.0, 'short_usd': 2.0})
+    >>> v.totals, v.outside
+    ({'long': 8.0, 'short': 2.0}, {'long': 5.0, 'short': 0.0})
+    >>> v.moves[1]
+    {'pct': 2.0, 'long_usd': 3.0, 'short_usd': 2.0}
     """
     ref = float(liq_map["ref_price"][0])
     totals = {

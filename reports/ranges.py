@@ -73,10 +73,7 @@ def parse_range(text: str) -> Range:
     key = None
     if m:
         n, unit = int(m.group(1)), m.group(2).lower()
-        if unit == "" and n == 1:
-            key = "24h"
-        else:
-            key = f"{n}{unit or 'd'}"
+        key = "24h" if unit == "" and n == 1 else f"{n}{unit or 'd'}"
         key = _ALIASES.get(key, key)
     if key not in BY_KEY:
         known = ", ".join(r.key for r in RANGES)

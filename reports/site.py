@@ -166,8 +166,10 @@ def fmt_pct(value: float | None, signed: bool = True) -> str:
 def fmt_price_step(value: float | None, step: float | None = None) -> str:
     """A price rounded to the model's price step, with the step's decimals (no stray cents).
 
-    >>> fmt_price_step(61234.5678, 50.0), fmt_price_step(3050.123, 2.5), fmt_price_step(1.23456, 0.001)
-    ('61,250', '3,050.0', '1.235')
+    >>> fmt_price_step(61234.5678, 50.0), fmt_price_step(3050.123, 2.5)
+    ('61,250', '3,050.0')
+    >>> fmt_price_step(1.23456, 0.001)
+    '1.235'
     """
     if value is None or not math.isfinite(value):
         return "–"
@@ -297,6 +299,7 @@ def _score_rows(scores: pl.DataFrame) -> list[dict[str, Any]]:
             b = None if baseline is None else baseline.get(key)
             wins = m is not None and b is not None and m > b
             metrics.append({"label": label, "model": m, "baseline": b, "wins": wins})
+
         def opt(row: dict[str, Any] | None, key: str, scale: float = 1.0) -> float | None:
             value = None if row is None else row.get(key)
             return None if value is None else float(value) * scale
@@ -599,7 +602,7 @@ def _range_page(db_path: Path, view: _View, sym: _Symbol, rng: Range) -> dict[st
             max_columns=HEAT_COLUMNS,
             max_rows=HEAT_ROWS,
         )
-        shape = {
+        shape: dict[str, Any] = {
             "start": start,
             "end": end,
             "time_step": geometry.time_step,
@@ -903,10 +906,22 @@ def _build(
             sym_dir = site_dir / safe_component(symbol)
             try:
                 built = _build_symbol(
-                    db_path, env, symbol, sym_dir, runs, requested, exchanges,
-                    build=symbol in chosen, nav=nav, generated=generated, force=force,
-                    staged=staged, pages=pages, kept=kept, notes=notes,
-                )  # fmt: skip
+                    db_path,
+                    env,
+                    symbol,
+                    sym_dir,
+                    runs,
+                    requested,
+                    exchanges,
+                    build=symbol in chosen,
+                    nav=nav,
+                    generated=generated,
+                    force=force,
+                    staged=staged,
+                    pages=pages,
+                    kept=kept,
+                    notes=notes,
+                )
                 if built:
                     row = _index_row(db_path, built, sym_dir)
                     index_rows.append(row)
@@ -1009,10 +1024,18 @@ def _build_symbol(
                 [view_dir / "index.html"] if rng == b.default else []
             )
             fp = _fingerprint(
-                symbol, b.view.key, rel, rng.key, sym.span, run.get("params_hash"),
-                run.get("computed_at"), [rr.last_loaded(db_path, ex, symbol) for ex in b.view.exchanges],
-                [lk for lk in b.links], tabs_key, nav,
-            )  # fmt: skip
+                symbol,
+                b.view.key,
+                rel,
+                rng.key,
+                sym.span,
+                run.get("params_hash"),
+                run.get("computed_at"),
+                [rr.last_loaded(db_path, ex, symbol) for ex in b.view.exchanges],
+                [lk for lk in b.links],
+                tabs_key,
+                nav,
+            )
             if not force and all(_unchanged(t, fp) for t in targets):
                 kept.extend(targets)
                 continue

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import polars as pl
 
@@ -95,17 +96,18 @@ BAND_MAP_SCHEMA = pl.Schema(
 
 
 def _label_expr(leverage: pl.Expr, bands: tuple[Band, ...]) -> pl.Expr:
-    expr: pl.Expr | None = None
-    chain = None
+    chain: Any = None
     for band in bands:
         if band.high is None:
             break
         cond = leverage <= band.high
-        chain = pl.when(cond).then(pl.lit(band.label)) if chain is None else chain.when(cond).then(
-            pl.lit(band.label)
+        chain = (
+            pl.when(cond).then(pl.lit(band.label))
+            if chain is None
+            else chain.when(cond).then(pl.lit(band.label))
         )
     last = bands[-1].label
-    expr = pl.lit(last) if chain is None else chain.otherwise(pl.lit(last))
+    expr: pl.Expr = pl.lit(last) if chain is None else chain.otherwise(pl.lit(last))
     return expr.cast(pl.String)
 
 

@@ -53,6 +53,7 @@ def query(db_path: Path, sql: str, params: list[Any] | None = None) -> pl.DataFr
         return reads.query(db_path, sql, params)
     return reads._utc(con.sql(sql, params=params or []).pl())
 
+
 #: columns of :func:`current_runs`
 RUN_COLUMNS = (
     "symbol",
@@ -380,8 +381,8 @@ def market_context(
     every_minutes: int,
 ) -> pl.DataFrame:
     """Return traded USD volume and open interest of ``symbol`` summed over ``exchanges`` per
-    ``every_minutes`` bucket (aligned to ``start``) in ``[start, end)``: ts, volume_usd, oi_usd (last sample of the
-    bucket per exchange, summed; null without samples).
+    ``every_minutes`` bucket (aligned to ``start``) in ``[start, end)``: ts, volume_usd,
+    oi_usd (last sample of the bucket per exchange, summed; null without samples).
 
     Examples
     --------

@@ -28,6 +28,53 @@
     return spec;
   }
 
+  // ------------------------------------------------------------------ tooltips
+  var tip = null;
+  function tipElement() {
+    if (!tip) {
+      tip = document.createElement("div");
+      tip.id = "vg-tooltip-element";
+      tip.className = "vg-tooltip liqheat-tip";
+      document.body.appendChild(tip);
+    }
+    return tip;
+  }
+  function utc(ms) { return new Date(ms).toISOString().slice(0, 16).replace("T", " ") + " UTC"; }
+  function usd(v) { return "$" + Math.round(v).toLocaleString("en-US"); }
+  function price(v) { return Number(v.toPrecision(8)).toLocaleString("en-US", { maximumFractionDigits: 8 }); }
+  function esc(text) {
+    return String(text).replace(/[&<>"]/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;" }[c];
+    });
+  }
+  function handler(meta) {
+    return function (h, event, item, value) {
+      var el = tipElement();
+      if (value === null || value === undefined || value === "") { el.style.display = "none"; return; }
+      var rows = [];
+      if (typeof value === "object" && value.L !== undefined && value.p !== undefined && meta) {
+        // a heatmap cell: its raw datum (see charts.heatmap_spec)
+        rows = [["time (UTC)", utc(value.t)],
+                ["price bucket", price(value.p) + " – " + price(value.p + meta.price_step)],
+                ["long USD", usd(value.L)], ["short USD", usd(value.S)]];
+      } else if (typeof value === "object") {
+        Object.keys(value).forEach(function (k) { rows.push([k, value[k]]); });
+      } else {
+        rows = [["", value]];
+      }
+      el.innerHTML = "<table>" + rows.map(function (r) {
+        return "<tr><td class=\"key\">" + esc(r[0]) + "</td><td class=\"value\">" + esc(r[1]) + "</td></tr>";
+      }).join("") + "</table>";
+      el.style.display = "block";
+      var x = event.clientX + 14, y = event.clientY + 14;
+      var w = el.offsetWidth, hgt = el.offsetHeight;
+      if (x + w > window.innerWidth - 4) { x = Math.max(4, event.clientX - w - 14); }
+      if (y + hgt > window.innerHeight - 4) { y = Math.max(4, event.clientY - hgt - 14); }
+      el.style.left = (x + window.scrollX) + "px";
+      el.style.top = (y + window.scrollY) + "px";
+    };
+  }
+
   function render(el) {
     var holder = document.getElementById(el.getAttribute("data-vega-spec"));
     if (!holder) { return; }
@@ -41,7 +88,8 @@
     }
     var t0 = performance.now();
     var name = el.getAttribute("data-export");
-    var opts = { renderer: "canvas", actions: false };
+    var meta = spec.usermeta && spec.usermeta.liqheat;
+    var opts = { renderer: "canvas", actions: false, tooltip: handler(meta) };
     if (name) {
       opts.actions = { export: true, source: false, compiled: false, editor: false };
       opts.downloadFileName = name;
