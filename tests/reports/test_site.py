@@ -32,7 +32,9 @@ def test_pages(built_site: BuiltSite) -> None:
     for page in result.pages:
         assert page.stat().st_size < 1_000_000, page
     # index.html of a symbol is its default range: the longest it has below 7d
-    assert (root / "BTCUSDT" / "index.html").read_bytes() == (root / "BTCUSDT" / "3d.html").read_bytes()
+    assert (root / "BTCUSDT" / "index.html").read_bytes() == (
+        root / "BTCUSDT" / "3d.html"
+    ).read_bytes()
     assert (root / "static" / site.BUNDLE_NAME).stat().st_size > 300_000
     assert not list(root.rglob(".*.tmp-*"))
     assert result.failures == []
@@ -120,13 +122,16 @@ def test_map_totals_equal_the_warehouse(built_site: BuiltSite) -> None:
         assert moves is not None
         cells = re.findall(r'<td class="num (long|short)-text">([^<]+)</td>', moves.group(0))
         assert len(cells) == 8
-        down2 = rr.query(
-            built_site.db,
-            "SELECT sum(long_usd) AS v FROM liquidation_map WHERE exchange = ? "
-            "AND symbol = 'BTCUSDT' AND price >= ? AND as_of = (SELECT max(as_of) "
-            "FROM liquidation_map WHERE exchange = ? AND symbol = 'BTCUSDT')",
-            [exchange, ref * 0.98, exchange],
-        )["v"][0] or 0.0
+        down2 = (
+            rr.query(
+                built_site.db,
+                "SELECT sum(long_usd) AS v FROM liquidation_map WHERE exchange = ? "
+                "AND symbol = 'BTCUSDT' AND price >= ? AND as_of = (SELECT max(as_of) "
+                "FROM liquidation_map WHERE exchange = ? AND symbol = 'BTCUSDT')",
+                [exchange, ref * 0.98, exchange],
+            )["v"][0]
+            or 0.0
+        )
         assert cells[1][0] == "long"
         assert _usd(cells[1][1]) == pytest.approx(down2, rel=6e-3, abs=1.0)
         spec = _spec(html, "map-chart")
@@ -135,9 +140,7 @@ def test_map_totals_equal_the_warehouse(built_site: BuiltSite) -> None:
         head = rows[0].split(",")
         usd = head.index("usd")
         drawn = sum(float(r.split(",")[usd]) for r in rows[1:])
-        outside = [
-            _usd(m) for m in re.findall(r'data-outside="(?:long|short)">([^<]+)<', html)
-        ]
+        outside = [_usd(m) for m in re.findall(r'data-outside="(?:long|short)">([^<]+)<', html)]
         # what the chart draws plus what the page says lies outside it = the warehouse total
         assert drawn + sum(outside) == pytest.approx(long_total + short_total, rel=6e-3)
 
