@@ -88,14 +88,16 @@ def test_heatmap_layers_controls_and_panels(heat_spec: dict[str, Any]) -> None:
     assert any(m["mark"]["type"] == "text" for m in rest)  # the last price, labelled
     text = next(m for m in rest if m["mark"]["type"] == "text")
     assert text["data"]["values"][0]["label"] == "last 60,100 · 05-07 23:59 UTC"
-    assert volume["mark"]["type"] == "rect" and oi["mark"]["type"] == "line"
+    assert volume["mark"]["type"] == "rect"
+    assert oi["mark"]["type"] == "line"
     assert heat_spec["resolve"]["scale"]["x"] == "shared"
     assert oi["encoding"]["x"]["axis"]["title"] == "time (UTC)"
     params = {p["name"]: p for p in heat_spec["params"]}
     assert params["lev"]["bind"]["options"] == ["all", "high", "medium", "low"]
     assert params["clip"]["bind"]["input"] == "range"
     assert "clip *" in longs["encoding"]["color"]["scale"]["domain"]["expr"]
-    assert "$schema" in heat_spec and json.dumps(heat_spec)  # plain JSON
+    assert "$schema" in heat_spec
+    assert json.dumps(heat_spec)
 
 
 def test_heatmap_data_is_display_resolution_and_compact(
@@ -110,7 +112,9 @@ def test_heatmap_data_is_display_resolution_and_compact(
 
 def test_usd_labels_say_b_not_g() -> None:
     expr = charts.usd_label_expr()
-    assert "'B'" in expr and "'M'" in expr and "'K'" in expr
+    assert "'B'" in expr
+    assert "'M'" in expr
+    assert "'K'" in expr
     assert "~s" not in expr
 
 
@@ -151,7 +155,8 @@ def test_liquidation_map_spec_stacks_bands() -> None:
     assert bars["usd"].sum() == pytest.approx(total, rel=1e-3)
     # stacked: each band sits on top of the one below
     first = bars.filter(pl.col("p0") == bars["p0"].min()).sort("y0")
-    assert first["y0"][0] == 0 and first["y0"][1] == pytest.approx(first["y1"][0], abs=1)
+    assert first["y0"][0] == 0
+    assert first["y0"][1] == pytest.approx(first["y1"][0], abs=1)
     curves = _csv(spec["layer"][1]["data"])
     assert set(curves["side"]) == {"long", "short"}
     assert curves.filter(pl.col("side") == "long")["cum"].max() == pytest.approx(

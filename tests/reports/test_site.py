@@ -51,12 +51,14 @@ def test_symbol_page_content(built_site: BuiltSite) -> None:
     assert "SYNTHETIC DATA" not in html
     assert "beats the naive baseline" in html
     assert "realized liquidations (size = USD)" in html
-    assert "USDⓈ" not in html and "USD-M perpetual" in html
+    assert "USDⓈ" not in html
+    assert "USD-M perpetual" in html
     for needle in ("Key levels", "How well the model did", "Model run", "Data lineage"):
         assert needle in html
     assert 'data-export="BTCUSDT-all-3d-liqheat-estimate"' in html
     spec = _spec(html, "heatmap-chart")
-    assert "estimate" in spec["title"]["text"] and "3D" in spec["title"]["text"]
+    assert "estimate" in spec["title"]["text"]
+    assert "3D" in spec["title"]["text"]
     marks = _marks(spec)
     assert {"rect", "rule", "line", "circle", "text"} <= set(marks)
     names = {p["name"] for p in spec["params"]}
@@ -153,7 +155,8 @@ def test_heatmap_axis_includes_key_levels(built_site: BuiltSite) -> None:
     levels = rr.latest_key_levels(
         built_site.db, "all", "BTCUSDT", rr.current_runs(built_site.db, "all")["params_hash"][0]
     )
-    assert y_dom[0] <= levels["price"].min() and y_dom[1] >= levels["price"].max()
+    assert y_dom[0] <= levels["price"].min()
+    assert y_dom[1] >= levels["price"].max()
 
 
 def test_key_levels_show_nearest_and_largest(built_site: BuiltSite) -> None:
