@@ -107,7 +107,8 @@ def _check_layout(page: Any, rel: str, width: int) -> None:
         box = canvas.bounding_box()
         assert box is not None, rel
         # the whole chart (latest data and the price axis on its right) fits the screen
-        assert box["x"] >= 0 and box["x"] + box["width"] <= width, (rel, box)
+        assert box["x"] >= 0, (rel, box)
+        assert box["x"] + box["width"] <= width, (rel, box)
         assert box["width"] > min(width * 0.75, 900), (rel, box)
         assert box["height"] > 250, rel
 
