@@ -36,6 +36,7 @@ WRITABLE_TABLES = frozenset(
         "predicted_liquidations",
         "backtest_scores",
         "runs",
+        "alerts",
     }
 )
 
