@@ -149,6 +149,7 @@ def model_symbol(
     ``price_step`` overrides the price bucket of ``params`` (default: its own, auto = 0.1 % of
     the median close); it is part of the params hash the outputs are stored under."""
     from transforms.backtest import score
+    from transforms.levels import KEY_LEVELS_SCHEMA
     from transforms.model import run_model
     from transforms.params import ModelParams
     from transforms.realized import realized_per_bar
@@ -204,9 +205,7 @@ def model_symbol(
             "long_cum_usd",
             "short_cum_usd",
         ),
-        "key_levels": result.key_levels.select(
-            "as_of", "side", "rank", "price", "usd", "distance_pct"
-        ),
+        "key_levels": result.key_levels.select(list(KEY_LEVELS_SCHEMA)),
         "predicted_liquidations": result.predicted.select("ts", "long_usd", "short_usd"),
         "backtest_scores": scores,
         **_band_outputs(result, bars, _time_step(bars)),

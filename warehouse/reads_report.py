@@ -685,3 +685,131 @@ def last_loaded(db_path: Path, exchange: str, symbol: str) -> datetime | None:
     )
     value = frame.item()
     return value if isinstance(value, datetime) else None
+
+
+#: columns of :func:`latest_key_clusters` (the ``key_levels`` table since schema version 7)
+KEY_CLUSTER_COLUMNS = (
+    "as_of",
+    "side",
+    "rank",
+    "price",
+    "usd",
+    "distance_pct",
+    "price_low",
+    "price_high",
+    "is_nearest",
+    "is_largest",
+)
+
+
+def latest_key_clusters(
+    db_path: Path, exchange: str, symbol: str, params_hash: str
+) -> pl.DataFrame:
+    """Return the newest key levels of one model run with their cluster columns
+    (`KEY_CLUSTER_COLUMNS`: price range, nearest and largest flags), by side then rank.
+
+    Examples
+    --------
+    >>> latest_key_clusters(db, "all", "BTCUSDT", "ab12").columns[-2:]  # doctest: +SKIP
+    ['is_nearest', 'is_largest']
+    """
+    return query(
+        db_path,
+        f"SELECT {', '.join(KEY_CLUSTER_COLUMNS)} FROM key_levels "
+        "WHERE exchange = ? AND symbol = ? AND params_hash = ? "
+        "QUALIFY as_of = max(as_of) OVER () ORDER BY side, rank",
+        [exchange, symbol, params_hash],
+    )
+
+
+#: columns of :func:`latest_alerts`
+ALERT_COLUMNS = (
+    "exchange",
+    "symbol",
+    "side",
+    "price",
+    "price_low",
+    "price_high",
+    "usd",
+    "distance_pct",
+    "ref_price",
+    "ts",
+    "message",
+    "run_id",
+    "created_at",
+)
+
+
+def latest_alerts(db_path: Path, symbol: str | None = None) -> pl.DataFrame:
+    """Return the alerts on the current model runs (view ``v_latest_alerts``), of one symbol
+    or of all, ordered by symbol, exchange and distance from the price (`ALERT_COLUMNS`).
+
+    Examples
+    --------
+    >>> latest_alerts(db, "BTCUSDT")["message"].to_list()  # doctest: +SKIP
+    ['BTCUSDT: $412.3M of shorts at 64,350 (64,200-64,500), +2.1% from 63,020']
+    """
+    where, params = ("WHERE symbol = ? ", [symbol]) if symbol is not None else ("", [])
+    return query(
+        db_path,
+        f"SELECT {', '.join(ALERT_COLUMNS)} FROM v_latest_alerts {where}"
+        "ORDER BY symbol, exchange, abs(distance_pct), side",
+        params,
+    )
+
+
+#: periods of :func:`long_short_over_time`
+LONG_SHORT_PERIODS = {"1h": "1 hour", "4h": "4 hours", "1d": "1 day"}
+
+
+def long_short_over_time(
+    db_path: Path, exchange: str, symbol: str, params_hash: str, every: str = "1h"
+) -> pl.DataFrame:
+    """Long vs short liquidation level size over time for one model run.
+
+    Per heatmap time bucket, the alive long and short level USD summed over price; per period
+    (``every`` = "1h", "4h" or "1d", aligned to midnight UTC) their mean over the period's
+    buckets, and ``delta_usd = long_usd - short_usd``. Same rule as view ``v_long_short``.
+
+    Returns
+    -------
+    pl.DataFrame
+        ts (period start, UTC), long_usd, short_usd, delta_usd; sorted by ts.
+
+    Examples
+    --------
+    >>> long_short_over_time(db, "all", "BTCUSDT", "ab12", every="4h").columns  # doctest: +SKIP
+    ['ts', 'long_usd', 'short_usd', 'delta_usd']
+    """
+    if every not in LONG_SHORT_PERIODS:
+        raise ValueError(f"every must be one of {', '.join(LONG_SHORT_PERIODS)}, got {every!r}")
+    interval = LONG_SHORT_PERIODS[every]
+    return query(
+        db_path,
+        "WITH per_bucket AS ("
+        "SELECT ts, sum(long_usd) AS long_usd, sum(short_usd) AS short_usd FROM heatmap_cells "
+        "WHERE exchange = ? AND symbol = ? AND params_hash = ? GROUP BY ts) "
+        f"SELECT time_bucket(INTERVAL '{interval}', ts) AS ts, avg(long_usd) AS long_usd, "
+        "avg(short_usd) AS short_usd, avg(long_usd) - avg(short_usd) AS delta_usd "
+        "FROM per_bucket GROUP BY 1 ORDER BY 1",
+        [exchange, symbol, params_hash],
+    )
+
+
+def headline_run(db_path: Path, symbol: str) -> dict[str, Any] | None:
+    """The current run a symbol's alerts come from: among the symbol's current runs (one per
+    exchange, see ``v_latest_run``), the newest, preferring ``all`` (every exchange summed) on
+    a tie. Keys: exchange, params_hash, price_step, computed_at; None without any run.
+
+    Examples
+    --------
+    >>> headline_run(db, "BTCUSDT")["exchange"]  # doctest: +SKIP
+    'all'
+    """
+    frame = query(
+        db_path,
+        "SELECT exchange, params_hash, price_step, computed_at FROM v_latest_run "
+        "WHERE symbol = ? ORDER BY computed_at DESC, exchange = 'all' DESC, exchange LIMIT 1",
+        [symbol],
+    )
+    return frame.row(0, named=True) if frame.height else None

@@ -38,6 +38,7 @@ WRITABLE_TABLES = frozenset(
         "heatmap_band_cells",
         "liquidation_map_bands",
         "runs",
+        "alerts",
     }
 )
 

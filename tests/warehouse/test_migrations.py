@@ -86,7 +86,7 @@ def test_migrate_is_idempotent(tmp_path: Path) -> None:
     db = tmp_path / "liqheat.duckdb"
     assert migrate(db) == migrate(db) == latest_version()
     rows = query(db, "SELECT count(*) AS n FROM schema_version")["n"][0]
-    assert rows == len(migrations())
+    assert rows == len(migrations())  # numbers may have gaps (one number per branch)
 
 
 def test_newer_database_is_refused_with_a_clear_message(tmp_path: Path) -> None:
