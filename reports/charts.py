@@ -873,3 +873,83 @@ def sparkline_chart(
         background="transparent", autosize={"type": "fit", "contains": "padding"}
     ).configure_view(stroke=None)
     return cast(alt.Chart, configured)
+
+
+def long_short_spec(
+    frame: pl.DataFrame, *, start: datetime, end: datetime, every: str, title: str
+) -> dict[str, Any]:
+    """Vega-Lite spec: total long and short liquidation-level USD over time (lines) and their
+    difference (bars, long minus short), per ``every`` period; ``frame`` has ts, long_usd,
+    short_usd, delta_usd (`warehouse.reads_report.long_short_over_time`)."""
+    t0, t1 = _ms(start), _ms(end)
+    data = frame.select(
+        pl.col("ts").dt.epoch("ms").alias("t"),
+        _sig(pl.col("long_usd"), 4).alias("long"),
+        _sig(pl.col("short_usd"), 4).alias("short"),
+        _sig(pl.col("delta_usd"), 4).alias("delta"),
+    )
+    x = {
+        "field": "t",
+        "type": "temporal",
+        "title": "time (UTC)",
+        "scale": {"type": "utc", "domain": {"expr": f"[{t0}, {t1}]"}, "nice": False},
+        "axis": _axis(format="%b %d %H:%M", tickCount=6, labelOverlap=True),
+    }
+    usd_axis = _axis(labelExpr=usd_label_expr(), tickCount=4, orient="right")
+    tip = [
+        {"field": "time", "type": "nominal", "title": f"{every} from (UTC)"},
+        {"field": "long", "type": "quantitative", "title": "long levels USD", "format": USD_FULL},
+        {"field": "short", "type": "quantitative", "title": "short levels USD", "format": USD_FULL},
+        {"field": "delta", "type": "quantitative", "title": "long − short", "format": USD_FULL},
+    ]
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
+        **_config(),
+        "title": {"text": title, "subtitle": f"liqheat · per {every} · estimate"},
+        "data": _csv(data),
+        "transform": [{"calculate": TIME_LABEL, "as": "time"}],
+        "vconcat": [
+            {
+                "height": 150,
+                "transform": [{"fold": ["long", "short"], "as": ["side", "usd"]}],
+                "mark": {"type": "line", "strokeWidth": 1.6, "interpolate": "step-after"},
+                "encoding": {
+                    "x": {**x, "axis": _axis(labels=False, ticks=False), "title": None},
+                    "y": {
+                        "field": "usd",
+                        "type": "quantitative",
+                        "title": "level USD",
+                        "axis": usd_axis,
+                    },
+                    "color": {
+                        "field": "side",
+                        "type": "nominal",
+                        "legend": None,
+                        "scale": {"domain": ["long", "short"], "range": [LONG, SHORT]},
+                    },
+                    "tooltip": tip,
+                },
+            },
+            {
+                "height": 70,
+                "mark": {"type": "bar"},
+                "encoding": {
+                    "x": x,
+                    "y": {
+                        "field": "delta",
+                        "type": "quantitative",
+                        "title": "long − short",
+                        "axis": usd_axis,
+                    },
+                    "color": {
+                        "condition": {"test": "datum.delta >= 0", "value": LONG},
+                        "value": SHORT,
+                    },
+                    "tooltip": tip,
+                },
+            },
+        ],
+        "spacing": 4,
+        "resolve": {"scale": {"x": "shared"}},
+        "usermeta": {"liqheat": {"reserve": AXIS_RESERVE}},
+    }

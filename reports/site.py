@@ -481,9 +481,9 @@ def _levels(sym: _Symbol) -> list[dict[str, Any]]:
         part = [r for r in rows if r["side"] == side]
         if not part:
             continue
-        if "is_largest" not in sym.key_levels.columns:
+        if not any(r.get("is_largest") is not None for r in part):
             part[0]["is_largest"] = True
-        if "is_nearest" not in sym.key_levels.columns:
+        if not any(r.get("is_nearest") is not None for r in part):
             big = part[0]["usd"]
             near = min(
                 (r for r in part if r["usd"] >= 0.25 * big), key=lambda r: abs(r["distance_pct"])
@@ -582,6 +582,8 @@ def _range_page(db_path: Path, view: _View, sym: _Symbol, rng: Range) -> dict[st
             "low": float(path["low"].min()),  # type: ignore[arg-type]
         }
     heat_spec: dict[str, Any] | None = None
+    ls_spec: dict[str, Any] | None = None
+    last_ls: dict[str, Any] | None = None
     grid_info: dict[str, Any] | None = None
     has_realized = has_sweeps = has_bands = False
     if sym.run is not None and path.height:
@@ -648,6 +650,14 @@ def _range_page(db_path: Path, view: _View, sym: _Symbol, rng: Range) -> dict[st
             realized=realized,
             swept=swept,
         )
+        every = "1h" if rng.hours <= 72 else "4h" if rng.hours <= 720 else "1d"
+        ls = rr.long_short_over_time(db_path, view.key, sym.symbol, ph, every)
+        ls = ls.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+        if ls.height:
+            ls_spec = charts.long_short_spec(
+                ls, start=start, end=end, every=every, title=f"{label} long vs short levels"
+            )
+            last_ls = ls.row(-1, named=True)
         grid_info = {
             "columns": grid.columns,
             "rows": grid.rows,
@@ -670,6 +680,8 @@ def _range_page(db_path: Path, view: _View, sym: _Symbol, rng: Range) -> dict[st
         "stats": stats,
         "last_ts": last_ts,
         "heatmap_spec": heat_spec,
+        "long_short_spec": ls_spec,
+        "long_short_last": last_ls,
         "grid": grid_info,
         "has_realized": has_realized,
         "has_sweeps": has_sweeps,
@@ -892,6 +904,7 @@ def _build(
     }
     generated = datetime.now(UTC)
     write_static(site_dir)
+    alerts = _alerts(db_path)
     nav = [{"symbol": s, "slug": safe_component(s)} for s in all_symbols]
 
     staged = _Staged()
@@ -921,6 +934,7 @@ def _build(
                     pages=pages,
                     kept=kept,
                     notes=notes,
+                    alerts=[a for a in alerts if a["symbol"] == symbol],
                 )
                 if built:
                     row = _index_row(db_path, built, sym_dir)
@@ -944,6 +958,7 @@ def _build(
             "nav": nav,
             "current_slug": None,
             "failures": [{"symbol": s, "error": e} for s, e in failures],
+            "alerts": alerts,
             "any_synthetic": any(r["synthetic"] for r in index_rows),
         }
         index = site_dir / "index.html"
@@ -974,6 +989,7 @@ def _build_symbol(
     pages: list[Path],
     kept: list[Path],
     notes: list[str],
+    alerts: list[dict[str, Any]],
 ) -> list[_Built]:
     built: list[_Built] = []
     for view in _views(db_path, symbol, exchanges):
@@ -1035,6 +1051,7 @@ def _build_symbol(
                 [lk for lk in b.links],
                 tabs_key,
                 nav,
+                alerts,
             )
             if not force and all(_unchanged(t, fp) for t in targets):
                 kept.extend(targets)
@@ -1058,12 +1075,21 @@ def _build_symbol(
                 "nav": nav,
                 "current_slug": sym.slug,
                 "fingerprint": fp,
+                "alerts": alerts,
                 "title": _page_title(symbol, b.view, rng, len(built) > 1),
             }
             html = env.get_template("symbol.html").render(page)
             for t in targets:
                 pages.append(staged.write(t, html))
     return built
+
+
+def _alerts(db_path: Path) -> list[dict[str, Any]]:
+    """The alerts of the current runs (clusters near the price), for the banners."""
+    return [
+        {**r, "slug": safe_component(str(r["symbol"])), "label": exchange_label(str(r["exchange"]))}
+        for r in rr.latest_alerts(db_path).to_dicts()
+    ]
 
 
 def _page_title(symbol: str, view: _View, rng: Range, multi: bool) -> str:

@@ -400,6 +400,27 @@ def _populate_aggregate(
         pl.col("capture_auc") + 0.01, realized_source=pl.lit("binance:okx,bybit:bybit-feed")
     )
     parts.append(("backtest_scores", run_keys, scores))
+    # an alert of the run: the nearest short cluster (as flows.alerts raises them)
+    levels = frames["key_levels"]
+    near = levels.filter(pl.col("side") == "short").sort("distance_pct").row(0, named=True)
+    ref = float(liq_map["ref_price"][0])
+    alert = pl.DataFrame(
+        {
+            "run_id": "run-1",
+            "created_at": datetime(2024, 5, 4, 0, 10, tzinfo=UTC),
+            "ts": liq_map["as_of"][0],
+            **run_keys,
+            "side": "short",
+            "price": near["price"],
+            "price_low": near.get("price_low") or near["price"],
+            "price_high": near.get("price_high") or near["price"],
+            "usd": near["usd"],
+            "distance_pct": near["distance_pct"],
+            "ref_price": ref,
+            "message": f"{spec.symbol}: shorts at {near['price']:,.0f}",
+        }
+    )
+    parts.append(("alerts", {"run_id": "run-1", **keys}, alert))
     replace_many(db_path, parts)
 
 

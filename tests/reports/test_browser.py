@@ -208,11 +208,17 @@ def test_exchange_and_symbol_switch(built_site: BuiltSite, browser: Any) -> None
     page.locator('nav.exchanges a[data-exchange="all"]').click()
     page.wait_for_url("**/BTCUSDT/3d.html")
     page.wait_for_function(ALL_RENDERED, timeout=30_000)
+    # the alert raised by the run is on the symbol page and the index
+    assert "shorts" in page.locator("#alerts").inner_text()
     # the symbol switch is on every page
     page.select_option("select[data-nav]", label="ETHUSDT")
     page.wait_for_url("**/ETHUSDT/index.html")
     page.wait_for_function(ALL_RENDERED, timeout=30_000)
     assert page.locator("h1").inner_text().startswith("ETHUSDT")
+    assert page.locator("#alerts").count() == 0  # ETHUSDT has no alert
+    page.goto((built_site.root / "index.html").as_uri())
+    page.wait_for_function(ALL_RENDERED, timeout=30_000)
+    assert "BTCUSDT" in page.locator("#alerts").inner_text()
     page.select_option("select[data-nav]", label="BTCUSDT")
     page.wait_for_url("**/BTCUSDT/index.html")
     w.close()

@@ -147,6 +147,19 @@ def test_map_totals_equal_the_warehouse(built_site: BuiltSite) -> None:
         assert drawn + sum(outside) == pytest.approx(long_total + short_total, rel=6e-3)
 
 
+def test_alerts_banner_and_long_short(built_site: BuiltSite) -> None:
+    index = built_site.result.index.read_text()
+    banner = index[index.index('id="alerts"') :].split("</section>")[0]
+    assert 'href="BTCUSDT/index.html">BTCUSDT</a>' in banner
+    btc = (built_site.root / "BTCUSDT" / "3d.html").read_text()
+    assert 'id="alerts"' in btc
+    assert 'id="alerts"' not in (built_site.root / "ETHUSDT" / "24h.html").read_text()
+    spec = _spec(btc, "long-short-chart")
+    rows = spec["data"]["values"].strip().splitlines()
+    assert rows[0] == "t,long,short,delta"
+    assert len(rows) == 1 + 72  # 3 days per hour
+
+
 def test_heatmap_axis_includes_key_levels(built_site: BuiltSite) -> None:
     html = (built_site.root / "BTCUSDT" / "12h.html").read_text()
     spec = _spec(html, "heatmap-chart")
