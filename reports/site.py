@@ -30,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import jinja2
 import polars as pl
 import vl_convert
@@ -1085,10 +1086,15 @@ def _build_symbol(
 
 
 def _alerts(db_path: Path) -> list[dict[str, Any]]:
-    """The alerts of the current runs (clusters near the price), for the banners."""
+    """The alerts of the current runs (clusters near the price), for the banners (none on a
+    warehouse without the alerts view)."""
+    try:
+        frame = rr.latest_alerts(db_path)
+    except duckdb.CatalogException:
+        return []
     return [
         {**r, "slug": safe_component(str(r["symbol"])), "label": exchange_label(str(r["exchange"]))}
-        for r in rr.latest_alerts(db_path).to_dicts()
+        for r in frame.to_dicts()
     ]
 
 
