@@ -318,11 +318,15 @@ def aggregate_symbol_task(home: str, symbol: str, exchanges: list[str]) -> str:
 
 @task(name="build-report", cache_policy=NO_CACHE)
 def report_task(home: str, symbols: list[str] | None = None) -> str:
-    """Rebuild the static site; return the index path."""
+    """Rebuild the static site; return the index path. A symbol whose pages fail is logged
+    (and named on the index); the other symbols and the index are still built."""
     from flows import steps
 
     settings = Settings(home=Path(home))
-    return str(steps.run_report(settings, symbols).index)
+    result = steps.run_report(settings, symbols)
+    for symbol, error in result.failures:
+        get_run_logger().error("report for %s failed: %s", symbol, error)
+    return str(result.index)
 
 
 @task(name="write-demo-archive", cache_policy=NO_CACHE)

@@ -905,7 +905,10 @@ def _build(
     }
     generated = datetime.now(UTC)
     write_static(site_dir)
-    alerts = _alerts(db_path)
+    alerts = [
+        {**a, "price_step": runs.get(a["exchange"], {}).get(a["symbol"], {}).get("price_step")}
+        for a in _alerts(db_path)
+    ]
     nav = [{"symbol": s, "slug": safe_component(s)} for s in all_symbols]
 
     staged = _Staged()
