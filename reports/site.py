@@ -419,6 +419,13 @@ class _Symbol:
     lineage: pl.DataFrame
     days: pl.DataFrame
     ranges: list[Range]
+    #: per-view reads shared by its range pages (heatmap source step, long/short series)
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+    def cached(self, key: Any, compute: Any) -> Any:
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
 
 def _union_span(
@@ -601,7 +608,9 @@ def _range_page(db_path: Path, view: _View, sym: _Symbol, rng: Range) -> dict[st
             price_lo=lo,
             price_hi=hi,
             base_step=base,
-            source_step=rr.heatmap_source_step(db_path, view.key, sym.symbol, ph),
+            source_step=sym.cached(
+                "step", lambda: rr.heatmap_source_step(db_path, view.key, sym.symbol, ph)
+            ),
             max_columns=HEAT_COLUMNS,
             max_rows=HEAT_ROWS,
         )
@@ -652,7 +661,9 @@ def _range_page(db_path: Path, view: _View, sym: _Symbol, rng: Range) -> dict[st
             swept=swept,
         )
         every = "1h" if rng.hours <= 72 else "4h" if rng.hours <= 720 else "1d"
-        ls = rr.long_short_over_time(db_path, view.key, sym.symbol, ph, every)
+        ls = sym.cached(
+            ("ls", every), lambda: rr.long_short_over_time(db_path, view.key, sym.symbol, ph, every)
+        )
         ls = ls.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
         if ls.height:
             ls_spec = charts.long_short_spec(
@@ -1039,6 +1050,9 @@ def _build_symbol(
         root = "../" * (1 + rel.count("/"))
         sym = b.sym
         run = sym.run or {}
+        loaded = (
+            [rr.last_loaded(db_path, ex, symbol) for ex in b.view.exchanges] if b.wanted else []
+        )
         for rng in b.wanted:
             targets = [view_dir / rng.page] + (
                 [view_dir / "index.html"] if rng == b.default else []
@@ -1051,7 +1065,7 @@ def _build_symbol(
                 sym.span,
                 run.get("params_hash"),
                 run.get("computed_at"),
-                [rr.last_loaded(db_path, ex, symbol) for ex in b.view.exchanges],
+                loaded,
                 [lk for lk in b.links],
                 tabs_key,
                 nav,
