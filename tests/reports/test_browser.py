@@ -209,7 +209,7 @@ def test_exchange_and_symbol_switch(built_site: BuiltSite, browser: Any) -> None
     page.wait_for_url("**/BTCUSDT/3d.html")
     page.wait_for_function(ALL_RENDERED, timeout=30_000)
     # the alert raised by the run is on the symbol page and the index
-    assert "shorts" in page.locator("#alerts").inner_text()
+    assert "shorts at" in page.locator("#alerts").inner_text().lower()
     # the symbol switch is on every page
     page.select_option("select[data-nav]", label="ETHUSDT")
     page.wait_for_url("**/ETHUSDT/index.html")
