@@ -49,6 +49,7 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(UV) run --frozen python benchmarks/bench_ingest.py
 	$(UV) run --frozen python benchmarks/bench_model.py
+	$(UV) run --frozen python benchmarks/bench_site.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

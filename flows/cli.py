@@ -214,6 +214,20 @@ def model(symbols: tuple[str, ...], days: int | None, profile: str | None) -> No
         console.print(line)
 
 
+class _RangeType(click.ParamType):  # type: ignore[type-arg]
+    """A site range: 12h, 24h, 3d, 7d, 30d, 90d, 180d, 1y (or a number of days)."""
+
+    name = "RANGE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from reports.ranges import parse_range
+
+        try:
+            return parse_range(str(value)).key
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @cli.command()
 @click.option("--symbol", type=SYMBOL, default=None, help="Fit on this symbol's warehouse data.")
 @click.option(
@@ -288,15 +302,35 @@ def calibrate(
 
 @cli.command()
 @click.option("--symbol", "symbols", type=SYMBOL, multiple=True, help="Default: all symbols.")
-@click.option("--days", type=click.IntRange(1, 365), default=None, help="Only this range.")
-def report(symbols: tuple[str, ...], days: int | None) -> None:
+@click.option(
+    "--days",
+    "ranges",
+    type=_RangeType(),
+    multiple=True,
+    help="Only these ranges (repeatable): 12h, 24h, 3d, 7d, 30d, 90d, 180d, 1y. "
+    "Default: every range the data covers.",
+)
+@click.option("--force", is_flag=True, help="Rebuild pages whose inputs did not change.")
+def report(symbols: tuple[str, ...], ranges: tuple[str, ...], force: bool) -> None:
     """Rebuild the static site from the warehouse (does not touch the data)."""
     settings = _settings()
     from flows.steps import run_report
 
     with _locked(settings):
-        result = run_report(settings, list(symbols) or None, days=days)
-    _console().print(f"wrote {len(result.pages)} pages; open {result.index.resolve()}")
+        result = run_report(settings, list(symbols) or None, days=list(ranges) or None, force=force)
+    console = _console()
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    console.print(
+        f"wrote {len(result.pages)} pages ({len(result.kept)} unchanged kept); "
+        f"open {result.index.resolve()}",
+        markup=False,
+        highlight=False,
+    )
+    if result.failures:
+        for symbol, error in result.failures:
+            click.echo(f"error: report for {symbol} failed: {error}", err=True)
+        raise SystemExit(1)
 
 
 def _check_exchanges(exchanges: Sequence[str]) -> list[str]:

@@ -87,6 +87,8 @@ class RunSummary:
     stagers: set[str] = field(default_factory=set)
     loader: str | None = None
     stage_jobs: int = 0
+    #: lines from steps that never fail the run (alerts, the alert webhook)
+    notes: list[str] = field(default_factory=list)
 
     def symbol(self, name: str) -> SymbolRun:
         return self.symbols.setdefault(name, SymbolRun())
@@ -142,6 +144,7 @@ class RunSummary:
                 f"| {name} | {r.loaded} | {r.skipped} | {r.missing} | {r.failed} | "
                 f"{r.rows:,} | {model_s} | {problems} |"
             )
+        lines += ["", *self.notes] if self.notes else []
         return "\n".join(lines)
 
     def render(self) -> str:
@@ -154,6 +157,7 @@ class RunSummary:
             )
         lines.extend(r.model for _, r in sorted(self.symbols.items()) if r.model)
         lines.extend(self.problems)
+        lines.extend(self.notes)
         lines.append(
             f"timings: ingest {self.ingest_seconds:.1f}s, report {self.report_seconds:.1f}s"
         )
@@ -314,11 +318,15 @@ def aggregate_symbol_task(home: str, symbol: str, exchanges: list[str]) -> str:
 
 @task(name="build-report", cache_policy=NO_CACHE)
 def report_task(home: str, symbols: list[str] | None = None) -> str:
-    """Rebuild the static site; return the index path."""
+    """Rebuild the static site; return the index path. A symbol whose pages fail is logged
+    (and named on the index); the other symbols and the index are still built."""
     from flows import steps
 
     settings = Settings(home=Path(home))
-    return str(steps.run_report(settings, symbols).index)
+    result = steps.run_report(settings, symbols)
+    for symbol, error in result.failures:
+        get_run_logger().error("report for %s failed: %s", symbol, error)
+    return str(result.index)
 
 
 @task(name="write-demo-archive", cache_policy=NO_CACHE)
@@ -542,6 +550,9 @@ def _model_and_report(
             seconds += time.perf_counter() - t0
         run.model = "\n".join(lines)
         run.model_seconds = seconds if lines else None
+    from flows.alerts import alerts_task
+
+    summary.notes += alerts_task(str(settings.home), list(symbols))
     t0 = time.perf_counter()
     summary.site = report_task(str(settings.home))
     summary.report_seconds = time.perf_counter() - t0

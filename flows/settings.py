@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     lock_wait_s: float = Field(
         default=60.0, ge=0, description="how long a run waits for another run to finish"
     )
+    alert_distance_pct: float = Field(
+        default=3.0, ge=0, description="clusters at most this % from the price raise alerts"
+    )
+    alert_min_usd: float = Field(
+        default=1_000_000.0, ge=0, description="smallest cluster (USD) that raises an alert"
+    )
+    alert_min_share: float = Field(
+        default=0.05, ge=0, le=1, description="smallest cluster share of its side that alerts"
+    )
+    alert_webhook: str | None = Field(
+        default=None, description="URL that gets one JSON POST per run with alerts"
+    )
+    alert_timeout_s: float = Field(default=10.0, gt=0, description="webhook POST time limit")
 
     @property
     def db_path(self) -> Path:

@@ -119,6 +119,21 @@ def _time_step(bars: pl.DataFrame) -> str:
     return "15m"
 
 
+def _band_outputs(result: Any, bars: pl.DataFrame, time_step: str) -> dict[str, pl.DataFrame]:
+    """The site's leverage views: heatmap cells per filter group, the map per display band."""
+    from transforms.bars import model_input
+    from transforms.leverage_bands import band_heatmaps, band_maps
+
+    norm = model_input(bars)
+    step, params = float(result.price_step), result.params
+    return {
+        "heatmap_band_cells": band_heatmaps(result.levels, norm, step, time_step, params=params),
+        "liquidation_map_bands": band_maps(
+            result.levels, bars=norm, price_step=step, params=params
+        ),
+    }
+
+
 def model_symbol(
     settings: Settings,
     symbol: str,
@@ -135,7 +150,7 @@ def model_symbol(
     the median close); it is part of the params hash the outputs are stored under."""
     from flows.calibration import resolve_params
     from transforms.backtest import key_level_proximity, score
-    from transforms.levels import warmup_hours
+    from transforms.levels import KEY_LEVELS_SCHEMA, warmup_hours
     from transforms.model import run_model
     from transforms.params import ModelParams
     from transforms.realized import realized_per_bar
@@ -197,11 +212,10 @@ def model_symbol(
             "long_cum_usd",
             "short_cum_usd",
         ),
-        "key_levels": result.key_levels.select(
-            "as_of", "side", "rank", "price", "usd", "distance_pct"
-        ),
+        "key_levels": result.key_levels.select(list(KEY_LEVELS_SCHEMA)),
         "predicted_liquidations": result.predicted.select("ts", "long_usd", "short_usd"),
         "backtest_scores": scores,
+        **_band_outputs(result, bars, _time_step(bars)),
     }
     writes.write_model_outputs(
         db, exchange=exchange, symbol=symbol, params_hash=params_hash, run=run, outputs=outputs
@@ -310,6 +324,7 @@ def aggregate_symbol(
         predicted.append(rr.predicted_liquidations(db, ex, symbol, params_hash))
     heat = sum_heatmaps(parts, price_step=step)
     liq_map = sum_liquidation_maps(maps, price_step=step)
+    band_outputs = _sum_band_outputs(db, symbol, params_hash, runs, step)
     levels = key_levels_from_map(liq_map, price_step=step)
     pred = sum_per_ts(predicted)
 
@@ -362,6 +377,7 @@ def aggregate_symbol(
             "key_levels": levels,
             "predicted_liquidations": pred,
             "backtest_scores": scores,
+            **band_outputs,
         },
     )
     return ModelSummary(
@@ -380,6 +396,42 @@ def aggregate_symbol(
     )
 
 
+def _sum_band_outputs(
+    db: Path, symbol: str, params_hash: str, runs: dict[str, dict[str, Any]], step: float
+) -> dict[str, pl.DataFrame]:
+    """The exchanges' leverage-band tables summed (per band) for the aggregate "all"."""
+    from transforms.aggregate import sum_heatmaps
+    from transforms.leverage_bands import BAND_HEATMAP_SCHEMA, BAND_MAP_SCHEMA
+    from warehouse import reads_report as rr
+
+    cells: dict[str, list[tuple[pl.DataFrame, str]]] = {}
+    maps = []
+    for ex, run in runs.items():
+        every = _time_step(pl.DataFrame({"ts": [run["start_ts"], run["end_ts"]]}))
+        for band, part in rr.band_heatmap_cells(db, ex, symbol, params_hash).group_by("band"):
+            cells.setdefault(str(band[0]), []).append((part.drop("band"), every))
+        maps.append(rr.latest_band_map(db, ex, symbol, params_hash))
+    heat_parts = [
+        sum_heatmaps(parts, price_step=step).select(pl.lit(band).alias("band"), pl.all())
+        for band, parts in sorted(cells.items())
+    ]
+    heat = pl.concat(heat_parts) if heat_parts else pl.DataFrame(schema=BAND_HEATMAP_SCHEMA)
+    present = [m for m in maps if m.height]
+    if present:
+        as_of = max(m["as_of"].max() for m in present)  # type: ignore[type-var]
+        bands = (
+            pl.concat([m.select("band", "price", "long_usd", "short_usd") for m in present])
+            .with_columns(price=(pl.col("price") / step + 1e-6).floor() * step)
+            .group_by("band", "price")
+            .agg(pl.col("long_usd").sum(), pl.col("short_usd").sum())
+            .sort("band", "price")
+            .select(pl.col("band"), pl.lit(as_of).alias("as_of"), pl.all().exclude("band"))
+        )
+    else:
+        bands = pl.DataFrame(schema=BAND_MAP_SCHEMA)
+    return {"heatmap_band_cells": heat, "liquidation_map_bands": bands}
+
+
 def run_models(
     settings: Settings,
     symbols: Sequence[str] | None,
@@ -395,13 +447,20 @@ def run_models(
 
 
 def run_report(
-    settings: Settings, symbols: Sequence[str] | None = None, *, days: int | None = None
+    settings: Settings,
+    symbols: Sequence[str] | None = None,
+    *,
+    days: Sequence[str] | str | int | None = None,
+    force: bool = False,
 ) -> SiteResult:
-    """Rebuild the static site from the warehouse."""
+    """Rebuild the static site from the warehouse (``days``: only these ranges, e.g. "3d";
+    default every range the data covers). Unchanged pages are kept unless ``force``."""
     from reports.site import build_site
 
-    ranges = (days,) if days else (1, 3, 7, 30)
-    return build_site(settings.db_path, settings.site_dir, symbols=symbols, days=ranges)
+    ranges = None if days is None else [days] if isinstance(days, str | int) else list(days)
+    return build_site(
+        settings.db_path, settings.site_dir, symbols=symbols, days=ranges, force=force
+    )
 
 
 def run_backtest(

@@ -8,8 +8,10 @@ a liquidation map of at most ``max_bars`` price bars and a small sparkline.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import polars as pl
 
@@ -176,12 +178,14 @@ def aggregate_heatmap(
     base_step: float | None = None,
     max_columns: int = MAX_COLUMNS,
     max_rows: int = MAX_ROWS,
+    source_step: timedelta | None = None,
 ) -> HeatmapGrid:
     """Aggregate sparse heatmap cells (ts, price, long_usd, short_usd) to display resolution.
 
     Price buckets merged into one row are summed (notional is additive over price); time
     buckets merged into one column keep their maximum (alive notional is a level, not a flow).
-    Cells outside ``[start, end)`` x ``[price_lo, price_hi)`` are dropped.
+    Cells outside ``[start, end)`` x ``[price_lo, price_hi)`` are dropped. Every column other
+    than ts and price is aggregated the same way (e.g. per-leverage-group columns).
 
     Examples
     --------
@@ -194,8 +198,11 @@ def aggregate_heatmap(
     >>> g.cells["long_usd"].to_list()
     [5.0, 7.0]
     """
+    values = [c for c in cells.columns if c not in ("ts", "price")] or ["long_usd", "short_usd"]
     src_t = infer_step(cells["ts"].dt.epoch("us").cast(pl.Float64)) if cells.height else None
     min_step = timedelta(microseconds=src_t) if src_t else timedelta(minutes=1)
+    if source_step is not None:
+        min_step = source_step
     step_t = choose_time_step(start, end, min_step=min_step, max_columns=max_columns)
     base = base_step or (infer_step(cells["price"]) if cells.height else None) or 1.0
     step_p = choose_price_step(price_lo, price_hi, base, max_rows=max_rows)
@@ -213,12 +220,14 @@ def aggregate_heatmap(
         )
         .filter(pl.col("i").is_between(0, columns - 1) & pl.col("j").is_between(0, rows - 1))
         .group_by("ts", "i", "j")
-        .agg(pl.col("long_usd").sum(), pl.col("short_usd").sum())
+        .agg(pl.col(values).sum())
         .group_by("i", "j")
-        .agg(pl.col("long_usd").max(), pl.col("short_usd").max())
-        .filter((pl.col("long_usd") > 0) | (pl.col("short_usd") > 0))
+        .agg(pl.col(values).max())
+        .filter(pl.any_horizontal(pl.col(v) > 0 for v in values))
         .sort("i", "j")
-        .select(pl.col(name).cast(dtype) for name, dtype in GRID_SCHEMA.items())
+        .select(
+            pl.col("i").cast(pl.Int32), pl.col("j").cast(pl.Int32), pl.col(values).cast(pl.Float64)
+        )
         .collect()
     )
     return HeatmapGrid(
@@ -392,4 +401,388 @@ def realized_at_step(
         .sort("ts")
         .select(pl.col(k).cast(v) for k, v in schema.items())
         .collect()
+    )
+
+
+#: leverage filter groups of the heatmap data, in column order (see transforms.leverage_bands)
+GROUP_KEYS = ("low", "medium", "high")
+
+
+def wide_band_cells(cells: pl.DataFrame, band_cells: pl.DataFrame) -> pl.DataFrame:
+    """Join the total heatmap cells (ts, price, long_usd, short_usd) with the per-group cells
+    (band, ts, price, long_usd, short_usd) into one frame with columns ts, price, long_usd,
+    short_usd, long_low, long_medium, long_high, short_low, short_medium, short_high
+    (0 where a group has no cell). Without group cells, returns ``cells`` unchanged.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> t = datetime(2024, 1, 1)
+    >>> tot = pl.DataFrame({"ts": [t], "price": [1.0], "long_usd": [3.0], "short_usd": [0.0]})
+    >>> bands = pl.DataFrame({"band": ["low", "high"], "ts": [t, t], "price": [1.0, 1.0],
+    ...                       "long_usd": [1.0, 2.0], "short_usd": [0.0, 0.0]})
+    >>> wide_band_cells(tot, bands).select("long_low", "long_medium", "long_high").row(0)
+    (1.0, 0.0, 2.0)
+    """
+    if band_cells.height == 0:
+        return cells
+    wide = [
+        band_cells.filter(pl.col("band") == g).select(
+            "ts",
+            "price",
+            pl.col("long_usd").alias(f"long_{g}"),
+            pl.col("short_usd").alias(f"short_{g}"),
+        )
+        for g in GROUP_KEYS
+    ]
+    out = cells
+    for part in wide:
+        out = out.join(part, on=["ts", "price"], how="full", coalesce=True)
+    value_cols = [c for c in out.columns if c not in ("ts", "price")]
+    return out.with_columns(pl.col(value_cols).fill_null(0.0))
+
+
+def aggregate_band_heatmap(
+    cells: pl.DataFrame, band_cells: pl.DataFrame, **grid: Any
+) -> HeatmapGrid:
+    """:func:`aggregate_heatmap` of the total cells plus, from the per-group cells (band, ts,
+    price, long_usd, short_usd), columns ``long_low`` .. ``short_high`` on the same grid (0
+    where a group has no cell). ``grid`` are the keyword arguments of
+    :func:`aggregate_heatmap`. Each group is aggregated on its own and joined on (i, j), so
+    the cost stays at display resolution.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t = datetime(2024, 1, 1, tzinfo=UTC)
+    >>> tot = pl.DataFrame({"ts": [t], "price": [1.0], "long_usd": [3.0], "short_usd": [0.0]})
+    >>> bands = pl.DataFrame({"band": ["low", "high"], "ts": [t, t], "price": [1.0, 1.0],
+    ...                       "long_usd": [1.0, 2.0], "short_usd": [0.0, 0.0]})
+    >>> g = aggregate_band_heatmap(tot, bands, start=t, end=t + timedelta(hours=1),
+    ...                            price_lo=0.0, price_hi=2.0, base_step=1.0)
+    >>> g.cells.select("long_usd", "long_low", "long_medium", "long_high").row(0)
+    (3.0, 1.0, 0.0, 2.0)
+    """
+    src_t = infer_step(cells["ts"].dt.epoch("us").cast(pl.Float64)) if cells.height else None
+    step = timedelta(microseconds=src_t) if src_t else None
+    total = aggregate_heatmap(cells, source_step=step, **grid)
+    if band_cells.height == 0:
+        return total
+    out = total.cells
+    for g in GROUP_KEYS:
+        part = band_cells.filter(pl.col("band") == g).drop("band")
+        sub = aggregate_heatmap(part, source_step=step, **grid).cells
+        out = out.join(
+            sub.rename({"long_usd": f"long_{g}", "short_usd": f"short_{g}"}),
+            on=["i", "j"],
+            how="left",
+        )
+    filled = out.with_columns(pl.all().exclude("i", "j").fill_null(0.0))
+    return HeatmapGrid(
+        cells=filled,
+        t0=total.t0,
+        time_step=total.time_step,
+        columns=total.columns,
+        p0=total.p0,
+        price_step=total.price_step,
+        rows=total.rows,
+    )
+
+
+def grid_geometry(
+    *,
+    start: datetime,
+    end: datetime,
+    price_lo: float,
+    price_hi: float,
+    base_step: float,
+    source_step: timedelta | None = None,
+    max_columns: int = MAX_COLUMNS,
+    max_rows: int = MAX_ROWS,
+) -> HeatmapGrid:
+    """The display grid :func:`aggregate_heatmap` would choose, without cells (fill them with
+    :func:`with_cells`, e.g. from cells aggregated in the warehouse).
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t = datetime(2024, 1, 1, tzinfo=UTC)
+    >>> g = grid_geometry(start=t, end=t + timedelta(days=7), price_lo=90.0, price_hi=110.0,
+    ...                   base_step=0.1, max_columns=180, max_rows=110)
+    >>> g.time_step, g.columns, g.price_step, g.rows
+    (datetime.timedelta(seconds=3600), 168, 0.2, 100)
+    """
+    step_t = choose_time_step(
+        start, end, min_step=source_step or timedelta(minutes=1), max_columns=max_columns
+    )
+    step_p = choose_price_step(price_lo, price_hi, base_step, max_rows=max_rows)
+    p0 = math.floor(price_lo / step_p) * step_p
+    return HeatmapGrid(
+        cells=pl.DataFrame(schema=GRID_SCHEMA),
+        t0=start,
+        time_step=step_t,
+        columns=max(1, math.ceil((end - start) / step_t)),
+        p0=p0,
+        price_step=step_p,
+        rows=max(1, math.ceil((price_hi - p0) / step_p)),
+    )
+
+
+def with_cells(grid: HeatmapGrid, cells: pl.DataFrame, band_cells: pl.DataFrame) -> HeatmapGrid:
+    """``grid`` with its cells: ``cells`` (i, j, long_usd, short_usd) and, when ``band_cells``
+    (band, i, j, long_usd, short_usd) has rows, columns ``long_low`` .. ``short_high`` (0
+    where a group has no cell).
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t = datetime(2024, 1, 1, tzinfo=UTC)
+    >>> g = grid_geometry(start=t, end=t + timedelta(hours=1), price_lo=0.0, price_hi=2.0,
+    ...                   base_step=1.0)
+    >>> tot = pl.DataFrame({"i": [0], "j": [1], "long_usd": [3.0], "short_usd": [0.0]})
+    >>> bands = pl.DataFrame({"band": ["low", "high"], "i": [0, 0], "j": [1, 1],
+    ...                       "long_usd": [1.0, 2.0], "short_usd": [0.0, 0.0]})
+    >>> with_cells(g, tot, bands).cells.select("long_low", "long_medium", "long_high").row(0)
+    (1.0, 0.0, 2.0)
+    """
+    out = cells.select(
+        pl.col("i").cast(pl.Int32), pl.col("j").cast(pl.Int32), "long_usd", "short_usd"
+    )
+    if band_cells.height:
+        for g in GROUP_KEYS:
+            part = band_cells.filter(pl.col("band") == g).select(
+                pl.col("i").cast(pl.Int32),
+                pl.col("j").cast(pl.Int32),
+                pl.col("long_usd").alias(f"long_{g}"),
+                pl.col("short_usd").alias(f"short_{g}"),
+            )
+            out = out.join(part, on=["i", "j"], how="left")
+        out = out.with_columns(pl.all().exclude("i", "j").fill_null(0.0))
+    return HeatmapGrid(
+        cells=out,
+        t0=grid.t0,
+        time_step=grid.time_step,
+        columns=grid.columns,
+        p0=grid.p0,
+        price_step=grid.price_step,
+        rows=grid.rows,
+    )
+
+
+def window_with_levels(
+    window: tuple[float, float], prices: Sequence[float], *, pad: float = 0.01
+) -> tuple[float, float]:
+    """Widen a price window so it contains every price in ``prices`` (padded by ``pad`` of the
+    price), e.g. the key levels listed beside the heatmap.
+
+    >>> window_with_levels((95.0, 105.0), [90.0, 101.0])
+    (89.1, 105.0)
+    """
+    lo, hi = window
+    for p in prices:
+        if math.isfinite(p) and p > 0:
+            lo = min(lo, p * (1 - pad))
+            hi = max(hi, p * (1 + pad))
+    return lo, hi
+
+
+#: moves (in %) at which the page prints the USD liquidated on the way there
+MOVES_PCT = (1.0, 2.0, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class MapView:
+    """A liquidation map ready to draw: stacked bars inside a stated window and the totals.
+
+    ``bars``: p0, p1, band, side, usd, y0, y1 (bars stacked by leverage band; ``band`` is
+    ``"all"`` when the run has no band split). ``curves``: p, side, cum (USD liquidated from
+    the reference price to p). ``totals``/``outside``: USD per side over the whole stored map
+    and beyond the window. ``moves``: rows (pct, long_usd, short_usd): longs liquidated if the
+    price falls pct %, shorts if it rises pct %.
+    """
+
+    bars: pl.DataFrame
+    curves: pl.DataFrame
+    ref_price: float
+    lo: float
+    hi: float
+    window_pct: float | None
+    step: float
+    totals: dict[str, float]
+    outside: dict[str, float]
+    moves: list[dict[str, float]]
+
+
+def map_view(
+    liq_map: pl.DataFrame,
+    band_map: pl.DataFrame | None = None,
+    *,
+    window_pct: float = 25.0,
+    max_bars: int = 120,
+) -> MapView:
+    """Build a :class:`MapView` from the stored map (price, ref_price, long_usd, short_usd)
+    and, when present, its split by leverage band (band, price, long_usd, short_usd).
+
+    The window is the whole stored distribution when it fits in ``+-window_pct`` % of the
+    reference price, else that band around it (``window_pct`` set); totals always cover every
+    stored bucket, so ``totals == inside + outside``.
+
+    Examples
+    --------
+    >>> m = pl.DataFrame({"ref_price": 100.0, "price": [50.0, 98.0, 101.0],
+    ...                   "long_usd": [5.0, 3.0, 0.0], "short_usd": [0.0, 0.0, 2.0]})
+    >>> v = map_view(m)
+    >>> v.totals, v.outside
+    ({'long': 8.0, 'short': 2.0}, {'long': 5.0, 'short': 0.0})
+    >>> v.moves[1]
+    {'pct': 2.0, 'long_usd': 3.0, 'short_usd': 2.0}
+    """
+    ref = float(liq_map["ref_price"][0])
+    totals = {
+        "long": float(liq_map["long_usd"].sum()),
+        "short": float(liq_map["short_usd"].sum()),
+    }
+    moves = []
+    for pct in MOVES_PCT:
+        down = liq_map.filter(pl.col("price") >= ref * (1 - pct / 100))["long_usd"].sum()
+        up = liq_map.filter(pl.col("price") <= ref * (1 + pct / 100))["short_usd"].sum()
+        moves.append({"pct": pct, "long_usd": float(down), "short_usd": float(up)})
+    base = infer_step(liq_map["price"]) or max(ref * 1e-3, 1e-12)
+    data_lo = float(liq_map["price"].min())  # type: ignore[arg-type]
+    data_hi = float(liq_map["price"].max()) + base  # type: ignore[arg-type]
+    w_lo, w_hi = ref * (1 - window_pct / 100), ref * (1 + window_pct / 100)
+    clipped = data_lo < w_lo or data_hi > w_hi
+    lo, hi = (max(data_lo, w_lo), min(data_hi, w_hi)) if clipped else (data_lo, data_hi)
+    inside = (pl.col("price") >= lo) & (pl.col("price") < hi)
+    outside = {
+        "long": float(liq_map.filter(~inside)["long_usd"].sum()),
+        "short": float(liq_map.filter(~inside)["short_usd"].sum()),
+    }
+    step = choose_price_step(lo, hi, base, max_rows=max_bars)
+    source = (
+        band_map.select("band", "price", "long_usd", "short_usd")
+        if band_map is not None and band_map.height
+        else liq_map.select(pl.lit("all").alias("band"), "price", "long_usd", "short_usd")
+    )
+    long_form = (
+        source.lazy()
+        .filter(inside)
+        .with_columns(p0=((pl.col("price") + base * 1e-6) / step).floor() * step)
+        .unpivot(index=["band", "p0"], on=["long_usd", "short_usd"], variable_name="side")
+        .with_columns(pl.col("side").str.replace("_usd", ""), usd=pl.col("value"))
+        .filter(pl.col("usd") > 0)
+        .group_by("p0", "side", "band")
+        .agg(pl.col("usd").sum())
+        .collect()
+    )
+    order = {b: k for k, b in enumerate(_band_order(long_form["band"].unique().to_list()))}
+    bars = (
+        long_form.with_columns(rank=pl.col("band").replace_strict(order, return_dtype=pl.Int32))
+        .sort("p0", "side", "rank")
+        .with_columns(y1=pl.col("usd").cum_sum().over("p0", "side"))
+        .with_columns(y0=pl.col("y1") - pl.col("usd"), p1=pl.col("p0") + step)
+        .select("p0", "p1", "band", "side", "usd", "y0", "y1")
+    )
+    per_bar = (
+        bars.group_by("p0", "side")
+        .agg(pl.col("usd").sum())
+        .sort("p0")
+        .pivot(on="side", index="p0", values="usd")
+    )
+    for side in ("long", "short"):
+        if side not in per_bar.columns:
+            per_bar = per_bar.with_columns(pl.lit(0.0).alias(side))
+    per_bar = per_bar.fill_null(0.0).sort("p0")
+    curves = pl.concat(
+        [
+            per_bar.select(
+                pl.col("p0").alias("p"),
+                pl.lit("long").alias("side"),
+                pl.col("long").cum_sum(reverse=True).alias("cum"),
+            ).filter(pl.col("p") < ref),
+            per_bar.select(
+                (pl.col("p0") + step).alias("p"),
+                pl.lit("short").alias("side"),
+                pl.col("short").cum_sum().alias("cum"),
+            ).filter(pl.col("p") > ref),
+        ]
+    )
+    return MapView(
+        bars=bars,
+        curves=curves,
+        ref_price=ref,
+        lo=lo,
+        hi=hi,
+        window_pct=window_pct if clipped else None,
+        step=step,
+        totals=totals,
+        outside=outside,
+        moves=moves,
+    )
+
+
+#: leverage display bands as stored in liquidation_map_bands (transforms.leverage_bands.BANDS)
+BAND_LABELS = ("<=10x", "10-25x", "25-50x", "50-100x", ">100x")
+
+
+def _band_order(labels: Sequence[str]) -> list[str]:
+    known = list(BAND_LABELS)
+    return [b for b in known if b in labels] + sorted(set(labels) - set(known))
+
+
+def sweeps(
+    grid: HeatmapGrid, candles: pl.DataFrame, *, top: int = 12, min_share: float = 0.02
+) -> pl.DataFrame:
+    """Where price ran through a cluster: per heatmap column, the alive USD of the previous
+    column in the price rows the candle traversed (longs between its low and the previous
+    close, shorts between the previous close and its high). Keeps per side the ``top``
+    largest sweeps above ``min_share`` of the largest column total. Columns: ts, side, usd,
+    price (the candle's low for longs, high for shorts).
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t = datetime(2024, 1, 1, tzinfo=UTC)
+    >>> g = HeatmapGrid(pl.DataFrame({"i": [0], "j": [2], "long_usd": [9.0], "short_usd": [0.0]}),
+    ...                 t, timedelta(hours=1), 2, 90.0, 1.0, 20)
+    >>> c = pl.DataFrame({"ts": [t, t + timedelta(hours=1)], "open": [95.0, 95.0],
+    ...     "high": [96.0, 96.0], "low": [94.0, 91.0], "close": [95.0, 93.0]})
+    >>> sweeps(g, c).select("side", "usd", "price").rows()
+    [('long', 9.0, 91.0)]
+    """
+    schema = REALIZED_SCHEMA
+    if grid.cells.height == 0 or candles.height < 2:
+        return pl.DataFrame(schema=schema)
+    step_us = grid.time_step // timedelta(microseconds=1)
+    t0_us = int(pl.Series([grid.t0]).dt.epoch("us")[0])
+    cand = candles.sort("ts").with_columns(
+        i=((pl.col("ts").dt.epoch("us") - t0_us) // step_us).cast(pl.Int32),
+        prev=pl.col("close").shift(1),
+    )
+    prev_cells = grid.cells.select(
+        (pl.col("i") + 1).alias("i"),
+        "j",
+        "long_usd",
+        "short_usd",
+        lo=grid.p0 + pl.col("j") * grid.price_step,
+    ).with_columns(hi=pl.col("lo") + grid.price_step)
+    joined = prev_cells.join(cand.drop_nulls("prev"), on="i", how="inner")
+    longs = (
+        joined.filter((pl.col("lo") >= pl.col("low")) & (pl.col("hi") <= pl.col("prev")))
+        .group_by("ts", "low")
+        .agg(pl.col("long_usd").sum().alias("usd"))
+        .select("ts", pl.lit("long").alias("side"), "usd", pl.col("low").alias("price"))
+    )
+    shorts = (
+        joined.filter((pl.col("hi") <= pl.col("high")) & (pl.col("lo") >= pl.col("prev")))
+        .group_by("ts", "high")
+        .agg(pl.col("short_usd").sum().alias("usd"))
+        .select("ts", pl.lit("short").alias("side"), "usd", pl.col("high").alias("price"))
+    )
+    both = pl.concat([longs, shorts])
+    per_col = grid.cells.group_by("i").agg((pl.col("long_usd") + pl.col("short_usd")).sum())
+    biggest = float(per_col["long_usd"].max() or 0.0)  # type: ignore[arg-type]
+    return (
+        both.filter(pl.col("usd") > max(min_share * biggest, 0.0))
+        .sort("usd", descending=True)
+        .group_by("side", maintain_order=True)
+        .head(top)
+        .sort("ts", "side")
+        .select(pl.col(k).cast(v) for k, v in schema.items())
     )

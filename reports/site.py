@@ -30,14 +30,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import jinja2
 import polars as pl
 import vl_convert
 
 from reports import charts, frames
+from reports.ranges import Range, available_ranges, default_range, parse_range
 from warehouse import reads_report as rr
 
-DEFAULT_DAYS = (1, 3, 7, 30)
 #: Vega-Lite version of the bundled JavaScript (matches the Altair schema)
 VL_VERSION = "6.4"
 STATIC_DIR = "static"
@@ -47,11 +48,15 @@ _SAFE_RE = re.compile(r"[^A-Za-z0-9._-]")
 
 @dataclass(frozen=True)
 class SiteResult:
-    """What :func:`build_site` wrote: the HTML pages, the heatmap PNGs and the index."""
+    """What :func:`build_site` did: pages written, pages left unchanged (same inputs), the
+    index, notes for the reader (e.g. data shorter than a range asked for) and per-symbol
+    failures ``(symbol, error)``."""
 
     pages: list[Path]
-    pngs: list[Path]
+    kept: list[Path]
     index: Path
+    notes: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -74,6 +79,16 @@ class _Staged:
         for tmp, target in self.moves:
             os.replace(tmp, target)
         self.moves.clear()
+
+    def drop_under(self, folder: Path) -> None:
+        """Forget (and delete) the staged files under ``folder`` (a failed symbol)."""
+        keep = []
+        for tmp, target in self.moves:
+            if folder in target.parents:
+                tmp.unlink(missing_ok=True)
+            else:
+                keep.append((tmp, target))
+        self.moves[:] = keep
 
     def discard(self) -> None:
         for tmp, _ in self.moves:
@@ -114,6 +129,7 @@ def environment() -> jinja2.Environment:
     env.filters["utc"] = fmt_time
     env.filters["num"] = fmt_num
     env.filters["step"] = fmt_step
+    env.filters["pstep"] = fmt_price_step
     return env
 
 
@@ -146,6 +162,24 @@ def fmt_pct(value: float | None, signed: bool = True) -> str:
     if value is None or not math.isfinite(value):
         return "–"
     return f"{value:+.2f}%" if signed else f"{value:.2f}%"
+
+
+def fmt_price_step(value: float | None, step: float | None = None) -> str:
+    """A price rounded to the model's price step, with the step's decimals (no stray cents).
+
+    >>> fmt_price_step(61234.5678, 50.0), fmt_price_step(3050.123, 2.5)
+    ('61,250', '3,050.0')
+    >>> fmt_price_step(1.23456, 0.001)
+    '1.235'
+    """
+    if value is None or not math.isfinite(value):
+        return "–"
+    if not step or step <= 0 or not math.isfinite(step):
+        return fmt_price(value)
+    rounded = round(value / step) * step
+    text = f"{step:.10f}".rstrip("0")
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return f"{rounded:,.{decimals}f}"
 
 
 def fmt_step(value: float | None) -> str:
@@ -231,25 +265,6 @@ def _replace_bytes(target: Path, data: bytes) -> None:
 # ---------------------------------------------------------------------------- page data
 
 
-def available_ranges(span: timedelta, days: Sequence[int]) -> list[int]:
-    """Ranges (in days) worth a page for data covering ``span``: ascending, stopping at the
-    first range that already shows all the data.
-
-    >>> available_ranges(timedelta(days=3), (1, 3, 7, 30))
-    [1, 3]
-    >>> available_ranges(timedelta(days=2, hours=12), (1, 3, 7, 30))
-    [1, 3]
-    """
-    out: list[int] = []
-    for d in sorted(set(days)):
-        if d <= 0:
-            continue
-        out.append(d)
-        if span <= timedelta(days=d):
-            break
-    return out
-
-
 def _params(params_json: str) -> list[tuple[str, str]]:
     try:
         parsed = json.loads(params_json)
@@ -285,9 +300,19 @@ def _score_rows(scores: pl.DataFrame) -> list[dict[str, Any]]:
             b = None if baseline is None else baseline.get(key)
             wins = m is not None and b is not None and m > b
             metrics.append({"label": label, "model": m, "baseline": b, "wins": wins})
+
+        def opt(row: dict[str, Any] | None, key: str, scale: float = 1.0) -> float | None:
+            value = None if row is None else row.get(key)
+            return None if value is None else float(value) * scale
+
         rows.append(
             {
                 "side": side,
+                "top_capture": opt(model, "top_decile_capture", 100.0),
+                "top_capture_base": opt(baseline, "top_decile_capture", 100.0),
+                "near_share": opt(model, "near_key_level_share", 100.0),
+                "overlap": opt(model, "top_decile_overlap"),
+                "overlap_base": opt(baseline, "top_decile_overlap"),
                 "metrics": metrics,
                 "beats": bool(metrics[0]["wins"]),
                 "bars": ref.get("bars"),
@@ -389,10 +414,18 @@ class _Symbol:
     synthetic: bool
     key_levels: pl.DataFrame
     liq_map: pl.DataFrame
+    band_map: pl.DataFrame
     scores: pl.DataFrame
     lineage: pl.DataFrame
     days: pl.DataFrame
-    ranges: list[int]
+    ranges: list[Range]
+    #: per-view reads shared by its range pages (heatmap source step, long/short series)
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+    def cached(self, key: Any, compute: Any) -> Any:
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
 
 def _union_span(
@@ -404,21 +437,20 @@ def _union_span(
     return min(s[0] for s in present), max(s[1] for s in present)
 
 
-def _load_symbol(
-    db_path: Path, view: _View, symbol: str, run: dict[str, Any] | None, days: Sequence[int]
-) -> _Symbol:
+def _load_symbol(db_path: Path, view: _View, symbol: str, run: dict[str, Any] | None) -> _Symbol:
     span = _union_span([rr.kline_span(db_path, ex, symbol) for ex in view.exchanges])
     empty = pl.DataFrame()
     if run is not None:
         ph = str(run["params_hash"])
         key_levels = rr.latest_key_levels(db_path, view.key, symbol, ph)
         liq_map = rr.latest_liquidation_map(db_path, view.key, symbol, ph)
+        band_map = rr.latest_band_map(db_path, view.key, symbol, ph)
         scores = rr.latest_scores(db_path, view.key, symbol, ph)
         if span is None:
             span = rr.heatmap_span(db_path, view.key, symbol, ph)
     else:
-        key_levels = liq_map = scores = empty
-    ranges = available_ranges(span[1] - span[0] + timedelta(minutes=1), days) if span else []
+        key_levels = liq_map = band_map = scores = empty
+    ranges = available_ranges(span[1] - span[0] + timedelta(minutes=1)) if span else []
     lineage = pl.concat(
         [rr.lineage(db_path, ex, symbol) for ex in view.exchanges], how="diagonal_relaxed"
     )
@@ -433,6 +465,7 @@ def _load_symbol(
         synthetic=any(rr.is_synthetic(db_path, ex, symbol) for ex in view.exchanges),
         key_levels=key_levels,
         liq_map=liq_map,
+        band_map=band_map,
         scores=scores,
         lineage=lineage,
         days=rr.price_days(db_path, view.price_exchange, symbol),
@@ -440,33 +473,60 @@ def _load_symbol(
     )
 
 
+def _step(sym: _Symbol) -> float | None:
+    step = sym.run.get("price_step") if sym.run else None
+    return float(step) if step else None
+
+
 def _levels(sym: _Symbol) -> list[dict[str, Any]]:
+    """Key levels (clusters) with their price range when stored, largest first; each row
+    marked ``nearest``/``largest`` per side (stored flags, else computed: the largest by USD,
+    the nearest to the price among those with at least a quarter of the side's largest)."""
     if sym.key_levels.height == 0:
         return []
-    return sym.key_levels.sort("usd", descending=True).to_dicts()
+    rows = sym.key_levels.sort("usd", descending=True).to_dicts()
+    for side in ("long", "short"):
+        part = [r for r in rows if r["side"] == side]
+        if not part:
+            continue
+        if not any(r.get("is_largest") is not None for r in part):
+            part[0]["is_largest"] = True
+        if not any(r.get("is_nearest") is not None for r in part):
+            big = part[0]["usd"]
+            near = min(
+                (r for r in part if r["usd"] >= 0.25 * big), key=lambda r: abs(r["distance_pct"])
+            )
+            near["is_nearest"] = True
+    for r in rows:
+        r["nearest"] = bool(r.get("is_nearest"))
+        r["largest"] = bool(r.get("is_largest"))
+        r.setdefault("price_low", None)
+        r.setdefault("price_high", None)
+    return rows
 
 
-def _ladder(sym: _Symbol, last_price: float | None) -> dict[str, Any]:
+def _ladder(rows: list[dict[str, Any]], ref: float | None) -> dict[str, Any]:
     """Key levels as a price ladder: shorts above (highest first), the reference price, then
     longs below (nearest first); ``top`` is the largest USD, for bar widths."""
-    ref = float(sym.liq_map["ref_price"][0]) if sym.liq_map.height else last_price
-    if sym.key_levels.height == 0:
+    if not rows:
         return {"shorts": [], "longs": [], "ref": ref, "top": 0.0}
-    by_price = sym.key_levels.sort("price", descending=True)
+    by_price = sorted(rows, key=lambda r: -r["price"])
     return {
-        "shorts": by_price.filter(pl.col("side") == "short").to_dicts(),
-        "longs": by_price.filter(pl.col("side") == "long").to_dicts(),
+        "shorts": [r for r in by_price if r["side"] == "short"],
+        "longs": [r for r in by_price if r["side"] == "long"],
         "ref": ref,
-        "top": float(sym.key_levels["usd"].max()),  # type: ignore[arg-type]
+        "top": max(r["usd"] for r in rows),
     }
 
 
-def _strongest(sym: _Symbol) -> dict[str, dict[str, Any] | None]:
-    out: dict[str, dict[str, Any] | None] = {"long": None, "short": None}
-    for side in out:
-        if sym.key_levels.height:
-            part = sym.key_levels.filter(pl.col("side") == side).sort("usd", descending=True)
-            out[side] = part.row(0, named=True) if part.height else None
+def _picks(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """Per side the nearest significant cluster and the largest one (for the cards)."""
+    out: dict[str, dict[str, Any] | None] = {}
+    for side in ("long", "short"):
+        part = [r for r in rows if r["side"] == side]
+        out[f"{side}_nearest"] = next((r for r in part if r["nearest"]), None)
+        out[f"{side}_largest"] = next((r for r in part if r["largest"]), None)
+        out[side] = out[f"{side}_largest"]
     return out
 
 
@@ -474,22 +534,55 @@ def _realized(
     db_path: Path, view: _View, symbol: str, start: datetime, end: datetime
 ) -> pl.DataFrame:
     """Realized liquidations of every exchange of the view (all of them on the aggregate)."""
-    frames = [rr.realized_liquidations(db_path, ex, symbol, start, end) for ex in view.exchanges]
-    return pl.concat(frames, how="diagonal_relaxed").sort("ts")
+    frames_ = [rr.realized_liquidations(db_path, ex, symbol, start, end) for ex in view.exchanges]
+    return pl.concat(frames_, how="diagonal_relaxed").sort("ts")
 
 
-def _range_page(
-    db_path: Path, view: _View, sym: _Symbol, n_days: int, *, png: bool = True
-) -> tuple[dict[str, Any], bytes | None]:
-    """Context for one symbol x range page, and the heatmap PNG bytes (None without a model)."""
+#: display resolution of the heatmap (columns x rows): keeps pages light and fast to draw
+HEAT_COLUMNS = 180
+HEAT_ROWS = 110
+
+
+def _map_context(sym: _Symbol) -> dict[str, Any]:
+    """The liquidation map of the view (one per symbol view, shared by its range pages)."""
+    if sym.liq_map.height == 0:
+        return {"map_spec": None, "map": None}
+    view = frames.map_view(sym.liq_map, sym.band_map if sym.band_map.height else None)
+    title = f"{sym.symbol} · liquidation map · estimate"
+    as_of = fmt_time(sym.liq_map["as_of"][0])
+    spec = charts.liquidation_map_spec(view, title=title, subtitle=f"liqheat · {as_of}")
+    bands = [b for b in sym.band_map["band"].unique().to_list()] if sym.band_map.height else []
+    return {
+        "map_spec": spec,
+        "map": {
+            "totals": view.totals,
+            "outside": view.outside,
+            "window_pct": view.window_pct,
+            "lo": view.lo,
+            "hi": view.hi,
+            "moves": view.moves,
+            "ref": view.ref_price,
+            "bands": [
+                {"label": b, "colour": charts.BAND_COLOURS[b]}
+                for b in frames._band_order(bands)
+                if b in charts.BAND_COLOURS
+            ],
+        },
+    }
+
+
+def _range_page(db_path: Path, view: _View, sym: _Symbol, rng: Range) -> dict[str, Any]:
+    """Context of one symbol x range page."""
     assert sym.span is not None
     end = sym.span[1] + timedelta(minutes=1)
-    start = end - timedelta(days=n_days)
+    start = max(end - rng.span, sym.span[0].replace(minute=0, second=0, microsecond=0))
     path = rr.price_path(db_path, view.price_exchange, sym.symbol, start, end)
     stats: dict[str, Any] = {"last": None, "change": None, "high": None, "low": None}
+    last_ts = None
     if path.height:
         first_open = float(path["open"][0])
         last = float(path["close"][-1])
+        last_ts = path["ts"][-1]
         stats = {
             "last": last,
             "change": (last / first_open - 1) * 100 if first_open else None,
@@ -497,33 +590,86 @@ def _range_page(
             "low": float(path["low"].min()),  # type: ignore[arg-type]
         }
     heat_spec: dict[str, Any] | None = None
-    map_spec: dict[str, Any] | None = None
-    png_bytes: bytes | None = None
+    ls_spec: dict[str, Any] | None = None
+    last_ls: dict[str, Any] | None = None
     grid_info: dict[str, Any] | None = None
-    realized = pl.DataFrame()
+    has_realized = has_sweeps = has_bands = False
     if sym.run is not None and path.height:
         ph = str(sym.run["params_hash"])
-        cells = rr.heatmap_cells(db_path, view.key, sym.symbol, ph, start, end)
-        lo, hi = frames.price_window(path)
-        ref_price = float(path["close"][-1])
-        if sym.liq_map.height:
-            ref_price = float(sym.liq_map["ref_price"][0])
-        step = sym.run.get("price_step")
-        grid = frames.aggregate_heatmap(
-            cells,
+        lo, hi = frames.window_with_levels(
+            frames.price_window(path),
+            sym.key_levels["price"].to_list() if sym.key_levels.height else [],
+        )
+        ref_price = float(sym.liq_map["ref_price"][0]) if sym.liq_map.height else stats["last"]
+        base = _step(sym) or max(abs(stats["last"] or 1.0) * 1e-4, 1e-9)
+        geometry = frames.grid_geometry(
             start=start,
             end=end,
             price_lo=lo,
             price_hi=hi,
-            base_step=float(step) if step else None,
+            base_step=base,
+            source_step=sym.cached(
+                "step", lambda: rr.heatmap_source_step(db_path, view.key, sym.symbol, ph)
+            ),
+            max_columns=HEAT_COLUMNS,
+            max_rows=HEAT_ROWS,
         )
-        line = frames.path_at_step(path, min(grid.time_step, timedelta(minutes=15)), start)
+        shape: dict[str, Any] = {
+            "start": start,
+            "end": end,
+            "time_step": geometry.time_step,
+            "columns": geometry.columns,
+            "p0": geometry.p0,
+            "price_step": geometry.price_step,
+            "rows": geometry.rows,
+            "tolerance": base * 1e-6,
+        }
+        has_bands = sym.band_map.height > 0
+        cells = rr.heatmap_grid_cells(db_path, view.key, sym.symbol, ph, bands=has_bands, **shape)
+        band_cells = pl.DataFrame()
+        if has_bands:
+            band_cells = cells.filter(pl.col("band").is_not_null())
+            cells = cells.filter(pl.col("band").is_null()).drop("band")
+        if has_bands and band_cells.height == 0:  # a run with a band map but no band cells
+            cells = rr.heatmap_grid_cells(db_path, view.key, sym.symbol, ph, **shape)
+            has_bands = False
+        grid = frames.with_cells(geometry, cells, band_cells)
+        candles = frames.path_at_step(path, grid.time_step, start)
+        minutes = max(1, int(grid.time_step.total_seconds() // 60))
+        context = rr.market_context(db_path, list(view.exchanges), sym.symbol, start, end, minutes)
         realized = frames.realized_at_step(
             _realized(db_path, view, sym.symbol, start, end), path, grid.time_step, start
         )
-        chart = charts.heatmap_chart(grid, line, ref_price=ref_price, realized=realized)
-        heat_spec = chart.to_dict()
-        png_bytes = vl_convert.vegalite_to_png(heat_spec, scale=1.5) if png else None
+        swept = frames.sweeps(grid, candles)
+        if swept.height and realized.height:
+            swept = swept.join(
+                realized.select("ts", "side", pl.col("usd").alias("realized")),
+                on=["ts", "side"],
+                how="left",
+            )
+        has_realized, has_sweeps = realized.height > 0, swept.height > 0
+        label = f"{sym.symbol} · {view.label} · {rng.label}"
+        heat_spec = charts.heatmap_spec(
+            grid,
+            candles,
+            ref_price=ref_price,
+            last_ts=last_ts,
+            title=f"{label} liquidation heatmap · estimate",
+            subtitle=f"liqheat · {fmt_time(start)} → {fmt_time(end)}",
+            context=context,
+            realized=realized,
+            swept=swept,
+        )
+        every = "1h" if rng.hours <= 72 else "4h" if rng.hours <= 720 else "1d"
+        ls = sym.cached(
+            ("ls", every), lambda: rr.long_short_over_time(db_path, view.key, sym.symbol, ph, every)
+        )
+        ls = ls.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+        if ls.height:
+            ls_spec = charts.long_short_spec(
+                ls, start=start, end=end, every=every, title=f"{label} long vs short levels"
+            )
+            last_ls = ls.row(-1, named=True)
         grid_info = {
             "columns": grid.columns,
             "rows": grid.rows,
@@ -531,21 +677,44 @@ def _range_page(
             "price_step": grid.price_step,
             "cells": grid.cells.height,
         }
-        if sym.liq_map.height:
-            bars = frames.aggregate_map(sym.liq_map, price_lo=lo, price_hi=hi)
-            if bars.height:
-                map_spec = charts.liquidation_map_chart(bars, ref_price=ref_price).to_dict()
-    context = {
-        "range_days": n_days,
+    data_span = sym.span[1] + timedelta(minutes=1) - sym.span[0]
+    short_note = None
+    if data_span < rng.span:
+        short_note = (
+            f"The data covers {_duration_text(data_span)}, less than {rng.label}: "
+            "this page shows all of it."
+        )
+    return {
+        "range_key": rng.key,
+        "range_label": rng.label,
         "start": start,
         "end": end,
         "stats": stats,
+        "last_ts": last_ts,
         "heatmap_spec": heat_spec,
-        "map_spec": map_spec,
+        "long_short_spec": ls_spec,
+        "long_short_last": last_ls,
         "grid": grid_info,
-        "has_realized": bool(heat_spec is not None and realized.height),
+        "has_realized": has_realized,
+        "has_sweeps": has_sweeps,
+        "has_bands": has_bands,
+        "short_note": short_note,
+        "export_name": f"{sym.slug}-{view.key}-{rng.key}-liqheat-estimate",
     }
-    return context, png_bytes
+
+
+def _duration_text(span: timedelta) -> str:
+    """'2d 23h', '11h 30m' (for notes).
+
+    >>> _duration_text(timedelta(days=2, hours=23, minutes=59))
+    '2d 23h'
+    """
+    minutes = int(span.total_seconds() // 60)
+    d, rest = divmod(minutes, 1440)
+    h, m = divmod(rest, 60)
+    if d:
+        return f"{d}d {h}h" if h else f"{d}d"
+    return f"{h}h {m}m" if m else f"{h}h"
 
 
 def _duration(step: timedelta) -> str:
@@ -557,7 +726,7 @@ def _duration(step: timedelta) -> str:
     return f"{minutes}m"
 
 
-def _symbol_common(sym: _Symbol, updated: datetime | None) -> dict[str, Any]:
+def _symbol_common(sym: _Symbol) -> dict[str, Any]:
     run = sym.run
     run_ctx = None
     if run is not None:
@@ -579,8 +748,10 @@ def _symbol_common(sym: _Symbol, updated: datetime | None) -> dict[str, Any]:
     venue = (
         " + ".join(exchange_label(ex) for ex in view.exchanges) + " · aggregated"
         if aggregate
-        else view.key
+        else view.label
     )
+    levels = _levels(sym)
+    ref = float(sym.liq_map["ref_price"][0]) if sym.liq_map.height else None
     return {
         "symbol": sym.symbol,
         "slug": sym.slug,
@@ -591,15 +762,18 @@ def _symbol_common(sym: _Symbol, updated: datetime | None) -> dict[str, Any]:
         "price_exchange": exchange_label(view.price_exchange),
         "lineage_exchange": len(view.exchanges) > 1,
         "synthetic": sym.synthetic,
-        "updated": updated,
+        "updated": sym.span[1] if sym.span else None,
         "run": run_ctx,
-        "key_levels": _levels(sym),
-        "ladder": _ladder(sym, None),
-        "strongest": _strongest(sym),
+        "price_step": _step(sym),
+        "key_levels": levels,
+        "has_ranges": any(r["price_low"] is not None for r in levels),
+        "ladder": _ladder(levels, ref),
+        "strongest": _picks(levels),
         "map_as_of": sym.liq_map["as_of"][0] if sym.liq_map.height else None,
         "scores": _score_rows(sym.scores) if sym.scores.height else [],
         "lineage": lineage,
         "lineage_counts": {str(r["status"]): int(r["count"]) for r in statuses},
+        **_map_context(sym),
     }
 
 
@@ -612,14 +786,14 @@ class _Built:
 
     view: _View
     sym: _Symbol
-    wanted: list[int]
+    wanted: list[Range]
     links: list[dict[str, Any]]
-    common: dict[str, Any]
-    pages: dict[int, dict[str, Any]] = field(default_factory=dict)
-    pngs: dict[int, bytes] = field(default_factory=dict)
+    default: Range | None
+    common: dict[str, Any] | None = None
+    pages: dict[Range, dict[str, Any]] = field(default_factory=dict)
 
 
-def _tabs(built: list[_Built], current: _Built, here: str, n_days: int) -> list[dict[str, Any]]:
+def _tabs(built: list[_Built], current: _Built, here: str, rng: Range) -> list[dict[str, Any]]:
     """The exchange switch of a page in folder ``here`` (relative to the symbol folder): one
     tab per view, linking to the same range when that view has it, else its default page."""
     if len(built) < 2:
@@ -627,8 +801,8 @@ def _tabs(built: list[_Built], current: _Built, here: str, n_days: int) -> list[
     up = "../" * here.count("/")
     tabs = []
     for b in built:
-        exists = {lk["days"] for lk in b.links if lk["exists"]}
-        page = f"{n_days}d.html" if n_days in exists else "index.html"
+        exists = {lk["key"] for lk in b.links if lk["exists"]}
+        page = rng.page if rng.key in exists else "index.html"
         tabs.append(
             {
                 "key": b.view.key,
@@ -641,30 +815,91 @@ def _tabs(built: list[_Built], current: _Built, here: str, n_days: int) -> list[
     return tabs
 
 
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the report code, templates and static files: pages built by other code are
+    rebuilt even when their data did not change."""
+    digest = hashlib.sha256()
+    root = resources.files("reports")
+    for sub in ("", "templates", "static"):
+        folder = root / sub if sub else root
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.is_file() and entry.name.endswith((".py", ".html", ".css", ".js")):
+                digest.update(entry.name.encode())
+                digest.update(entry.read_bytes())
+    digest.update(Path(rr.__file__).read_bytes())
+    digest.update(bundle_header().encode())
+    return digest.hexdigest()[:16]
+
+
+_FINGERPRINT_RE = re.compile(rb'<meta name="liqheat-inputs" content="([0-9a-f]+)">')
+
+
+def _fingerprint(*parts: Any) -> str:
+    text = json.dumps([code_version(), *parts], default=str, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _unchanged(target: Path, fingerprint: str) -> bool:
+    """True when ``target`` exists and was built from the same inputs."""
+    try:
+        with target.open("rb") as fh:
+            head = fh.read(2048)
+    except OSError:
+        return False
+    m = _FINGERPRINT_RE.search(head)
+    return m is not None and m.group(1).decode() == fingerprint
+
+
 def build_site(
     db_path: Path,
     site_dir: Path,
     *,
     symbols: Sequence[str] | None = None,
-    days: Sequence[int] = DEFAULT_DAYS,
+    days: Sequence[Range | str | int] | None = None,
     exchanges: Sequence[str] | None = None,
-    pngs: bool = True,
+    force: bool = False,
 ) -> SiteResult:
     """Render the report site from the warehouse at ``db_path`` into ``site_dir``; return the
-    pages, PNGs and index written.
+    pages written, the pages left as they were, notes and per-symbol failures.
 
     Every symbol gets one view per exchange with data (``exchanges`` limits them) plus the
     aggregate ("all") when `flows.steps.aggregate_symbol` stored one. The default view (the
-    aggregate, else the first exchange: binance, bybit, okx) lives at ``<SYMBOL>/<N>d.html``;
-    with more than one view each exchange also gets ``<SYMBOL>/<exchange>/<N>d.html`` and every
-    page shows an exchange switch. ``symbols`` limits the symbol pages rebuilt (default: every
-    symbol with data); ``days`` the ranges (a range is built when the data reaches into it).
-    The index always lists every symbol in the warehouse and links the pages present after
-    the build. ``pngs=False`` skips the heatmap PNGs (a few seconds each). Reads only.
+    aggregate, else the first exchange: binance, bybit, okx) lives at ``<SYMBOL>/<range>.html``;
+    with more than one view each exchange also gets ``<SYMBOL>/<exchange>/<range>.html`` and
+    every page shows an exchange switch. Ranges are :data:`reports.ranges.RANGES` (12h .. 1y);
+    ``days`` limits the pages built to those ranges (keys like ``"3d"`` or day counts), but
+    every page links every range the data covers, and ``<SYMBOL>/index.html`` is always the
+    default range (7d, else the longest the data has), built when missing. A range longer
+    than the data builds the range that shows all of it, with a note. ``symbols`` limits the
+    symbol pages rebuilt (default: every symbol with data); the index always lists every
+    symbol. Pages whose inputs did not change are left alone (``force`` rebuilds them). A
+    symbol whose pages fail to build is reported in ``failures`` and never stops the others.
+    Reads only, over one warehouse connection.
     """
     db_path = Path(db_path)
     site_dir = Path(site_dir)
+    with rr.one_connection(db_path):
+        return _build(db_path, site_dir, symbols, days, exchanges, force)
+
+
+def _requested(days: Sequence[Range | str | int] | None) -> list[Range] | None:
+    if days is None:
+        return None
+    out = [d if isinstance(d, Range) else parse_range(str(d)) for d in days]
+    return sorted(set(out))
+
+
+def _build(
+    db_path: Path,
+    site_dir: Path,
+    symbols: Sequence[str] | None,
+    days: Sequence[Range | str | int] | None,
+    exchanges: Sequence[str] | None,
+    force: bool,
+) -> SiteResult:
     env = environment()
+    requested = _requested(days)
     all_symbols = rr.report_symbols(db_path, None)
     if exchanges is not None:
         all_symbols = [s for s in all_symbols if _views(db_path, s, exchanges)]
@@ -679,73 +914,52 @@ def build_site(
         ex: {r["symbol"]: r for r in rr.current_runs(db_path, ex).to_dicts()}
         for ex in rr.report_exchanges(db_path)
     }
-    updated = rr.last_updated(db_path, None)
     generated = datetime.now(UTC)
-    all_days = sorted({*DEFAULT_DAYS, *(int(d) for d in days if int(d) > 0)})
     write_static(site_dir)
+    alerts = [
+        {**a, "price_step": runs.get(a["exchange"], {}).get(a["symbol"], {}).get("price_step")}
+        for a in _alerts(db_path)
+    ]
+    nav = [{"symbol": s, "slug": safe_component(s)} for s in all_symbols]
 
     staged = _Staged()
     pages: list[Path] = []
-    png_paths: list[Path] = []
+    kept: list[Path] = []
+    notes: list[str] = []
+    failures: list[tuple[str, str]] = []
     index_rows: list[dict[str, Any]] = []
+    newest: datetime | None = None
     try:
         for symbol in all_symbols:
-            build = symbol in chosen
             sym_dir = site_dir / safe_component(symbol)
-            built: list[_Built] = []
-            for view in _views(db_path, symbol, exchanges):
-                run = runs.get(view.key, {}).get(symbol)
-                sym = _load_symbol(db_path, view, symbol, run, all_days)
-                wanted = [d for d in sym.ranges if d in set(days)] if build else []
-                if build and not wanted and sym.ranges:
-                    # every requested range is longer than the data: show all there is
-                    wanted = [sym.ranges[-1]]
-                view_dir = sym_dir / view.rel
-                links = [
-                    {
-                        "days": d,
-                        "href": f"{d}d.html",
-                        "exists": d in wanted or (view_dir / f"{d}d.html").exists(),
-                    }
-                    for d in sym.ranges
-                ]
-                b = _Built(view, sym, wanted, links, _symbol_common(sym, updated))
-                for d in wanted:
-                    b.pages[d], png = _range_page(db_path, view, sym, d, png=pngs)
-                    if png is not None:
-                        b.pngs[d] = png
-                built.append(b)
-            # the default view also fills the symbol folder when it lives in its own folder
-            folders = [(b, b.view.rel) for b in built]
-            if built and built[0].view.rel:
-                folders.insert(0, (built[0], ""))
-            for b, rel in folders:
-                view_dir = sym_dir / rel
-                root = "../" * (1 + rel.count("/"))
-                for d in b.wanted:
-                    ctx = b.pages[d]
-                    png_name = f"{d}d.png" if d in b.pngs else None
-                    if png_name is not None:
-                        png_paths.append(staged.write(view_dir / png_name, b.pngs[d]))
-                    page = {
-                        **b.common,
-                        **ctx,
-                        "ladder": _ladder(b.sym, ctx["stats"]["last"]),
-                        "root": root,
-                        "symbol_href": f"{'../' * rel.count('/')}index.html",
-                        "generated": generated,
-                        "ranges": [{**lk, "active": lk["days"] == d} for lk in b.links],
-                        "tabs": _tabs(built, b, rel, d),
-                        "png_href": png_name,
-                        "title": _page_title(symbol, b.view, d, len(built) > 1),
-                    }
-                    html = env.get_template("symbol.html").render(page)
-                    pages.append(staged.write(view_dir / f"{d}d.html", html))
-                    default = 7 if 7 in b.wanted else max(b.wanted)
-                    if d == default:
-                        pages.append(staged.write(view_dir / "index.html", html))
-            if built:
-                index_rows.append(_index_row(db_path, built, sym_dir))
+            try:
+                built = _build_symbol(
+                    db_path,
+                    env,
+                    symbol,
+                    sym_dir,
+                    runs,
+                    requested,
+                    exchanges,
+                    build=symbol in chosen,
+                    nav=nav,
+                    generated=generated,
+                    force=force,
+                    staged=staged,
+                    pages=pages,
+                    kept=kept,
+                    notes=notes,
+                    alerts=[a for a in alerts if a["symbol"] == symbol],
+                )
+                if built:
+                    row = _index_row(db_path, built, sym_dir)
+                    index_rows.append(row)
+                    if row["last_ts"] is not None:
+                        newest = max(newest, row["last_ts"]) if newest else row["last_ts"]
+            except Exception as exc:  # one symbol's failure never stops the others
+                failures.append((symbol, f"{type(exc).__name__}: {exc}"))
+                staged.drop_under(sym_dir)
+                pages[:] = [p for p in pages if sym_dir not in p.parents]
         mark_stale(index_rows)
         # symbols with a model first, then the most recent data, then by name
         index_rows.sort(key=lambda r: (r["run"] is None, -_ordinal(r["last_day"]), r["symbol"]))
@@ -753,9 +967,13 @@ def build_site(
             "root": "",
             "title": "liqheat · liquidation heatmaps",
             "exchange": ", ".join(exchange_label(ex) for ex in _index_exchanges(index_rows)),
-            "updated": updated,
+            "updated": newest,
             "generated": generated,
             "symbols": index_rows,
+            "nav": nav,
+            "current_slug": None,
+            "failures": [{"symbol": s, "error": e} for s, e in failures],
+            "alerts": alerts,
             "any_synthetic": any(r["synthetic"] for r in index_rows),
         }
         index = site_dir / "index.html"
@@ -766,12 +984,140 @@ def build_site(
         staged.discard()
         raise
     pages.append(index)
-    return SiteResult(pages=pages, pngs=png_paths, index=index)
+    return SiteResult(pages=pages, kept=kept, index=index, notes=notes, failures=failures)
 
 
-def _page_title(symbol: str, view: _View, n_days: int, multi: bool) -> str:
+def _build_symbol(
+    db_path: Path,
+    env: jinja2.Environment,
+    symbol: str,
+    sym_dir: Path,
+    runs: dict[str, dict[str, Any]],
+    requested: list[Range] | None,
+    exchanges: Sequence[str] | None,
+    *,
+    build: bool,
+    nav: list[dict[str, Any]],
+    generated: datetime,
+    force: bool,
+    staged: _Staged,
+    pages: list[Path],
+    kept: list[Path],
+    notes: list[str],
+    alerts: list[dict[str, Any]],
+) -> list[_Built]:
+    built: list[_Built] = []
+    for view in _views(db_path, symbol, exchanges):
+        run = runs.get(view.key, {}).get(symbol)
+        sym = _load_symbol(db_path, view, symbol, run)
+        default = default_range(sym.ranges)
+        view_dir = sym_dir / view.rel
+        wanted: list[Range] = []
+        if build and sym.ranges:
+            if requested is None:
+                wanted = list(sym.ranges)
+            else:
+                wanted = [r for r in requested if r in sym.ranges]
+                longer = [r for r in requested if r > sym.ranges[-1]]
+                if longer:
+                    have = _duration_text(sym.span[1] - sym.span[0] + timedelta(minutes=1))  # type: ignore[index]
+                    notes.append(
+                        f"{symbol} ({view.label}): data covers {have}, shorter than "
+                        f"{', '.join(r.key for r in longer)}; built {sym.ranges[-1].key}, "
+                        "which shows all of it"
+                    )
+                    wanted.append(sym.ranges[-1])
+                if default is not None and not (view_dir / "index.html").exists():
+                    wanted.append(default)
+                wanted = sorted(set(wanted))
+        links = [
+            {
+                "key": r.key,
+                "label": r.label,
+                "href": r.page,
+                "exists": r in wanted or (view_dir / r.page).exists(),
+            }
+            for r in sym.ranges
+        ]
+        built.append(_Built(view, sym, wanted, links, default))
+    # the default view also fills the symbol folder when it lives in its own folder
+    folders = [(b, b.view.rel) for b in built]
+    if built and built[0].view.rel:
+        folders.insert(0, (built[0], ""))
+    tabs_key = [(b.view.key, [lk["key"] for lk in b.links if lk["exists"]]) for b in built]
+    for b, rel in folders:
+        view_dir = sym_dir / rel
+        root = "../" * (1 + rel.count("/"))
+        sym = b.sym
+        run = sym.run or {}
+        loaded = (
+            [rr.last_loaded(db_path, ex, symbol) for ex in b.view.exchanges] if b.wanted else []
+        )
+        for rng in b.wanted:
+            targets = [view_dir / rng.page] + (
+                [view_dir / "index.html"] if rng == b.default else []
+            )
+            fp = _fingerprint(
+                symbol,
+                b.view.key,
+                rel,
+                rng.key,
+                sym.span,
+                run.get("params_hash"),
+                run.get("computed_at"),
+                loaded,
+                [lk for lk in b.links],
+                tabs_key,
+                nav,
+                alerts,
+            )
+            if not force and all(_unchanged(t, fp) for t in targets):
+                kept.extend(targets)
+                continue
+            if b.common is None:
+                b.common = _symbol_common(sym)
+            if rng not in b.pages:
+                b.pages[rng] = _range_page(db_path, b.view, sym, rng)
+            ctx = b.pages[rng]
+            page = {
+                **b.common,
+                **ctx,
+                "ladder": b.common["ladder"]
+                if b.common["ladder"]["ref"] is not None
+                else _ladder(b.common["key_levels"], ctx["stats"]["last"]),
+                "root": root,
+                "symbol_href": f"{'../' * rel.count('/')}index.html",
+                "generated": generated,
+                "ranges": [{**lk, "active": lk["key"] == rng.key} for lk in b.links],
+                "tabs": _tabs(built, b, rel, rng),
+                "nav": nav,
+                "current_slug": sym.slug,
+                "fingerprint": fp,
+                "alerts": alerts,
+                "title": _page_title(symbol, b.view, rng, len(built) > 1),
+            }
+            html = env.get_template("symbol.html").render(page)
+            for t in targets:
+                pages.append(staged.write(t, html))
+    return built
+
+
+def _alerts(db_path: Path) -> list[dict[str, Any]]:
+    """The alerts of the current runs (clusters near the price), for the banners (none on a
+    warehouse without the alerts view)."""
+    try:
+        frame = rr.latest_alerts(db_path)
+    except duckdb.CatalogException:
+        return []
+    return [
+        {**r, "slug": safe_component(str(r["symbol"])), "label": exchange_label(str(r["exchange"]))}
+        for r in frame.to_dicts()
+    ]
+
+
+def _page_title(symbol: str, view: _View, rng: Range, multi: bool) -> str:
     venue = f" · {view.label}" if multi else ""
-    return f"{symbol}{venue} · {n_days}d liquidation heatmap"
+    return f"{symbol}{venue} · {rng.label} liquidation heatmap"
 
 
 def _index_exchanges(rows: list[dict[str, Any]]) -> list[str]:
@@ -789,14 +1135,15 @@ def _ordinal(day: date | None) -> int:
 def _index_row(db_path: Path, built: list[_Built], sym_dir: Path) -> dict[str, Any]:
     """The index card of one symbol: its default view, plus which exchanges it has."""
     main = built[0]
-    sym, common = main.sym, main.common
+    sym = main.sym
+    levels = _levels(sym)
     spark_spec = None
     last = change = None
     if sym.span is not None:
         start = sym.span[1] - timedelta(days=7)
         path = rr.price_path(db_path, main.view.price_exchange, sym.symbol, start, None)
         if path.height:
-            spark_spec = charts.sparkline_chart(frames.sparkline(path)).to_dict()
+            spark_spec = charts.sparkline_chart(frames.sparkline(path)).to_dict(validate=False)
             last = float(path["close"][-1])
             day_ago = path.filter(pl.col("ts") >= sym.span[1] - timedelta(days=1))
             first = float(day_ago["open"][0]) if day_ago.height else float(path["open"][0])
@@ -813,6 +1160,7 @@ def _index_row(db_path: Path, built: list[_Built], sym_dir: Path) -> dict[str, A
         for b in built
         if b.view.key != rr.AGGREGATE_EXCHANGE
     ]
+    run = main.sym.run
     return {
         "symbol": sym.symbol,
         "slug": sym.slug,
@@ -822,11 +1170,12 @@ def _index_row(db_path: Path, built: list[_Built], sym_dir: Path) -> dict[str, A
         "last": last,
         "change_24h": change,
         "spark_spec": spark_spec,
-        "strongest": common["strongest"],
+        "strongest": _picks(levels),
+        "price_step": _step(sym),
         "days": [{**d, "complete": d["bars"] >= 1440} for d in days],
         "first_day": days[-1]["day"] if days else None,
         "last_day": days[0]["day"] if days else None,
-        "run": common["run"],
+        "run": {"computed_at": run["computed_at"]} if run else None,
         "aggregate": main.view.key == rr.AGGREGATE_EXCHANGE,
         "exchanges": exchanges,
         "multi": len(built) > 1,

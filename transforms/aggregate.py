@@ -17,9 +17,8 @@ Conventions of the aggregate (exchange ``"all"``):
   of each venue's leveraged open interest), so one exchange alone keeps its own reference;
   ``as_of`` is the newest snapshot; cumulative columns are recomputed from the sums (and equal
   the sum of the exchanges' cumulative curves).
-- key levels: recomputed from the summed map (top buckets per side by USD); ``price`` is the
-  bucket's midpoint (the stored map keeps bucket edges only), at most half a step from the
-  USD-weighted mean a single exchange reports.
+- key levels: the liquidation clusters of the summed map (`transforms.clusters`), the same
+  function a single exchange's key levels come from.
 - per-bar series (predicted, baseline, realized): summed per ``ts`` (missing = 0).
 """
 
@@ -32,6 +31,7 @@ from datetime import timedelta
 
 import polars as pl
 
+from transforms.clusters import cluster_key_levels
 from transforms.heatmap import HEATMAP_SCHEMA, LIQUIDATION_MAP_SCHEMA
 from transforms.levels import KEY_LEVELS_SCHEMA
 
@@ -307,11 +307,11 @@ def sum_liquidation_maps(maps: Sequence[pl.DataFrame], *, price_step: float) -> 
 
 
 def key_levels_from_map(liq_map: pl.DataFrame, *, price_step: float, top: int = 5) -> pl.DataFrame:
-    """Strongest clusters per side of a (summed) liquidation map.
+    """Key levels of a (summed) liquidation map: its liquidation clusters.
 
-    The ``top`` buckets by USD per side (ties: lower price first), ranked from 1; ``price`` is
-    the bucket midpoint (``lower edge + price_step / 2``), ``distance_pct = 100 * (price /
-    ref_price - 1)``, ``as_of`` the map's.
+    `transforms.clusters.cluster_key_levels` with its default smoothing, merge distance and
+    significance threshold: per side the ``top`` clusters by USD plus the nearest significant
+    one, prices rounded to ``price_step``, ``distance_pct`` from the map's ``ref_price``.
 
     Returns
     -------
@@ -325,43 +325,13 @@ def key_levels_from_map(liq_map: pl.DataFrame, *, price_step: float, top: int = 
     ...     "price": [80.0, 90.0, 110.0], "long_usd": [5.0, 7.0, 0.0],
     ...     "short_usd": [0.0, 0.0, 2.0]})
     >>> key_levels_from_map(m, price_step=10.0, top=1).select("side", "price", "usd").rows()
-    [('long', 95.0, 7.0), ('short', 115.0, 2.0)]
+    [('long', 90.0, 12.0), ('short', 110.0, 2.0)]
     """
     _check_step(price_step)
-    if top < 1:
-        raise ValueError(f"top must be at least 1, got {top}")
     if liq_map.height == 0:
         return pl.DataFrame(schema=KEY_LEVELS_SCHEMA)
     frame = _utc(liq_map.select("as_of", "ref_price", "price", "long_usd", "short_usd"), "as_of")
-    sides = pl.concat(
-        [
-            frame.select(
-                "as_of",
-                "ref_price",
-                "price",
-                pl.lit(side).alias("side"),
-                pl.col(f"{side}_usd").alias("usd"),
-            )
-            for side in ("long", "short")
-        ]
-    ).filter(pl.col("usd") > 0)
-    ranked = (
-        sides.with_columns(_bucket(price_step))
-        .group_by("side", "pb")
-        .agg(pl.col("usd").sum(), pl.col("as_of").max(), pl.col("ref_price").first())
-        .sort(["side", "usd", "pb"], descending=[False, True, False])
-        .with_columns(pl.int_range(1, pl.len() + 1).over("side").alias("rank"))
-        .filter(pl.col("rank") <= top)
-        .with_columns(((pl.col("pb").cast(pl.Float64) + 0.5) * price_step).alias("price"))
-    )
-    return ranked.select(
-        "as_of",
-        "side",
-        pl.col("rank").cast(pl.Int32),
-        "price",
-        "usd",
-        ((pl.col("price") / pl.col("ref_price") - 1.0) * 100.0).alias("distance_pct"),
-    ).select([pl.col(c).cast(t) for c, t in KEY_LEVELS_SCHEMA.items()])
+    return cluster_key_levels(frame, price_step=price_step, top=top)
 
 
 def sum_per_ts(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:

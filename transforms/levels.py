@@ -88,6 +88,10 @@ LEVELS_SCHEMA: dict[str, pl.DataType] = {
     "alive_usd": pl.Float64(),
 }
 
+#: Key levels: liquidation clusters per side (see `transforms.clusters`). ``price`` is the
+#: cluster's peak rounded to the price step, ``price_low``/``price_high`` its range, ``usd`` its
+#: total; ``is_nearest`` marks the side's significant cluster nearest to the price, ``is_largest``
+#: its largest (rank 1).
 KEY_LEVELS_SCHEMA: dict[str, pl.DataType] = {
     "as_of": _UTC,
     "side": pl.String(),
@@ -95,6 +99,10 @@ KEY_LEVELS_SCHEMA: dict[str, pl.DataType] = {
     "price": pl.Float64(),
     "usd": pl.Float64(),
     "distance_pct": pl.Float64(),
+    "price_low": pl.Float64(),
+    "price_high": pl.Float64(),
+    "is_nearest": pl.Boolean(),
+    "is_largest": pl.Boolean(),
 }
 
 #: A level whose remaining notional falls below this fraction of its opening notional is treated
@@ -582,14 +590,13 @@ def key_levels(
     price_step: float | None = None,
     params: ModelParams | None = None,
 ) -> pl.DataFrame:
-    """Strongest clusters of alive liquidation notional per side at one moment.
+    """Key levels (liquidation clusters) per side at one moment.
 
-    Alive levels at the last bar with ``ts <= at`` (default: last bar), with the OI-decrease
-    shrinkage ``D[i] / D[j]`` applied, are grouped into price buckets of ``price_step``
-    (default: ``params.resolve_price_step(bars)``); the ``top`` buckets by USD per side are
-    returned. ``price`` is the USD-weighted mean liquidation price inside the bucket;
-    ``distance_pct = 100 * (price / close - 1)`` (negative for longs, positive for shorts).
-    O(N + n).
+    The liquidation map at the last bar with ``ts <= at`` (default: last bar; see
+    `transforms.heatmap.liquidation_map`) on ``price_step`` buckets (default:
+    ``params.resolve_price_step(bars)``), clustered by `transforms.clusters.cluster_key_levels`
+    with its default smoothing, merge distance and significance threshold: the ``top`` clusters
+    per side by USD plus the nearest significant one. O(N + n).
 
     Parameters
     ----------
@@ -600,9 +607,9 @@ def key_levels(
     at
         Snapshot time (UTC; naive = UTC). Default: the last bar.
     top
-        Number of clusters per side.
+        Number of clusters per side (by USD).
     price_step
-        Cluster width in price units.
+        Price bucket of the map; cluster prices are rounded to it.
     params
         The levels' params (for the OI-decrease factor); default `ModelParams()`.
 
@@ -622,34 +629,10 @@ def key_levels(
     >>> key_levels(liquidation_levels(bars, p), bars, params=p).select("side", "usd").rows()
     [('long', 1000.0), ('short', 1000.0)]
     """
+    from transforms.clusters import cluster_key_levels  # imports this module
+    from transforms.heatmap import liquidation_map  # imports this module
+
     params = params or ModelParams()
     step = price_step if price_step is not None else params.resolve_price_step(_normalized(bars))
-    snap = snapshot(levels, bars, at, params)
-    frame = pl.DataFrame(
-        {
-            "side": pl.Series(snap.side).replace_strict(
-                {0: "long", 1: "short"}, return_dtype=pl.String
-            ),
-            "bucket": np.floor(snap.price / step).astype(np.int64),
-            "price": snap.price,
-            "usd": snap.usd,
-        }
-    ).filter(pl.col("usd") > 0)
-    ranked = (
-        frame.group_by("side", "bucket")
-        .agg(
-            ((pl.col("price") * pl.col("usd")).sum() / pl.col("usd").sum()).alias("price"),
-            pl.col("usd").sum().alias("usd"),
-        )
-        .sort(["side", "usd", "bucket"], descending=[False, True, False])
-        .with_columns(pl.int_range(1, pl.len() + 1).over("side").alias("rank"))
-        .filter(pl.col("rank") <= top)
-    )
-    return ranked.select(
-        _ts_series("as_of", np.full(ranked.height, snap.ts, dtype=np.int64)),
-        "side",
-        pl.col("rank").cast(pl.Int32),
-        "price",
-        "usd",
-        ((pl.col("price") / snap.ref_price - 1.0) * 100.0).alias("distance_pct"),
-    ).select([pl.col(c).cast(t) for c, t in KEY_LEVELS_SCHEMA.items()])
+    liq_map = liquidation_map(levels, at, bars=bars, price_step=step, params=params)
+    return cluster_key_levels(liq_map, price_step=step, top=top)

@@ -9,8 +9,9 @@ import polars as pl
 
 from transforms.backtest import _in_input_order, baseline_liquidations, predicted_from_core
 from transforms.bars import model_input
+from transforms.clusters import cluster_key_levels
 from transforms.heatmap import heatmap, liquidation_map
-from transforms.levels import compute_core, key_levels, levels_frame
+from transforms.levels import compute_core, levels_frame
 from transforms.params import ModelParams
 
 __all__ = ["ModelResult", "run_model"]
@@ -93,8 +94,10 @@ def run_model(
     return ModelResult(
         levels=levels,
         heatmap=heatmap(levels, norm, step, time_step, params=params),
-        liquidation_map=liquidation_map(levels, at, bars=norm, price_step=step, params=params),
-        key_levels=key_levels(levels, norm, at, top=top, price_step=step, params=params),
+        liquidation_map=(
+            lm := liquidation_map(levels, at, bars=norm, price_step=step, params=params)
+        ),
+        key_levels=cluster_key_levels(lm, price_step=step, top=top),
         predicted=predicted_from_core(core),
         baseline=_in_input_order(norm, baseline_liquidations(norm)),
         price_step=step,

@@ -35,8 +35,11 @@ WRITABLE_TABLES = frozenset(
         "key_levels",
         "predicted_liquidations",
         "backtest_scores",
+        "heatmap_band_cells",
+        "liquidation_map_bands",
         "runs",
         "model_profiles",
+        "alerts",
     }
 )
 

@@ -119,6 +119,11 @@ def _model(spec: DemoSymbol, bars: pl.DataFrame, seed: int = 0) -> dict[str, pl.
     grid_lo = np.floor(long_p.min() / spec.step) * spec.step
     rows = int(np.ceil((short_p.max() - grid_lo) / spec.step)) + 1
     heat = np.zeros((2, nb, rows))
+    # the same split by leverage filter group (low <= 10x, medium <= 50x, high) and display band
+    group_of = np.searchsorted(np.array([10.0, 50.0]), lev, side="left")
+    band_of = np.searchsorted(np.array([10.0, 25.0, 50.0, 100.0]), lev, side="left")
+    heat_g = np.zeros((3, 2, nb, rows))
+    map_b = np.zeros((5, 2, rows))
     death = np.full((2, created.size), nb)
     for k in range(created.size):
         c = created[k]
@@ -129,7 +134,11 @@ def _model(spec: DemoSymbol, bars: pl.DataFrame, seed: int = 0) -> dict[str, pl.
         for side, price in ((0, long_p[k]), (1, short_p[k])):
             span = np.arange(c, death[side, k])
             j = int((price - grid_lo) // spec.step)
-            heat[side, span, j] += notional[k] * np.exp(-(span - c) / 250.0)
+            add = notional[k] * np.exp(-(span - c) / 250.0)
+            heat[side, span, j] += add
+            heat_g[group_of[k], side, span, j] += add
+            if death[side, k] == nb:  # alive at the last bucket: in the map
+                map_b[band_of[k], side, j] += add[-1]
     ts_b = bars["ts"].gather(np.arange(0, bars.height, per))
     b_idx, p_idx = np.nonzero(heat.sum(axis=0) > 0)
     cells = pl.DataFrame(
@@ -162,6 +171,32 @@ def _model(spec: DemoSymbol, bars: pl.DataFrame, seed: int = 0) -> dict[str, pl.
             "short_cum_usd": short_cum[keep],
         }
     )
+    band_cells = []
+    for g, name in enumerate(("low", "medium", "high")):
+        gb, gp = np.nonzero(heat_g[g].sum(axis=0) > 0)
+        band_cells.append(
+            pl.DataFrame(
+                {
+                    "band": name,
+                    "ts": ts_b.gather(gb),
+                    "price": grid_lo + gp * spec.step,
+                    "long_usd": heat_g[g, 0, gb, gp],
+                    "short_usd": heat_g[g, 1, gb, gp],
+                }
+            )
+        )
+    band_rows = []
+    for b, name in enumerate(("<=10x", "10-25x", "25-50x", "50-100x", ">100x")):
+        lu = np.where(prices < ref, map_b[b, 0], 0.0)
+        su = np.where(prices >= ref, map_b[b, 1], 0.0)
+        keep_b = (lu > 0) | (su > 0)
+        if keep_b.any():
+            band_rows.append(
+                pl.DataFrame(
+                    {"band": name, "as_of": as_of, "price": prices[keep_b],
+                     "long_usd": lu[keep_b], "short_usd": su[keep_b]}
+                )
+            )  # fmt: skip
     key_rows = []
     for side_name, usd in (("long", long_usd), ("short", short_usd)):
         order = np.argsort(-usd)[:5]
@@ -180,6 +215,8 @@ def _model(spec: DemoSymbol, bars: pl.DataFrame, seed: int = 0) -> dict[str, pl.
         "heatmap_cells": cells,
         "liquidation_map": liq_map,
         "key_levels": pl.DataFrame(key_rows),
+        "heatmap_band_cells": pl.concat(band_cells),
+        "liquidation_map_bands": pl.concat(band_rows),
     }
 
 
@@ -312,6 +349,18 @@ def _scores(spec: DemoSymbol, run_keys: dict[str, Any], bars: int, end: datetime
     )
 
 
+def _stored_columns(db_path: Path, table: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` restricted to the columns ``table`` has in this schema version."""
+    with write_connection(db_path) as con:
+        names = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]
+            ).fetchall()
+        }
+    return frame.select([c for c in frame.columns if c in names])
+
+
 def _populate_aggregate(
     db_path: Path, spec: DemoSymbol, outputs: dict[str, dict[str, pl.DataFrame]]
 ) -> None:
@@ -327,7 +376,17 @@ def _populate_aggregate(
     frames = {
         "heatmap_cells": heat,
         "liquidation_map": liq_map,
-        "key_levels": key_levels_from_map(liq_map, price_step=spec.step),
+        "key_levels": _stored_columns(
+            db_path, "key_levels", key_levels_from_map(liq_map, price_step=spec.step)
+        ),
+        "heatmap_band_cells": pl.concat([o["heatmap_band_cells"] for o in outputs.values()])
+        .group_by("band", "ts", "price")
+        .agg(pl.col("long_usd").sum(), pl.col("short_usd").sum())
+        .sort("band", "ts", "price"),
+        "liquidation_map_bands": pl.concat([o["liquidation_map_bands"] for o in outputs.values()])
+        .group_by("band", "price")
+        .agg(pl.col("as_of").max(), pl.col("long_usd").sum(), pl.col("short_usd").sum())
+        .sort("band", "price"),
     }
     end = START + timedelta(days=spec.days)
     parts: list[tuple[str, dict[str, Any], pl.DataFrame]] = [
@@ -341,6 +400,27 @@ def _populate_aggregate(
         pl.col("capture_auc") + 0.01, realized_source=pl.lit("binance:okx,bybit:bybit-feed")
     )
     parts.append(("backtest_scores", run_keys, scores))
+    # an alert of the run: the nearest short cluster (as flows.alerts raises them)
+    levels = frames["key_levels"]
+    near = levels.filter(pl.col("side") == "short").sort("distance_pct").row(0, named=True)
+    ref = float(liq_map["ref_price"][0])
+    alert = pl.DataFrame(
+        {
+            "run_id": "run-1",
+            "created_at": datetime(2024, 5, 4, 0, 10, tzinfo=UTC),
+            "ts": liq_map["as_of"][0],
+            **run_keys,
+            "side": "short",
+            "price": near["price"],
+            "price_low": near.get("price_low") or near["price"],
+            "price_high": near.get("price_high") or near["price"],
+            "usd": near["usd"],
+            "distance_pct": near["distance_pct"],
+            "ref_price": ref,
+            "message": f"{spec.symbol}: shorts at {near['price']:,.0f}",
+        }
+    )
+    parts.append(("alerts", {"run_id": "run-1", **keys}, alert))
     replace_many(db_path, parts)
 
 

@@ -1,8 +1,9 @@
-"""Chart builders: the specs carry the expected encodings and display-resolution data."""
+"""Chart builders: the specs carry the expected layers, controls and display-resolution data."""
 
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,13 +16,9 @@ from reports import charts, frames
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
 
-def _csv(data: dict[str, Any], spec: dict[str, Any]) -> pl.DataFrame:
-    """Rows of an inline-CSV dataset (Altair may move it to the top-level ``datasets``)."""
-    values = data.get("values")
-    if values is None:
-        values = spec["datasets"][data["name"]]
+def _csv(data: dict[str, Any]) -> pl.DataFrame:
     assert data["format"]["type"] == "csv"
-    return pl.read_csv(io.StringIO(values))
+    return pl.read_csv(io.StringIO(data["values"]))
 
 
 @pytest.fixture(scope="module")
@@ -36,131 +33,139 @@ def grid() -> frames.HeatmapGrid:
         short_usd=pl.when(pl.col("price") >= 60_000).then(pl.lit(1.0)).otherwise(0.0)
         * pl.Series(rng.gamma(1.0, 1e5, cells.height)),
     )
-    return frames.aggregate_heatmap(
+    # leverage groups: a fixed share of each cell
+    bands = pl.concat(
+        [
+            cells.select(
+                pl.lit(g).alias("band"), "ts", "price", pl.col("long_usd", "short_usd") * share
+            )
+            for g, share in (("low", 0.5), ("medium", 0.3), ("high", 0.2))
+        ]
+    )
+    return frames.aggregate_band_heatmap(
         cells,
+        bands,
         start=T0,
         end=T0 + timedelta(days=7),
         price_lo=50_000.0,
         price_hi=70_000.0,
         base_step=50.0,
+        max_columns=180,
+        max_rows=110,
     )
+
+
+def _candles() -> pl.DataFrame:
+    ts = [T0 + timedelta(hours=k) for k in range(7 * 24)]
+    close = 60_000.0 + np.sin(np.arange(7 * 24) / 10) * 500
+    return pl.DataFrame(
+        {"ts": ts, "open": close, "high": close + 80, "low": close - 80, "close": close + 10}
+    ).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
 
 
 @pytest.fixture(scope="module")
 def heat_spec(grid: frames.HeatmapGrid) -> dict[str, Any]:
-    path = pl.DataFrame(
-        {
-            "ts": [T0 + timedelta(hours=k) for k in range(7 * 24)],
-            "close": 60_000.0 + np.sin(np.arange(7 * 24) / 10) * 500,
-        }
+    context = _candles().select("ts", volume_usd=pl.lit(1e7), oi_usd=pl.lit(5e9))
+    return charts.heatmap_spec(
+        grid,
+        _candles(),
+        ref_price=60_100.0,
+        last_ts=T0 + timedelta(days=7, minutes=-1),
+        title="BTCUSDT · 7D liquidation heatmap · estimate",
+        subtitle="liqheat",
+        context=context,
     )
-    chart = charts.heatmap_chart(grid, path, ref_price=60_100.0)
-    spec: dict[str, Any] = chart.to_dict()
-    return spec
 
 
-def test_heatmap_layers_and_encodings(heat_spec: dict[str, Any]) -> None:
-    longs, shorts, line, rule = heat_spec["layer"]
-    for layer, field, title in ((longs, "l", "longs (USD)"), (shorts, "s", "shorts (USD)")):
-        assert layer["mark"]["type"] == "rect"
-        enc = layer["encoding"]
-        assert enc["x"]["field"] == "t"
-        assert enc["x"]["type"] == "temporal"
-        assert enc["x"]["scale"]["type"] == "utc"
-        assert enc["y"]["field"] == "p"
-        assert enc["y"]["type"] == "quantitative"
-        assert enc["x2"]["field"] == "t2"
-        assert enc["y2"]["field"] == "p2"
-        assert enc["color"]["field"] == field
-        assert enc["color"]["title"] == title
-        assert enc["color"]["legend"]["format"] == charts.USD_FORMAT
-        assert [t["title"] for t in enc["tooltip"]] == [
-            "time",
-            "price bucket",
-            "long USD",
-            "short USD",
-        ]
-    assert (
-        longs["encoding"]["color"]["scale"]["range"]
-        != shorts["encoding"]["color"]["scale"]["range"]
-    )
-    assert heat_spec["resolve"]["scale"]["color"] == "independent"
-    assert line["mark"]["type"] == "line"
-    assert line["encoding"]["y"]["field"] == "c"
-    assert rule["mark"]["type"] == "rule"
-    assert heat_spec["config"]["background"] == charts.BG
+def test_heatmap_layers_controls_and_panels(heat_spec: dict[str, Any]) -> None:
+    heat, volume, oi = heat_spec["vconcat"]
+    cells, candles, *rest = heat["layer"]
+    longs, shorts = cells["layer"]
+    assert longs["mark"]["type"] == shorts["mark"]["type"] == "rect"
+    assert longs["params"][0]["bind"] == "scales"  # zoom and pan
+    assert set(longs["params"][0]["select"]["encodings"]) == {"x", "y"}
+    assert [m["mark"]["type"] for m in candles["layer"]] == ["rule", "rect", "line"]
+    assert any(m["mark"]["type"] == "text" for m in rest)  # the last price, labelled
+    text = next(m for m in rest if m["mark"]["type"] == "text")
+    assert text["data"]["values"][0]["label"] == "last 60,100 · 05-07 23:59 UTC"
+    assert volume["mark"]["type"] == "rect"
+    assert oi["mark"]["type"] == "line"
+    assert heat_spec["resolve"]["scale"]["x"] == "shared"
+    assert oi["encoding"]["x"]["axis"]["title"] == "time (UTC)"
+    params = {p["name"]: p for p in heat_spec["params"]}
+    assert params["lev"]["bind"]["options"] == ["all", "high", "medium", "low"]
+    assert params["clip"]["bind"]["input"] == "range"
+    assert "clip *" in longs["encoding"]["color"]["scale"]["domain"]["expr"]
+    assert "$schema" in heat_spec
+    assert json.dumps(heat_spec)
 
 
-def test_heatmap_data_is_display_resolution(
-    heat_spec: dict[str, Any], grid: frames.HeatmapGrid
+def test_heatmap_data_is_display_resolution_and_compact(
+    grid: frames.HeatmapGrid, heat_spec: dict[str, Any]
 ) -> None:
-    cells = _csv(heat_spec["layer"][0]["data"], heat_spec)
-    assert cells.columns == list(charts.HEAT_FIELDS)
-    assert cells.height == grid.cells.height
-    assert cells["i"].n_unique() <= 300
-    assert cells["j"].n_unique() <= 200
-    assert cells["i"].max() < grid.columns <= 300  # type: ignore[operator]
-    assert cells["j"].max() < grid.rows <= 200  # type: ignore[operator]
-    # USD rounded to 3 significant digits, never more than 0.5% off
-    rel = (cells["l"] - grid.cells["long_usd"]).abs() / grid.cells["long_usd"].clip(1.0)
-    assert rel.max() < 0.005  # type: ignore[operator]
+    data = _csv(heat_spec["vconcat"][0]["layer"][0]["data"])
+    assert data.columns == ["i", "j", "l0", "s0", "l1", "s1", "l2", "s2"]
+    assert data.height == grid.cells.height <= 180 * 110
+    assert data["i"].max() < grid.columns  # type: ignore[operator]
+    assert len(heat_spec["vconcat"][0]["layer"][0]["data"]["values"]) < 600_000
 
 
-def test_heatmap_filters_split_by_dominant_side(heat_spec: dict[str, Any]) -> None:
-    longs, shorts = heat_spec["layer"][:2]
-    assert {"filter": "datum.l >= datum.s"} in longs["transform"]
-    assert {"filter": "datum.s > datum.l"} in shorts["transform"]
+def test_usd_labels_say_b_not_g() -> None:
+    expr = charts.usd_label_expr()
+    assert "'B'" in expr
+    assert "'M'" in expr
+    assert "'K'" in expr
+    assert "~s" not in expr
 
 
-def test_liquidation_map_spec() -> None:
+def test_liquidation_map_spec_stacks_bands() -> None:
     prices = 100.0 + np.arange(200) * 0.5
     ref = 150.0
-    bars = pl.DataFrame(
-        {
-            "p0": prices,
-            "p1": prices + 0.5,
-            "long_usd": np.where(prices < ref, 10.0, 0.0),
-            "short_usd": np.where(prices >= ref, 20.0, 0.0),
-            "long_cum_usd": np.where(prices < ref, 1.0, 0.0),
-            "short_cum_usd": np.where(prices >= ref, 1.0, 0.0),
-        }
+    rows = []
+    for band, share in (("<=10x", 0.6), ("25-50x", 0.4)):
+        rows.append(
+            pl.DataFrame(
+                {
+                    "band": band,
+                    "price": prices,
+                    "long_usd": np.where(prices < ref, share * 1e6, 0.0),
+                    "short_usd": np.where(prices >= ref, 2e6 * share, 0.0),
+                }
+            )
+        )
+    band_map = pl.concat(rows)
+    liq_map = (
+        band_map.group_by("price")
+        .agg(pl.col("long_usd").sum(), pl.col("short_usd").sum())
+        .sort("price")
+        .with_columns(ref_price=pl.lit(ref))
     )
-    spec = charts.liquidation_map_chart(bars, ref_price=ref).to_dict()
-    bars_layer, curves, rule, label = spec["layer"]
-    assert bars_layer["mark"]["type"] == "rect"
-    assert bars_layer["encoding"]["color"]["scale"]["domain"] == ["long", "short"]
-    assert curves["encoding"]["y"]["field"] == "cum"
-    assert spec["resolve"]["scale"]["y"] == "independent"
-    rows = _csv(bars_layer["data"], spec)
-    assert (rows.filter(pl.col("side") == "long")["p0"] < ref).all()
-    assert (rows.filter(pl.col("side") == "short")["p0"] >= ref).all()
-    assert rule["encoding"]["x"]["field"] == "p"
-    assert label["mark"]["type"] == "text"
+    total = liq_map["long_usd"].sum() + liq_map["short_usd"].sum()
+    # +-25 %: part of the map lies outside the window and is stated
+    clipped = frames.map_view(liq_map, band_map)
+    assert clipped.window_pct == 25.0
+    inside = clipped.bars["usd"].sum()
+    assert inside + sum(clipped.outside.values()) == pytest.approx(total)
+    assert clipped.totals["long"] + clipped.totals["short"] == pytest.approx(total)
+    view = frames.map_view(liq_map, band_map, window_pct=50.0)
+    assert view.window_pct is None  # the whole distribution fits
+    spec = charts.liquidation_map_spec(view, title="t", subtitle="s")
+    bars = _csv(spec["layer"][0]["data"])
+    assert set(bars["k"]) == {"<=10x", "25-50x"}
+    assert bars["usd"].sum() == pytest.approx(total, rel=1e-3)
+    # stacked: each band sits on top of the one below
+    first = bars.filter(pl.col("p0") == bars["p0"].min()).sort("y0")
+    assert first["y0"][0] == 0
+    assert first["y0"][1] == pytest.approx(first["y1"][0], abs=1)
+    curves = _csv(spec["layer"][1]["data"])
+    assert set(curves["side"]) == {"long", "short"}
+    assert curves.filter(pl.col("side") == "long")["cum"].max() == pytest.approx(
+        liq_map["long_usd"].sum(), rel=1e-3
+    )
 
 
 def test_sparkline_spec_is_tiny() -> None:
-    path = pl.DataFrame(
-        {"ts": [T0 + timedelta(hours=k) for k in range(100)], "close": np.linspace(1, 2, 100)}
-    )
-    spec = charts.sparkline_chart(path).to_dict()
-    assert spec["width"] == "container"
-    assert spec["height"] <= 80
-    assert spec["encoding"]["x"]["axis"] is None
-
-
-def test_heatmap_with_realized_markers(grid: frames.HeatmapGrid) -> None:
-    path = pl.DataFrame({"ts": [T0, T0 + timedelta(hours=1)], "close": [60_000.0, 60_100.0]})
-    realized = pl.DataFrame(
-        {
-            "ts": [T0, T0 + timedelta(hours=1)],
-            "side": ["long", "short"],
-            "usd": [1e6, 2e6],
-            "price": [59_000.0, 61_000.0],
-        }
-    )
-    spec = charts.heatmap_chart(grid, path, realized=realized).to_dict()
-    dots = spec["layer"][-1]
-    assert dots["mark"]["type"] == "circle"
-    assert dots["encoding"]["size"]["field"] == "usd"
-    assert dots["encoding"]["stroke"]["field"] == "side"
-    assert _csv(dots["data"], spec).height == 2
+    ts = [T0 + timedelta(hours=k) for k in range(120)]
+    path = pl.DataFrame({"ts": ts, "close": np.linspace(100, 110, 120)})
+    spec = charts.sparkline_chart(path).to_dict(validate=False)
+    assert len(json.dumps(spec)) < 20_000

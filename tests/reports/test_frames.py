@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -211,3 +212,77 @@ def test_realized_at_step_places_dots_at_the_extremes() -> None:
     assert frames.realized_at_step(liq, bars, timedelta(minutes=15), T0, top=1)[
         "usd"
     ].to_list() == [15.0]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(5, 300),
+    window=st.sampled_from([5.0, 25.0, 60.0]),
+    seed=st.integers(0, 10_000),
+)
+def test_map_view_never_loses_usd(n: int, window: float, seed: int) -> None:
+    """What the chart draws plus what the page says lies outside it = the stored totals."""
+    rng = np.random.default_rng(seed)
+    ref = 100.0
+    prices = np.round(rng.uniform(40.0, 180.0, n) / 0.5) * 0.5
+    frame = (
+        pl.DataFrame({"price": prices, "usd": rng.gamma(1.0, 1e6, n)})
+        .group_by("price")
+        .agg(pl.col("usd").sum())
+        .sort("price")
+    )
+    m = frame.select(
+        ref_price=pl.lit(ref),
+        price="price",
+        long_usd=pl.when(pl.col("price") < ref).then("usd").otherwise(0.0),
+        short_usd=pl.when(pl.col("price") >= ref).then("usd").otherwise(0.0),
+    )
+    view = frames.map_view(m, window_pct=window, max_bars=60)
+    assert view.bars.select("p0").n_unique() <= 61
+    drawn = view.bars["usd"].sum()
+    assert drawn + sum(view.outside.values()) == pytest.approx(
+        view.totals["long"] + view.totals["short"], rel=1e-9
+    )
+    assert view.totals["long"] == pytest.approx(m["long_usd"].sum())
+    moves = {row["pct"]: row for row in view.moves}
+    assert moves[10.0]["long_usd"] == pytest.approx(
+        m.filter(pl.col("price") >= 90.0)["long_usd"].sum()
+    )
+    assert moves[1.0]["short_usd"] <= moves[2.0]["short_usd"] <= moves[10.0]["short_usd"]
+
+
+def test_warehouse_grid_equals_in_memory_aggregate(tmp_path: Path) -> None:
+    """The display grid aggregated in DuckDB equals frames.aggregate_heatmap on the same cells."""
+    from warehouse import reads_report as rr
+    from warehouse.writes import replace_partition
+
+    cells = _cells(4 * 24, 300, every=timedelta(minutes=15), step=10.0, seed=3)
+    db = tmp_path / "liqheat.duckdb"
+    keys = {"exchange": "binance", "symbol": "BTCUSDT", "params_hash": "h"}
+    replace_partition(
+        db, "heatmap_cells", keys, cells.with_columns(**{k: pl.lit(v) for k, v in keys.items()})
+    )
+    kw = {
+        "start": T0 + timedelta(days=1),
+        "end": T0 + timedelta(days=4),
+        "price_lo": 50_333.0,
+        "price_hi": 52_000.0,
+        "base_step": 10.0,
+        "max_columns": 50,
+        "max_rows": 40,
+    }
+    mem = frames.aggregate_heatmap(cells, **kw)
+    geo = frames.grid_geometry(source_step=timedelta(minutes=15), **kw)
+    assert (geo.time_step, geo.price_step, geo.p0, geo.rows) == (
+        mem.time_step, mem.price_step, mem.p0, mem.rows,
+    )  # fmt: skip
+    sql = rr.heatmap_grid_cells(
+        db, "binance", "BTCUSDT", "h", start=kw["start"], end=kw["end"],
+        time_step=geo.time_step, columns=geo.columns, p0=geo.p0, price_step=geo.price_step,
+        rows=geo.rows, tolerance=1e-5,
+    )  # fmt: skip
+    got = frames.with_cells(geo, sql, pl.DataFrame()).cells.sort("i", "j")
+    want = mem.cells.sort("i", "j")
+    assert got.select("i", "j").equals(want.select("i", "j"))
+    assert got["long_usd"].to_numpy() == pytest.approx(want["long_usd"].to_numpy(), rel=1e-9)
+    assert got["short_usd"].to_numpy() == pytest.approx(want["short_usd"].to_numpy(), rel=1e-9)

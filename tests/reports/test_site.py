@@ -11,63 +11,80 @@ from typing import Any
 import jinja2
 import pytest
 
-from reports import site
+from reports import ranges, site
 from warehouse import reads_report as rr
 
 from .conftest import HOSTILE, HOSTILE_NOTE, BuiltSite
 
 
-def test_pages_and_pngs(built_site: BuiltSite) -> None:
+def test_pages(built_site: BuiltSite) -> None:
     root = built_site.root
     result = built_site.result
     assert result.index == root / "index.html"
     names = {p.relative_to(root).as_posix() for p in result.pages}
-    # 3 days of BTCUSDT: the 1d and 3d ranges, no 7d/30d; 1 day of ETHUSDT
-    assert {"index.html", "BTCUSDT/1d.html", "BTCUSDT/3d.html", "BTCUSDT/index.html"} <= names
-    assert "ETHUSDT/1d.html" in names
-    assert not any("7d" in n or "30d" in n for n in names)
-    # BTCUSDT is on binance and bybit: the aggregate at the top, one folder per exchange
-    assert {p.relative_to(root).as_posix() for p in result.pngs} == {
-        "BTCUSDT/1d.png",
-        "BTCUSDT/3d.png",
-        "BTCUSDT/binance/1d.png",
-        "BTCUSDT/binance/3d.png",
-        "BTCUSDT/bybit/1d.png",
-        "BTCUSDT/bybit/3d.png",
-        "ETHUSDT/1d.png",
-    }
+    # 3 days of BTCUSDT: 12h, 24h and 3d (which shows all of it), no 7d or longer
+    assert {"index.html", "BTCUSDT/12h.html", "BTCUSDT/24h.html", "BTCUSDT/3d.html"} <= names
+    assert {"BTCUSDT/index.html", "ETHUSDT/12h.html", "ETHUSDT/24h.html"} <= names
+    assert not any(r in n for n in names for r in ("7d", "30d", "90d", "1y"))
     assert {"BTCUSDT/binance/index.html", "BTCUSDT/bybit/3d.html"} <= names
     assert not any(n.startswith(("BTCUSDT/okx", "BTCUSDT/all", "ETHUSDT/binance")) for n in names)
-    for png in result.pngs:
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(root.rglob("*.png"))  # PNG export is the chart's own, in the browser
     for page in result.pages:
-        assert page.stat().st_size < 3_000_000, page
+        assert page.stat().st_size < 1_000_000, page
+    # index.html of a symbol is its default range: the longest it has below 7d
+    assert (root / "BTCUSDT" / "index.html").read_bytes() == (
+        root / "BTCUSDT" / "3d.html"
+    ).read_bytes()
     assert (root / "static" / site.BUNDLE_NAME).stat().st_size > 300_000
     assert not list(root.rglob(".*.tmp-*"))
+    assert result.failures == []
 
 
 def test_symbol_page_content(built_site: BuiltSite) -> None:
     html = (built_site.root / "BTCUSDT" / "3d.html").read_text()
-    assert 'href="3d.png"' in html
-    assert 'href="1d.html"' in html
+    assert 'href="24h.html"' in html
+    assert 'href="12h.html"' in html
     assert 'src="../static/vega-bundle.js"' in html
     assert html.count("vega-bundle.js") == 1
     assert not re.search(r'(src|href)="(https?:)?//', html.replace('href="https://data.b', ""))
     assert "These are estimates" in html
     assert "SYNTHETIC DATA" not in html
-    assert "beats baseline" in html
+    assert "beats the naive baseline" in html
     assert "realized liquidations (size = USD)" in html
-    assert spec_layers(html) == ["rect", "rect", "line", "circle", "rule"]
-    for needle in ("Key levels", "Backtest", "Model run", "Data lineage", "leverage_tiers"):
+    assert "USDⓈ" not in html
+    assert "USD-M perpetual" in html
+    for needle in ("Key levels", "How well the model did", "Model run", "Data lineage"):
         assert needle in html
+    assert 'data-export="BTCUSDT-all-3d-liqheat-estimate"' in html
     spec = _spec(html, "heatmap-chart")
-    assert spec["layer"][0]["encoding"]["color"]["field"] == "l"
-    eth = (built_site.root / "ETHUSDT" / "1d.html").read_text()
+    assert "estimate" in spec["title"]["text"]
+    assert "3D" in spec["title"]["text"]
+    marks = _marks(spec)
+    assert {"rect", "rule", "line", "circle", "text"} <= set(marks)
+    names = {p["name"] for p in spec["params"]}
+    assert {"lev", "clip", "dense"} <= names  # leverage filter, intensity, candle/line switch
+    lev = next(p for p in spec["params"] if p["name"] == "lev")
+    assert lev["bind"]["options"] == ["all", "high", "medium", "low"]
+    assert "Leverage filter: low = up to 10x, medium = over 10x up to 50x, high = over 50x" in html
+    # volume and open interest share the heatmap's time axis
+    assert len(spec["vconcat"]) >= 2
+    assert spec["resolve"]["scale"]["x"] == "shared"
+    eth = (built_site.root / "ETHUSDT" / "24h.html").read_text()
     assert "SYNTHETIC DATA" in eth
 
 
-def spec_layers(html: str) -> list[str]:
-    return [layer["mark"]["type"] for layer in _spec(html, "heatmap-chart")["layer"]]
+def _marks(node: Any) -> list[str]:
+    out: list[str] = []
+    if isinstance(node, dict):
+        mark = node.get("mark")
+        if mark is not None:
+            out.append(mark if isinstance(mark, str) else mark["type"])
+        for v in node.values():
+            out.extend(_marks(v))
+    elif isinstance(node, list):
+        for v in node:
+            out.extend(_marks(v))
+    return out
 
 
 def _spec(html: str, chart_id: str) -> dict[str, Any]:
@@ -79,10 +96,98 @@ def _spec(html: str, chart_id: str) -> dict[str, Any]:
     return spec
 
 
+def _usd(text: str) -> float:
+    """Parse '$1.23B' / '$45.6M' / '$789K' / '$12'."""
+    m = re.fullmatch(r"\$([\d.,]+)([BMK]?)", text.strip())
+    assert m is not None, text
+    return float(m.group(1).replace(",", "")) * {"B": 1e9, "M": 1e6, "K": 1e3, "": 1.0}[m.group(2)]
+
+
+def test_map_totals_equal_the_warehouse(built_site: BuiltSite) -> None:
+    """The map's printed totals are the whole stored map (v_latest_liquidation_map), and the
+    moves table matches SQL on the warehouse."""
+    for rel, exchange in (("3d.html", "all"), ("binance/3d.html", "binance")):
+        html = (built_site.root / "BTCUSDT" / rel).read_text()
+        sql = rr.query(
+            built_site.db,
+            "SELECT sum(long_usd) AS l, sum(short_usd) AS s, any_value(ref_price) AS ref "
+            "FROM liquidation_map WHERE exchange = ? AND symbol = 'BTCUSDT' AND as_of = "
+            "(SELECT max(as_of) FROM liquidation_map WHERE exchange = ? AND symbol = 'BTCUSDT')",
+            [exchange, exchange],
+        )
+        long_total, short_total, ref = sql.row(0)
+        for side, total in (("long", long_total), ("short", short_total)):
+            m = re.search(rf'data-total="{side}">([^<]+)<', html)
+            assert m is not None
+            assert _usd(m.group(1)) == pytest.approx(total, rel=6e-3)
+        moves = re.search(r'<table class="moves".*?</table>', html, re.S)
+        assert moves is not None
+        cells = re.findall(r'<td class="num (long|short)-text">([^<]+)</td>', moves.group(0))
+        assert len(cells) == 8
+        down2 = (
+            rr.query(
+                built_site.db,
+                "SELECT sum(long_usd) AS v FROM liquidation_map WHERE exchange = ? "
+                "AND symbol = 'BTCUSDT' AND price >= ? AND as_of = (SELECT max(as_of) "
+                "FROM liquidation_map WHERE exchange = ? AND symbol = 'BTCUSDT')",
+                [exchange, ref * 0.98, exchange],
+            )["v"][0]
+            or 0.0
+        )
+        assert cells[1][0] == "long"
+        assert _usd(cells[1][1]) == pytest.approx(down2, rel=6e-3, abs=1.0)
+        spec = _spec(html, "map-chart")
+        layer = spec["layer"][0]
+        rows = layer["data"]["values"].strip().splitlines()
+        head = rows[0].split(",")
+        usd = head.index("usd")
+        drawn = sum(float(r.split(",")[usd]) for r in rows[1:])
+        outside = [_usd(m) for m in re.findall(r'data-outside="(?:long|short)">([^<]+)<', html)]
+        # what the chart draws plus what the page says lies outside it = the warehouse total
+        assert drawn + sum(outside) == pytest.approx(long_total + short_total, rel=6e-3)
+
+
+def test_alerts_banner_and_long_short(built_site: BuiltSite) -> None:
+    index = built_site.result.index.read_text()
+    banner = index[index.index('id="alerts"') :].split("</section>")[0]
+    assert 'href="BTCUSDT/index.html">BTCUSDT</a>' in banner
+    btc = (built_site.root / "BTCUSDT" / "3d.html").read_text()
+    assert 'id="alerts"' in btc
+    assert 'id="alerts"' not in (built_site.root / "ETHUSDT" / "24h.html").read_text()
+    spec = _spec(btc, "long-short-chart")
+    rows = spec["data"]["values"].strip().splitlines()
+    assert rows[0] == "t,long,short,delta"
+    assert len(rows) == 1 + 72  # 3 days per hour
+
+
+def test_heatmap_axis_includes_key_levels(built_site: BuiltSite) -> None:
+    html = (built_site.root / "BTCUSDT" / "12h.html").read_text()
+    spec = _spec(html, "heatmap-chart")
+    cells = spec["vconcat"][0]["layer"][0]
+    y_dom = cells["layer"][0]["encoding"]["y"]["scale"]["domain"]
+    levels = rr.latest_key_levels(
+        built_site.db, "all", "BTCUSDT", rr.current_runs(built_site.db, "all")["params_hash"][0]
+    )
+    assert y_dom[0] <= levels["price"].min()
+    assert y_dom[1] >= levels["price"].max()
+
+
+def test_key_levels_show_nearest_and_largest(built_site: BuiltSite) -> None:
+    html = (built_site.root / "BTCUSDT" / "3d.html").read_text()
+    for card in ("long-nearest", "long-largest", "short-nearest", "short-largest"):
+        m = re.search(rf'data-card="{card}">.*?<div class="card-value">([^<]+)</div>', html, re.S)
+        assert m is not None, card
+        # prices rounded to the 50 USDT price step, no cents
+        assert re.fullmatch(r"[\d,]+", m.group(1)), m.group(1)
+    table = html[html.index('id="key-levels"') :].split("</section>")[0]
+    assert table.count(">nearest<") == 2
+    assert table.count(">largest<") == 2
+
+
 def test_hostile_names_are_escaped_and_paths_safe(built_site: BuiltSite) -> None:
     slug = site.safe_component(HOSTILE)
     assert re.fullmatch(r"[A-Za-z0-9._-]+", slug)
-    page = built_site.root / slug / "1d.html"
+    page = built_site.root / slug / "24h.html"
     assert page in built_site.result.pages
     for path in [*built_site.result.pages]:
         html = path.read_text()
@@ -92,7 +197,7 @@ def test_hostile_names_are_escaped_and_paths_safe(built_site: BuiltSite) -> None
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in index
     hostile_page = page.read_text()
     assert "&lt;img src=x onerror=alert(2)&gt;" in hostile_page  # the failed file's error
-    btc = (built_site.root / "BTCUSDT" / "1d.html").read_text()
+    btc = (built_site.root / "BTCUSDT" / "24h.html").read_text()
     assert "&lt;img src=x onerror=alert(2)&gt;" in btc  # the model's params note
 
 
@@ -126,11 +231,16 @@ def test_autoescape_and_tojson_in_chart_partial() -> None:
     assert "\\u003c/script\\u003e" in html
 
 
-def test_available_ranges() -> None:
-    assert site.available_ranges(timedelta(hours=5), (1, 3, 7, 30)) == [1]
-    assert site.available_ranges(timedelta(days=10), (1, 3, 7, 30)) == [1, 3, 7, 30]
-    assert site.available_ranges(timedelta(days=31), (1, 3, 7, 30)) == [1, 3, 7, 30]
-    assert site.available_ranges(timedelta(days=7), (7, 3)) == [3, 7]
+def test_ranges() -> None:
+    keys = [r.key for r in ranges.available_ranges(timedelta(days=400))]
+    assert keys == ["12h", "24h", "3d", "7d", "30d", "90d", "180d", "1y"]
+    assert [r.key for r in ranges.available_ranges(timedelta(days=10))][-1] == "30d"
+    assert [r.key for r in ranges.available_ranges(timedelta(hours=5))] == ["12h"]
+    assert ranges.parse_range("7").key == "7d"
+    assert ranges.parse_range("1").key == "24h"
+    assert ranges.parse_range("365d").key == "1y"
+    with pytest.raises(ValueError, match="expected one of 12h, 24h"):
+        ranges.parse_range("2w")
 
 
 def test_reads_report(report_db: Path) -> None:
@@ -157,17 +267,39 @@ def test_reads_report(report_db: Path) -> None:
 
 
 def test_one_symbol_and_range(report_db: Path, tmp_path: Path) -> None:
-    result = site.build_site(report_db, tmp_path, symbols=["BTCUSDT"], days=(30,), pngs=False)
+    result = site.build_site(report_db, tmp_path, symbols=["BTCUSDT"], days=["30d"])
     names = {p.relative_to(tmp_path).as_posix() for p in result.pages}
-    # 30 days asked, 3 days there: the range showing all data is built
+    # 30 days asked, 3 days there: the range showing all data is built (and is the default)
     assert names == {
         f"BTCUSDT/{rel}{page}"
         for rel in ("", "binance/", "bybit/")
         for page in ("3d.html", "index.html")
     } | {"index.html"}
+    assert any("shorter than 30d; built 3d" in n for n in result.notes)
+    html = (tmp_path / "BTCUSDT" / "3d.html").read_text()
+    assert "less than 3D" not in html  # 3 full days: nothing to say
+    # the other ranges are listed but not linked until built
+    assert 'data-range="12h">12H</span>' in html
     index = result.index.read_text()
     assert 'href="BTCUSDT/3d.html"' in index
     assert 'href="ETHUSDT/' not in index  # not built: not linked
+    # building 12h later links it from every page, the default page stays 3d
+    again = site.build_site(report_db, tmp_path, symbols=["BTCUSDT"], days=["12h"])
+    names = {p.relative_to(tmp_path).as_posix() for p in again.pages}
+    assert "BTCUSDT/12h.html" in names
+    assert "BTCUSDT/index.html" not in names
+    assert 'data-range="3d">3D</a>' in (tmp_path / "BTCUSDT" / "12h.html").read_text()
+
+
+def test_unchanged_pages_are_kept(report_db: Path, tmp_path: Path) -> None:
+    first = site.build_site(report_db, tmp_path, symbols=["ETHUSDT"])
+    built = {p for p in first.pages if "ETHUSDT" in p.parts}
+    assert built
+    again = site.build_site(report_db, tmp_path, symbols=["ETHUSDT"])
+    assert not [p for p in again.pages if "ETHUSDT" in p.parts]
+    assert set(again.kept) == built
+    forced = site.build_site(report_db, tmp_path, symbols=["ETHUSDT"], force=True)
+    assert {p for p in forced.pages if "ETHUSDT" in p.parts} == built
 
 
 def test_unknown_symbol_is_refused(report_db: Path, tmp_path: Path) -> None:
@@ -175,25 +307,42 @@ def test_unknown_symbol_is_refused(report_db: Path, tmp_path: Path) -> None:
         site.build_site(report_db, tmp_path, symbols=["NOPEUSDT"])
 
 
-def test_failed_build_keeps_previous_index(
-    built_site: BuiltSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_one_symbol_failure_never_stops_the_others(
+    report_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = site.build_site(built_site.db, tmp_path, symbols=["BTCUSDT"], days=(1,), pngs=False)
-    before = first.index.read_bytes()
-    calls = {"n": 0}
     real = site._range_page
 
-    def flaky(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:
+    def flaky(db: Path, view: Any, sym: Any, rng: Any) -> Any:
+        if sym.symbol == "ETHUSDT":
             raise RuntimeError("disk on fire")
-        return real(*args, **kwargs)
+        return real(db, view, sym, rng)
 
     monkeypatch.setattr(site, "_range_page", flaky)
+    result = site.build_site(report_db, tmp_path)
+    assert [s for s, _ in result.failures] == ["ETHUSDT"]
+    assert "disk on fire" in result.failures[0][1]
+    assert (tmp_path / "BTCUSDT" / "3d.html").exists()
+    assert not (tmp_path / "ETHUSDT").exists()
+    index = result.index.read_text()
+    assert "Some pages could not be rebuilt" in index
+    assert "disk on fire" in index
+    assert not list(tmp_path.rglob(".*.tmp-*"))
+
+
+def test_failed_index_keeps_previous_site(
+    built_site: BuiltSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = site.build_site(built_site.db, tmp_path, symbols=["BTCUSDT"], days=["24h"])
+    before = first.index.read_bytes()
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(site, "mark_stale", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        site.build_site(built_site.db, tmp_path, days=(1, 3), pngs=False)
+        site.build_site(built_site.db, tmp_path, days=["24h", "12h"])
     assert first.index.read_bytes() == before
-    assert not (tmp_path / "BTCUSDT" / "3d.html").exists()
+    assert not (tmp_path / "BTCUSDT" / "12h.html").exists()
     assert not list(tmp_path.rglob(".*.tmp-*"))
 
 
@@ -214,12 +363,11 @@ def _tabs(html: str) -> list[tuple[str, str | None]]:
 
 def _circles(html: str) -> tuple[int, float]:
     """Number and total USD of the realized-liquidation circles of the heatmap."""
-    layer = next(
-        lay for lay in _spec(html, "heatmap-chart")["layer"] if lay["mark"]["type"] == "circle"
-    )
     spec = _spec(html, "heatmap-chart")
-    name = layer["data"]["name"]
-    rows = spec["datasets"][name].strip().splitlines()
+    layer = next(
+        lay for lay in spec["vconcat"][0]["layer"] if lay.get("mark", {}).get("type") == "circle"
+    )
+    rows = layer["data"]["values"].strip().splitlines()
     usd_col = rows[0].split(",").index("usd")
     return len(rows) - 1, sum(float(r.split(",")[usd_col]) for r in rows[1:])
 
@@ -240,19 +388,18 @@ def test_exchange_switch_and_layout(built_site: BuiltSite) -> None:
     ]
     assert 'src="../../static/vega-bundle.js"' in binance
     assert 'href="../index.html">BTCUSDT</a>' in binance  # crumbs back to the symbol
-    assert 'href="1d.html"' in binance
-    assert 'href="3d.png"' in binance
+    assert 'href="24h.html"' in binance
     assert "Binance + Bybit · aggregated" in top
-    assert "Price line and quote: Binance" in top
+    assert "Candles: Binance" in top
     # each view has its own heatmap, map, levels and scores
     specs = {
-        name: _spec((root / name).read_text(), "heatmap-chart")["datasets"]
+        name: _spec((root / name).read_text(), "heatmap-chart")["vconcat"][0]["layer"][0]["data"]
         for name in ("3d.html", "binance/3d.html", "bybit/3d.html")
     }
     assert len({json.dumps(v, sort_keys=True) for v in specs.values()}) == 3
     for name in ("3d.html", "binance/3d.html", "bybit/3d.html"):
         html = (root / name).read_text()
-        for needle in ('id="map-chart"', "Key levels", "beats baseline", "Data lineage"):
+        for needle in ('id="map-chart"', "Key levels", "naive baseline", "Data lineage"):
             assert needle in html, (name, needle)
     # the aggregate's lineage lists both exchanges, an exchange's only its own
     assert "<th>exchange</th>" in top
@@ -269,7 +416,7 @@ def test_exchange_switch_and_layout(built_site: BuiltSite) -> None:
     assert usd_all == pytest.approx(usd_b + usd_y, rel=1e-6, abs=n_all)
     assert n_all >= max(n_b, n_y)
     # a single-exchange symbol keeps the plain layout: no switch, no exchange folders
-    eth = (built_site.root / "ETHUSDT" / "1d.html").read_text()
+    eth = (built_site.root / "ETHUSDT" / "24h.html").read_text()
     assert _tabs(eth) == []
     assert not (built_site.root / "ETHUSDT" / "binance").exists()
 
@@ -287,10 +434,11 @@ def test_index_lists_exchanges(built_site: BuiltSite) -> None:
 
 def test_exchange_filter(report_db: Path, tmp_path: Path) -> None:
     result = site.build_site(
-        report_db, tmp_path, symbols=["BTCUSDT"], days=(1,), exchanges=["bybit"], pngs=False
+        report_db, tmp_path, symbols=["BTCUSDT"], days=["24h"], exchanges=["bybit"]
     )
     names = {p.relative_to(tmp_path).as_posix() for p in result.pages}
-    assert names == {"BTCUSDT/1d.html", "BTCUSDT/index.html", "index.html"}
-    html = (tmp_path / "BTCUSDT" / "1d.html").read_text()
+    # the default page (3d) is built too: index.html is always the default range
+    assert names == {"BTCUSDT/24h.html", "BTCUSDT/3d.html", "BTCUSDT/index.html", "index.html"}
+    html = (tmp_path / "BTCUSDT" / "24h.html").read_text()
     assert _tabs(html) == []
-    assert '<span class="venue">bybit' in html
+    assert '<span class="venue">Bybit' in html

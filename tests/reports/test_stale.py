@@ -47,8 +47,9 @@ def test_index_marks_stale_symbols(tmp_path: Path) -> None:
         frame = _bars(symbol, end)
         keys = {"exchange": "binance", "symbol": symbol, "ts": (end - timedelta(days=1), end)}
         replace_partition(db, "klines", keys, frame)
-    index = build_site(db, tmp_path / "site", pngs=False, days=(1,)).index.read_text()
-    cards = {s: index.split(f">{s}<", 1)[1].split("</h2>", 1)[0] for s in ends}
+    index = build_site(db, tmp_path / "site", days=["24h"]).index.read_text()
+    body = index.split('<section class="symbols">', 1)[1]  # the cards, not the symbol switch
+    cards = {s: body.split(f">{s}<", 1)[1].split("</h2>", 1)[0] for s in ends}
     assert "STALE" in cards["SOLUSDT"]
     assert "STALE" not in cards["BTCUSDT"]
     assert "STALE" not in cards["ETHUSDT"]

@@ -20,6 +20,7 @@ from transforms.aggregate import (
     sum_liquidation_maps,
     sum_per_ts,
 )
+from transforms.clusters import cluster_key_levels
 from transforms.heatmap import HEATMAP_SCHEMA, LIQUIDATION_MAP_SCHEMA
 from transforms.levels import KEY_LEVELS_SCHEMA
 from transforms.model import run_model
@@ -204,20 +205,17 @@ def test_ref_price_weighting() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(rows=MAP_ROWS, top=st.integers(1, 6))
-def test_key_levels_from_map_are_the_largest_buckets(
+def test_key_levels_from_map_are_its_clusters(
     rows: list[tuple[int, float, float]], top: int
 ) -> None:
     m = _map([pb * 10.0 for pb, _, _ in rows], [r[1] for r in rows], [r[2] for r in rows], 1100.0)
     out = key_levels_from_map(m, price_step=10.0, top=top)
     assert out.schema == pl.Schema(KEY_LEVELS_SCHEMA)
+    assert out.equals(cluster_key_levels(m, price_step=10.0, top=top))
     for side in ("long", "short"):
         part = out.filter(pl.col("side") == side)
-        usd = m[f"{side}_usd"].filter(m[f"{side}_usd"] > 0).sort(descending=True)
-        assert part["usd"].to_list() == pytest.approx(usd.head(top).to_list())
-        assert part["rank"].to_list() == list(range(1, part.height + 1))
-        for price, usd_v in part.select("price", "usd").iter_rows():
-            bucket = m.filter((pl.col("price") - (price - 5.0)).abs() < 1e-6)
-            assert bucket[f"{side}_usd"].item() == pytest.approx(usd_v)
+        if m.filter(pl.col(f"{side}_usd") > 0).height:
+            assert part["is_largest"].sum() == part["is_nearest"].sum() == 1
     expected_pct = (out["price"] / 1100.0 - 1) * 100
     assert ((out["distance_pct"] - expected_pct).abs() < 1e-9).all()
 
@@ -285,10 +283,12 @@ def test_one_exchange_aggregates_to_itself() -> None:
     )
     assert lm["long_cum_usd"].to_list() == pytest.approx(res.liquidation_map["long_cum_usd"])
     kl = key_levels_from_map(lm, price_step=50.0)
-    # same buckets and USD as the model's own key levels; price within half a bucket
-    mine = res.key_levels.sort("side", "rank")
-    assert kl["usd"].to_list() == pytest.approx(mine["usd"].to_list())
-    assert ((kl["price"] - mine["price"]).abs() <= 25.0 + 1e-9).all()
+    # the same clusters as the model's own key levels
+    mine = res.key_levels
+    assert kl.select("side", "rank", "price", "price_low", "price_high").equals(
+        mine.select("side", "rank", "price", "price_low", "price_high")
+    )
+    assert kl["usd"].to_list() == pytest.approx(mine["usd"].to_list(), rel=1e-12)
 
 
 def test_two_real_models_sum() -> None:

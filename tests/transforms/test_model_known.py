@@ -126,11 +126,17 @@ def test_liquidation_map_and_key_levels_known_answer() -> None:
         (109.0, 0.0, 500.0, 0.0, 1000.0),
     ]
     kl = key_levels(lv, bars, T0 + timedelta(minutes=35), params=P, price_step=1.0)
-    # last bar: close 95; long 10x (90.36) and short 10x (109.56) at 375 each
-    assert kl.select("side", "rank", "usd").rows() == [("long", 1, 375.0), ("short", 1, 375.0)]
+    # last bar: close 95; long 10x (90.36) and short 10x (109.56) at 375 each: one cluster
+    # per side, in the 1.0 bucket of the exact price, at that bucket's lower edge
+    assert kl.select("side", "rank", "usd", "price", "price_low", "price_high").rows() == [
+        ("long", 1, 375.0, 90.0, 90.0, 91.0),
+        ("short", 1, 375.0, 109.0, 109.0, 110.0),
+    ]
+    assert kl["is_nearest"].all()
+    assert kl["is_largest"].all()
     dist = dict(zip(kl["side"], kl["distance_pct"], strict=True))
-    assert dist["long"] == pytest.approx((100 * 0.9 / 0.996 / 95 - 1) * 100)
-    assert dist["short"] == pytest.approx((100 * 1.1 / 1.004 / 95 - 1) * 100)
+    assert dist["long"] == pytest.approx((90 / 95 - 1) * 100)
+    assert dist["short"] == pytest.approx((109 / 95 - 1) * 100)
 
 
 def one_minute_bars() -> pl.DataFrame:
