@@ -139,6 +139,8 @@ class ModelComputed:
     run: pl.DataFrame
     outputs: dict[str, pl.DataFrame]
     summary: ModelSummary
+    #: wall time of :func:`compute_model` (model, backtest and output frames)
+    compute_seconds: float = 0.0
 
 
 def read_model_inputs(
@@ -163,6 +165,7 @@ def compute_model(
     from transforms.params import ModelParams
     from transforms.realized import realized_per_bar
 
+    started = time.perf_counter()
     params = params or ModelParams()
     if price_step is not None:
         params = ModelParams.model_validate({**params.model_dump(), "price_step": price_step})
@@ -227,7 +230,15 @@ def compute_model(
         if scores.height
         else [],
     )
-    return ModelComputed(inputs.exchange, inputs.symbol, params_hash, run, outputs, summary)
+    return ModelComputed(
+        inputs.exchange,
+        inputs.symbol,
+        params_hash,
+        run,
+        outputs,
+        summary,
+        compute_seconds=time.perf_counter() - started,
+    )
 
 
 def store_model(settings: Settings, computed: ModelComputed) -> ModelSummary:
@@ -272,7 +283,8 @@ def model_symbol(
 @dataclass(frozen=True)
 class ModelOutcome:
     """One (exchange, symbol) of :func:`model_symbols`: its summary, or the error that stopped
-    it (the other symbols still run), and its wall time (read + compute + write)."""
+    it (the other symbols still run), and its cost: read + compute + write seconds (time spent
+    waiting for a free worker not included)."""
 
     exchange: str
     symbol: str
@@ -369,6 +381,7 @@ def model_symbols(
     # spawn, not fork: the flow process runs threads (Prefect's), which fork would copy
     # mid-flight. At most 2 x workers inputs are in memory at once.
     ctx = multiprocessing.get_context("spawn")
+    #: per pending job: its key and its read seconds
     pending: dict[Future[ModelComputed], tuple[tuple[str, str], float]] = {}
     todo = list(jobs)
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
@@ -385,18 +398,23 @@ def model_symbols(
                     done(key, ModelOutcome(*key, _no_bars(*key), None, time.perf_counter() - t0))
                     continue
                 try:
-                    pending[pool.submit(_compute_in_worker, inputs)] = (key, t0)
+                    fut = pool.submit(_compute_in_worker, inputs)
                 except Exception as exc:  # a broken pool (a worker was killed): this pair fails
                     fail(key, exc, t0)
+                else:
+                    pending[fut] = (key, time.perf_counter() - t0)
             finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for fut in finished:
-                key, t0 = pending.pop(fut)
+                key, read_s = pending.pop(fut)
+                t0 = time.perf_counter()
                 try:
-                    summary = store_model(settings, fut.result())
+                    computed = fut.result()
+                    summary = store_model(settings, computed)
                 except Exception as exc:
-                    fail(key, exc, t0)
+                    fail(key, exc, t0 - read_s)
                 else:
-                    done(key, ModelOutcome(*key, summary, None, time.perf_counter() - t0))
+                    cost = read_s + computed.compute_seconds + time.perf_counter() - t0
+                    done(key, ModelOutcome(*key, summary, None, cost))
     return [outcomes[k] for k in jobs]
 
 

@@ -222,7 +222,15 @@ def write_ingest_result(
 #: model outputs kept for the current run only: a new run of an (exchange, symbol) replaces
 #: every older run's rows (whatever its params_hash), so the warehouse holds one run each
 CURRENT_RUN_TABLES = frozenset(
-    {"liq_levels", "heatmap_cells", "liquidation_map", "predicted_liquidations"}
+    {
+        "liq_levels",
+        "heatmap_cells",
+        "liquidation_map",
+        "predicted_liquidations",
+        # the site's leverage views (issue 13), where the schema has them
+        "heatmap_band_cells",
+        "liquidation_map_bands",
+    }
 )
 #: model outputs whose history stays: a run replaces only its own snapshot(s) (the same
 #: params_hash and ``as_of`` / scored window), so earlier nights remain queryable
@@ -289,7 +297,13 @@ def write_model_outputs(
         con.execute("BEGIN TRANSACTION")
         try:
             total += replace_rows(con, "model_runs", keys, run.with_columns(key_cols))
-            for table in sorted(CURRENT_RUN_TABLES):
+            existing = {
+                str(r[0])
+                for r in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+                ).fetchall()
+            }
+            for table in sorted(CURRENT_RUN_TABLES & existing):
                 where, params = _where(pair)
                 rows = con.execute(f"DELETE FROM {table} WHERE {where}", params).fetchall()
                 deleted += int(rows[0][0]) if rows else 0
