@@ -222,11 +222,11 @@ def run_one(args: argparse.Namespace) -> None:
     timings = re.search(r"ingest ([\d.]+)s, model ([\d.]+)s, report ([\d.]+)s", text)
     db = Path(args.home) / "liqheat.duckdb"
     per = query(db, "SELECT symbol, model_seconds, status FROM runs ORDER BY symbol")
-    sizes = query(
+    tables = query(
         db,
-        "SELECT count(*) AS n FROM klines",
+        "SELECT table_name, estimated_size AS n FROM duckdb_tables() "
+        "WHERE schema_name = 'main' ORDER BY estimated_size DESC LIMIT 6",
     )
-    del sizes
     print(
         "RESULT "
         + json.dumps(
@@ -240,6 +240,7 @@ def run_one(args: argparse.Namespace) -> None:
                 "failed": int((per["status"] == "failed").sum()),
                 "cluster_start": cluster_s,
                 "db_bytes": db.stat().st_size,
+                "tables": dict(zip(tables["table_name"], tables["n"], strict=True)),
                 "summary_tail": text.splitlines()[-4:],
             }
         ),
@@ -367,6 +368,9 @@ def report_run(n: int, days: int, r: dict[str, Any]) -> None:
         f"  warehouse         {_mb(size)} ({_mb(size / (n * days))} per symbol-day; "
         f"{_mb(r['db_before'])} before the night)"
     )
+    if r.get("tables"):
+        rows = ", ".join(f"{t} {n:,}" for t, n in r["tables"].items())
+        print(f"  largest tables    {rows} rows")
     if r.get("cluster_start") is not None:
         print(f"  dask LocalCluster start (2 processes) {r['cluster_start']:.1f} s (not in wall)")
 
@@ -437,8 +441,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     t_arch = build_archive(archive, bench_symbols(max(ns)), args.days, args.seed)
     print(f"  archive ready ({t_arch:.0f}s), {archive.as_uri()}")
+    # ascending, so that each template extends the previous one (loads only the new symbols)
     templates = {
-        n: build_template(work, archive, bench_symbols(n), args.days, args.seed) for n in ns
+        n: build_template(work, archive, bench_symbols(n), args.days, args.seed)
+        for n in sorted(set(ns) | ({dask_n} if dask_n else set()))
     }
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -470,10 +476,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             report_run(n, args.days, r)
             shutil.rmtree(work / f"run-{n}-thread", ignore_errors=True)
         if dask_n:
-            if dask_n not in templates:
-                templates[dask_n] = build_template(
-                    work, archive, bench_symbols(dask_n), args.days, args.seed
-                )
             r = nightly_once(work, archive, templates[dask_n], dask_n, "dask", env, server_pid)
             r["runner"] = "a 2-process Dask LocalCluster"
             report_run(dask_n, args.days, r)

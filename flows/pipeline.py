@@ -339,8 +339,9 @@ def model_symbols_task(
         if o.error is not None:
             logger.warning("model %s %s failed: %s", o.exchange, o.symbol, o.error)
 
+    pairs = [(str(exchange), str(symbol)) for exchange, symbol in jobs]
     out = []
-    for o in steps.model_symbols(settings, jobs, days=days, on_done=log):
+    for o in steps.model_symbols(settings, pairs, days=days, on_done=log):
         line = o.summary.line() if o.summary is not None else ""
         if line and o.exchange != "binance":
             line = f"[{o.exchange}] {line}"
