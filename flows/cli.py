@@ -107,6 +107,9 @@ def demo(symbols: tuple[str, ...], days: int, seed: int, end: date | None) -> No
     backtest, and renders the site. Everything it shows is labelled synthetic.
     """
     settings = _settings()
+    from flows.server import start_early
+
+    start_early(Path(os.environ.get("PREFECT_HOME", settings.prefect_home)))  # boots meanwhile
     from flows.pipeline import run_demo
 
     chosen = list(symbols) or ["BTCUSDT", "ETHUSDT"]
@@ -394,9 +397,14 @@ def nightly(
     chosen = _check_exchanges(exchanges)
     _check_runner(task_runner, dask_address)
     settings = _settings()
-    from flows.pipeline import nightly_flow
+    from flows.server import start_early
 
-    summary = nightly_flow(
+    start_early(Path(os.environ.get("PREFECT_HOME", settings.prefect_home)))  # boots meanwhile
+    from flows.pipeline import nightly_flow, run_flow
+
+    summary = run_flow(
+        settings,
+        nightly_flow,
         date=(day or _yesterday()).isoformat(),
         symbols=list(symbols) or list(settings.symbols),
         base_url=base_url,
@@ -427,10 +435,15 @@ def backfill(
     _day_range(start, end)
     chosen = _check_exchanges(exchanges)
     _check_runner(task_runner, dask_address)
-    _settings()
-    from flows.pipeline import backfill_flow
+    settings = _settings()
+    from flows.server import start_early
 
-    summary = backfill_flow(
+    start_early(Path(os.environ.get("PREFECT_HOME", settings.prefect_home)))  # boots meanwhile
+    from flows.pipeline import backfill_flow, run_flow
+
+    summary = run_flow(
+        settings,
+        backfill_flow,
         symbols=list(symbols),
         start=start.isoformat(),
         end=end.isoformat(),

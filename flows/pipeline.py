@@ -71,6 +71,17 @@ class SymbolRun:
     model: str = ""
     model_seconds: float | None = None
     problems: list[str] = field(default_factory=list)
+    #: the model (or the exchanges' sum) of this symbol failed
+    model_failed: bool = False
+
+    def fail(self, problem: str) -> None:
+        """Record a failed step of this symbol (the run ends Failed)."""
+        self.model_failed = True
+        self.problems.append(f"failed: {problem}")
+
+    @property
+    def is_failed(self) -> bool:
+        return bool(self.failed) or self.model_failed
 
 
 @dataclass
@@ -81,8 +92,13 @@ class RunSummary:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     symbols: dict[str, SymbolRun] = field(default_factory=dict)
     ingest_seconds: float = 0.0
+    model_seconds: float = 0.0
     report_seconds: float = 0.0
     site: str | None = None
+    #: start-up of the Prefect server this run started (None: it used a running one)
+    server_seconds: float | None = None
+    #: why the site could not be built (the run ends Failed)
+    report_error: str | None = None
     #: where staging ran ("host:pid" of each process that staged a job) and where loading ran
     stagers: set[str] = field(default_factory=set)
     loader: str | None = None
@@ -95,11 +111,12 @@ class RunSummary:
 
     @property
     def problems(self) -> list[str]:
-        return [p for run in self.symbols.values() for p in run.problems]
+        found = [p for run in self.symbols.values() for p in run.problems]
+        return found + ([f"failed: {self.report_error}"] if self.report_error else [])
 
     @property
     def failed(self) -> bool:
-        return any(run.failed for run in self.symbols.values())
+        return bool(self.report_error) or any(r.is_failed for r in self.symbols.values())
 
     @property
     def ok(self) -> bool:
@@ -130,7 +147,8 @@ class RunSummary:
         """The run summary as a markdown table (the Prefect artifact)."""
         lines = [
             f"**{self.flow}** started {self.started_at:%Y-%m-%d %H:%M:%S} UTC; "
-            f"ingest {self.ingest_seconds:.1f}s, report {self.report_seconds:.1f}s",
+            f"ingest {self.ingest_seconds:.1f}s, model {self.model_seconds:.1f}s, "
+            f"report {self.report_seconds:.1f}s",
             "",
             self.staging_line(),
             "",
@@ -159,10 +177,13 @@ class RunSummary:
         lines.extend(self.problems)
         lines.extend(self.notes)
         lines.append(
-            f"timings: ingest {self.ingest_seconds:.1f}s, report {self.report_seconds:.1f}s"
+            f"timings: ingest {self.ingest_seconds:.1f}s, model {self.model_seconds:.1f}s, "
+            f"report {self.report_seconds:.1f}s"
         )
         if self.stage_jobs:
             lines.append(self.staging_line())
+        if self.server_seconds is not None:
+            lines.append(f"prefect server start: {self.server_seconds:.1f}s")
         if self.site:
             lines.append(f"site: {self.site}")
         return "\n".join(lines)
@@ -180,7 +201,7 @@ class RunSummary:
                     "symbol": name,
                     "started_at": self.started_at,
                     "finished_at": finished,
-                    "status": "failed" if r.failed else "completed",
+                    "status": "failed" if r.is_failed or self.report_error else "completed",
                     "days_loaded": r.loaded,
                     "days_skipped": r.skipped,
                     "days_missing": r.missing,
@@ -306,6 +327,40 @@ def model_symbol_task(
     return {"line": line, "seconds": time.perf_counter() - t0}
 
 
+@task(name="model-symbols", cache_policy=NO_CACHE)
+def model_symbols_task(
+    home: str, jobs: list[tuple[str, str]], days: int | None = None
+) -> list[dict[str, Any]]:
+    """Model many (exchange, symbol) pairs: compute in a pool of worker processes, write in
+    this process (the single writer), one transaction per pair; a failing pair is returned
+    with its error and never stops the others (:func:`flows.steps.model_symbols`)."""
+    from flows import steps
+
+    settings = Settings(home=Path(home))
+    logger = get_run_logger()
+
+    def log(o: steps.ModelOutcome) -> None:
+        if o.error is not None:
+            logger.warning("model %s %s failed: %s", o.exchange, o.symbol, o.error)
+
+    pairs = [(str(exchange), str(symbol)) for exchange, symbol in jobs]
+    out = []
+    for o in steps.model_symbols(settings, pairs, days=days, on_done=log):
+        line = o.summary.line() if o.summary is not None else ""
+        if line and o.exchange != "binance":
+            line = f"[{o.exchange}] {line}"
+        out.append(
+            {
+                "exchange": o.exchange,
+                "symbol": o.symbol,
+                "line": line,
+                "error": o.error,
+                "seconds": o.seconds,
+            }
+        )
+    return out
+
+
 @task(name="aggregate-symbol", cache_policy=NO_CACHE)
 def aggregate_symbol_task(home: str, symbol: str, exchanges: list[str]) -> str:
     """Sum the exchanges' model outputs of one symbol (exchange "all"); return its line."""
@@ -331,16 +386,20 @@ def report_task(home: str, symbols: list[str] | None = None) -> str:
 
 @task(name="write-demo-archive", cache_policy=NO_CACHE)
 def demo_archive_task(
-    root: str, symbols: list[str], start: str, days: int, seed: int
+    root: str, symbols: list[str], start: str, days: int, seed: int, written: bool = False
 ) -> dict[str, Any]:
-    """Write the seeded synthetic market as a local archive mirror; return its URL and CSVs."""
-    from flows.demo_data import write_demo_archive
+    """Write the seeded synthetic market as a local archive mirror (unless ``written``: the
+    caller wrote it while the Prefect server started); return its URL and CSVs."""
+    from flows.demo_data import SYNTHETIC_DIR, write_demo_archive
 
-    archive = write_demo_archive(Path(root), symbols, date.fromisoformat(start), days, seed)
+    first = date.fromisoformat(start)
+    if not written:
+        write_demo_archive(Path(root), symbols, first, days, seed)
+    liquidations = Path(root) / SYNTHETIC_DIR / "liquidations"
     return {
-        "base_url": archive.base_url,
-        "days": [d.isoformat() for d in archive.days],
-        "liquidations": {s: str(p) for s, p in archive.liquidation_csvs.items()},
+        "base_url": Path(root).resolve().as_uri(),
+        "days": [(first + timedelta(days=i)).isoformat() for i in range(days)],
+        "liquidations": {s: str(liquidations / f"{s}.csv") for s in dict.fromkeys(symbols)},
     }
 
 
@@ -526,36 +585,57 @@ def _model_and_report(
     summary: RunSummary,
     exchanges: Sequence[str] = ("binance",),
 ) -> None:
-    """Model each (exchange, symbol) with data (binance always, as before), sum the exchanges
-    (exchange "all") when several have data, then rebuild the site."""
+    """Model each (exchange, symbol) with data (binance always, as before) -- computed in
+    parallel worker processes, written here -- sum the exchanges (exchange "all") when several
+    have data, then rebuild the site. A symbol whose model or sum fails is recorded as failed
+    with the reason; the other symbols and the site are still done."""
     from warehouse import reads
 
+    t0 = time.perf_counter()
+    jobs: list[tuple[str, str]] = []
+    with_data: dict[str, list[str]] = {}
     for symbol in symbols:
-        run = summary.symbol(symbol)
-        lines: list[str] = []
-        seconds = 0.0
-        with_data: list[str] = []
         for exchange in dict.fromkeys(exchanges):
             has_data = reads.last_bar_ts(settings.db_path, exchange, symbol) is not None
             if has_data:
-                with_data.append(exchange)
-            if not has_data and exchange != "binance":
-                continue
-            result = model_symbol_task(str(settings.home), symbol, exchange=exchange)
-            lines.append(result["line"])
-            seconds += result["seconds"]
-        if len(with_data) > 1:
-            t0 = time.perf_counter()
-            lines.append(aggregate_symbol_task(str(settings.home), symbol, with_data))
-            seconds += time.perf_counter() - t0
-        run.model = "\n".join(lines)
-        run.model_seconds = seconds if lines else None
+                with_data.setdefault(symbol, []).append(exchange)
+            if has_data or exchange == "binance":
+                jobs.append((exchange, symbol))
+    outcomes = model_symbols_task(str(settings.home), jobs)
+    for o in outcomes:
+        run = summary.symbol(o["symbol"])
+        run.model_seconds = (run.model_seconds or 0.0) + o["seconds"]
+        if o["error"] is not None:
+            run.fail(f"model {o['exchange']} {o['symbol']}: {o['error']}")
+        else:
+            run.model = "\n".join(filter(None, [run.model, o["line"]]))
+    for symbol, found in with_data.items():
+        if len(found) < 2:
+            continue
+        run = summary.symbol(symbol)
+        t1 = time.perf_counter()
+        try:
+            line = aggregate_symbol_task(str(settings.home), symbol, found)
+        except Exception as exc:
+            run.fail(f"model all {symbol}: {_first_line(exc)}")
+        else:
+            run.model = "\n".join(filter(None, [run.model, line]))
+        run.model_seconds = (run.model_seconds or 0.0) + time.perf_counter() - t1
+    summary.model_seconds = time.perf_counter() - t0
     from flows.alerts import alerts_task
 
     summary.notes += alerts_task(str(settings.home), list(symbols))
     t0 = time.perf_counter()
-    summary.site = report_task(str(settings.home))
+    try:
+        summary.site = report_task(str(settings.home))
+    except Exception as exc:
+        summary.report_error = f"report: {_first_line(exc)}"
     summary.report_seconds = time.perf_counter() - t0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _record(settings: Settings, summary: RunSummary) -> None:
@@ -582,7 +662,7 @@ def _finish(settings: Settings, summary: RunSummary) -> str:
     _record(settings, summary)
     if summary.failed:
         failed = [p for p in summary.problems if p.startswith("failed")]
-        raise PipelineError(f"{len(failed)} file(s) failed; first: {failed[0]}")
+        raise PipelineError(f"{len(failed)} failure(s); first: {failed[0]}")
     return summary.render()
 
 
@@ -699,13 +779,16 @@ def backfill_flow(
 
 
 @flow(name="liqheat-demo", log_prints=True)
-def demo_flow(home: str, symbols: list[str], start: str, days: int, seed: int) -> RunSummary:
-    """Offline demo: synthetic archive -> the normal ingest path -> model + backtest -> site."""
+def demo_flow(
+    home: str, symbols: list[str], start: str, days: int, seed: int, written: bool = False
+) -> RunSummary:
+    """Offline demo: synthetic archive -> the normal ingest path -> model + backtest -> site.
+    ``written``: the archive was already written (by :func:`run_demo`)."""
     settings = Settings(home=Path(home))
     summary = RunSummary(flow="liqheat-demo")
     with pipeline_lock(settings.home, wait_s=settings.lock_wait_s):
         archive = demo_archive_task(
-            str(settings.home / DEMO_ARCHIVE_DIR), symbols, start, days, seed
+            str(settings.home / DEMO_ARCHIVE_DIR), symbols, start, days, seed, written
         )
         pairs = [(s, date.fromisoformat(d)) for s in symbols for d in archive["days"]]
         _ingest_all(settings, pairs, archive["base_url"], summary)
@@ -727,12 +810,38 @@ def _parse_day(text: str) -> date:
         raise ValueError(f"bad date {text!r} (expected YYYY-MM-DD)") from exc
 
 
+def _prefect_home(settings: Settings) -> Path:
+    return Path(os.environ.get("PREFECT_HOME", settings.prefect_home))
+
+
 def run_demo(
     settings: Settings, symbols: Sequence[str], *, days: int, seed: int, end: date
 ) -> RunSummary:
-    """Run :func:`demo_flow` for ``days`` synthetic days ending at ``end``."""
+    """Run :func:`demo_flow` for ``days`` synthetic days ending at ``end``, on the Prefect
+    server of ``PREFECT_API_URL`` or on one started for this run and tied to this process
+    (see :mod:`flows.server`); its start-up time is ``summary.server_seconds``."""
+    from flows.demo_data import write_demo_archive
+    from flows.server import prefect_api
+
     start = end - timedelta(days=days - 1)
-    return demo_flow(str(settings.home), list(symbols), start.isoformat(), days, seed)
+    # written before waiting for the server: with flows.server.start_early it boots meanwhile
+    write_demo_archive(settings.home / DEMO_ARCHIVE_DIR, symbols, start, days, seed)
+    with prefect_api(_prefect_home(settings)) as (_, server_seconds):
+        summary = demo_flow(
+            str(settings.home), list(symbols), start.isoformat(), days, seed, written=True
+        )
+    summary.server_seconds = server_seconds
+    return summary
+
+
+def run_flow(settings: Settings, flow_fn: Any, **params: Any) -> Any:
+    """Call a flow (``nightly_flow``, ``backfill_flow``) on the Prefect server of
+    ``PREFECT_API_URL`` or on one started for this call and tied to this process, instead of
+    Prefect's temporary server (which outlives a killed process)."""
+    from flows.server import prefect_api
+
+    with prefect_api(_prefect_home(settings)):
+        return flow_fn(**params)
 
 
 def serve_nightly(

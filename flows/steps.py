@@ -134,42 +134,62 @@ def _band_outputs(result: Any, bars: pl.DataFrame, time_step: str) -> dict[str, 
     }
 
 
-def model_symbol(
-    settings: Settings,
-    symbol: str,
-    *,
-    exchange: str = EXCHANGE,
-    params: ModelParams | None = None,
-    days: int | None = None,
-    price_step: float | None = None,
-) -> ModelSummary:
-    """Run the liquidation model over the last ``days`` of one symbol and store every output
-    (levels, heatmap, liquidation map, key levels, predictions, backtest) in one transaction.
+@dataclass(frozen=True)
+class ModelInputs:
+    """Everything one model run reads from the warehouse (one read per (exchange, symbol))."""
 
-    ``price_step`` overrides the price bucket of ``params`` (default: its own, auto = 0.1 % of
-    the median close); it is part of the params hash the outputs are stored under."""
-    from flows.calibration import resolve_params
+    exchange: str
+    symbol: str
+    bars: pl.DataFrame
+    events: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class ModelComputed:
+    """One model run's outputs, ready for the single writer (frames without key columns)."""
+
+    exchange: str
+    symbol: str
+    params_hash: str
+    run: pl.DataFrame
+    outputs: dict[str, pl.DataFrame]
+    summary: ModelSummary
+    #: wall time of :func:`compute_model` (model, backtest and output frames)
+    compute_seconds: float = 0.0
+
+
+def read_model_inputs(
+    settings: Settings, symbol: str, *, exchange: str = EXCHANGE, days: int | None = None
+) -> ModelInputs | None:
+    """Read one (exchange, symbol)'s model window (bars and realized liquidations) over one
+    warehouse connection; ``None`` when it has no bars."""
+    found = reads.model_window(settings.db_path, exchange, symbol, days or settings.model_days)
+    if found is None:
+        return None
+    bars, events = found
+    return ModelInputs(exchange, symbol, bars, events)
+
+
+def compute_model(
+    inputs: ModelInputs, params: ModelParams | None = None, *, price_step: float | None = None
+) -> ModelComputed:
+    """Run the model and the backtest on one symbol's inputs (no I/O: safe in a worker
+    process). ``price_step`` overrides the price bucket of ``params``."""
     from transforms.backtest import key_level_proximity, score
     from transforms.levels import KEY_LEVELS_SCHEMA, warmup_hours
     from transforms.model import run_model
     from transforms.params import ModelParams
     from transforms.realized import realized_per_bar
 
-    params = resolve_params(settings, symbol, params)
+    started = time.perf_counter()
+    params = params or ModelParams()
     if price_step is not None:
         params = ModelParams.model_validate({**params.model_dump(), "price_step": price_step})
-    db = settings.db_path
-    last = reads.last_bar_ts(db, exchange, symbol)
-    if last is None:
-        return ModelSummary(exchange, symbol, params.params_hash(), 0, 0, 0, 0.0)
-    end = last + timedelta(minutes=1)
-    start = end - timedelta(days=days or settings.model_days)
-    bars = reads.model_bars(db, exchange, symbol, start, end)
+    bars, events = inputs.bars, inputs.events
     t0 = time.perf_counter()
     result = run_model(bars, params, time_step=_time_step(bars))
     seconds = time.perf_counter() - t0
 
-    events = reads.realized_liquidations(db, exchange, symbol, start, end)
     scores = pl.DataFrame()
     if events.height:
         realized = realized_per_bar(events.select("ts", "side", "usd"), bars)
@@ -217,12 +237,9 @@ def model_symbol(
         "backtest_scores": scores,
         **_band_outputs(result, bars, _time_step(bars)),
     }
-    writes.write_model_outputs(
-        db, exchange=exchange, symbol=symbol, params_hash=params_hash, run=run, outputs=outputs
-    )
-    return ModelSummary(
-        exchange=exchange,
-        symbol=symbol,
+    summary = ModelSummary(
+        exchange=inputs.exchange,
+        symbol=inputs.symbol,
         params_hash=params_hash,
         bars=bars.height,
         levels=result.levels.height,
@@ -234,6 +251,200 @@ def model_symbol(
         if scores.height
         else [],
     )
+    return ModelComputed(
+        inputs.exchange,
+        inputs.symbol,
+        params_hash,
+        run,
+        outputs,
+        summary,
+        compute_seconds=time.perf_counter() - started,
+    )
+
+
+def store_model(settings: Settings, computed: ModelComputed) -> ModelSummary:
+    """Write one model run's outputs in one transaction (the single writer), dropping the
+    (exchange, symbol)'s older bulky outputs (see :func:`warehouse.writes.write_model_outputs`)."""
+    writes.write_model_outputs(
+        settings.db_path,
+        exchange=computed.exchange,
+        symbol=computed.symbol,
+        params_hash=computed.params_hash,
+        run=computed.run,
+        outputs=computed.outputs,
+    )
+    return computed.summary
+
+
+def model_symbol(
+    settings: Settings,
+    symbol: str,
+    *,
+    exchange: str = EXCHANGE,
+    params: ModelParams | None = None,
+    days: int | None = None,
+    price_step: float | None = None,
+) -> ModelSummary:
+    """Run the liquidation model over the last ``days`` of one symbol and store every output
+    (levels, heatmap, liquidation map, key levels, predictions, backtest) in one transaction.
+
+    ``price_step`` overrides the price bucket of ``params`` (default: its own, auto = 0.1 % of
+    the median close); it is part of the params hash the outputs are stored under."""
+    from flows.calibration import resolve_params
+    from transforms.params import ModelParams
+
+    params = resolve_params(settings, symbol, params)
+    inputs = read_model_inputs(settings, symbol, exchange=exchange, days=days)
+    if inputs is None:
+        if price_step is not None:
+            params = ModelParams.model_validate({**params.model_dump(), "price_step": price_step})
+        return ModelSummary(exchange, symbol, params.params_hash(), 0, 0, 0, 0.0)
+    return store_model(settings, compute_model(inputs, params, price_step=price_step))
+
+
+@dataclass(frozen=True)
+class ModelOutcome:
+    """One (exchange, symbol) of :func:`model_symbols`: its summary, or the error that stopped
+    it (the other symbols still run), and its cost: read + compute + write seconds (time spent
+    waiting for a free worker not included)."""
+
+    exchange: str
+    symbol: str
+    summary: ModelSummary | None
+    error: str | None
+    seconds: float
+
+
+def _error_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _compute_in_worker(inputs: ModelInputs, params: ModelParams | None) -> ModelComputed:
+    """Process-pool entry point (module level, so ``spawn`` workers can import it)."""
+    return compute_model(inputs, params)
+
+
+def _no_bars(exchange: str, symbol: str) -> ModelSummary:
+    from transforms.params import ModelParams
+
+    return ModelSummary(exchange, symbol, ModelParams().params_hash(), 0, 0, 0, 0.0)
+
+
+#: this many jobs or fewer run in the flow process (a pool's start-up would cost more)
+MIN_PARALLEL_JOBS = 2
+
+
+def model_workers(jobs: int, workers: int | None = None) -> int:
+    """How many model worker processes to use for ``jobs`` (exchange, symbol) runs: the
+    usable cores (or ``workers``), never more than the jobs; 0 = run in this process (one
+    or two jobs do not pay for starting a pool).
+
+    Examples
+    --------
+    >>> model_workers(2, 4), model_workers(100, 2), model_workers(100, 1)
+    (0, 2, 0)
+    """
+    import os
+
+    cores = workers if workers is not None else len(os.sched_getaffinity(0))
+    if jobs <= MIN_PARALLEL_JOBS or cores <= 1:
+        return 0
+    return min(cores, jobs)
+
+
+def model_symbols(
+    settings: Settings,
+    jobs: Sequence[tuple[str, str]],
+    *,
+    days: int | None = None,
+    workers: int | None = None,
+    on_done: Any = None,
+    params: ModelParams | None = None,
+) -> list[ModelOutcome]:
+    """Model many (exchange, symbol) pairs: read each one's window (one read per pair) here,
+    compute the models in a pool of worker processes (numpy/polars; see
+    :func:`model_workers`), and write each result here, the single writer, in one transaction
+    per pair. A pair that fails (bad data, a bug) is reported in its outcome with the reason
+    and never stops the others. ``on_done(outcome)`` is called as each pair finishes.
+    Returns the outcomes in ``jobs`` order."""
+    from flows.calibration import resolve_params
+
+    n = model_workers(len(jobs), workers)
+    outcomes: dict[tuple[str, str], ModelOutcome] = {}
+
+    def params_of(key: tuple[str, str]) -> ModelParams:
+        """The run's parameters (LIQHEAT_MODEL_PROFILE or defaults, the symbol's brackets)."""
+        return resolve_params(settings, key[1], params)  # type: ignore[no-any-return]
+
+    def done(key: tuple[str, str], outcome: ModelOutcome) -> None:
+        outcomes[key] = outcome
+        if on_done is not None:
+            on_done(outcome)
+
+    def fail(key: tuple[str, str], exc: BaseException, t0: float) -> None:
+        done(key, ModelOutcome(*key, None, _error_line(exc), time.perf_counter() - t0))
+
+    def read(key: tuple[str, str]) -> ModelInputs | None:
+        exchange, symbol = key
+        return read_model_inputs(settings, symbol, exchange=exchange, days=days)
+
+    if n == 0:
+        for key in jobs:
+            t0 = time.perf_counter()
+            try:
+                inputs = read(key)
+                if inputs is None:
+                    summary = _no_bars(*key)
+                else:
+                    summary = store_model(settings, compute_model(inputs, params_of(key)))
+            except Exception as exc:
+                fail(key, exc, t0)
+            else:
+                done(key, ModelOutcome(*key, summary, None, time.perf_counter() - t0))
+        return [outcomes[k] for k in jobs]
+
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    # spawn, not fork: the flow process runs threads (Prefect's), which fork would copy
+    # mid-flight. At most 2 x workers inputs are in memory at once.
+    ctx = multiprocessing.get_context("spawn")
+    #: per pending job: its key and its read seconds
+    pending: dict[Future[ModelComputed], tuple[tuple[str, str], float]] = {}
+    todo = list(jobs)
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        while todo or pending:
+            while todo and len(pending) < 2 * n:
+                key = todo.pop(0)
+                t0 = time.perf_counter()
+                try:
+                    inputs = read(key)
+                except Exception as exc:
+                    fail(key, exc, t0)
+                    continue
+                if inputs is None:
+                    done(key, ModelOutcome(*key, _no_bars(*key), None, time.perf_counter() - t0))
+                    continue
+                try:
+                    fut = pool.submit(_compute_in_worker, inputs, params_of(key))
+                except Exception as exc:  # a broken pool (a worker was killed): this pair fails
+                    fail(key, exc, t0)
+                else:
+                    pending[fut] = (key, time.perf_counter() - t0)
+            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                key, read_s = pending.pop(fut)
+                t0 = time.perf_counter()
+                try:
+                    computed = fut.result()
+                    summary = store_model(settings, computed)
+                except Exception as exc:
+                    fail(key, exc, t0 - read_s)
+                else:
+                    cost = read_s + computed.compute_seconds + time.perf_counter() - t0
+                    done(key, ModelOutcome(*key, summary, None, cost))
+    return [outcomes[k] for k in jobs]
 
 
 def aggregate_symbol(

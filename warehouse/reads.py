@@ -5,7 +5,7 @@ All return polars frames with tz-aware UTC datetimes.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,19 @@ def loaded_days(db_path: Path, exchange: str, dataset: str, symbol: str) -> set[
     return set(frame["day"].to_list())
 
 
+_MODEL_BARS_SQL = """
+    SELECT k.ts, k.open, k.high, k.low, k.close, k.volume, k.taker_buy_volume,
+           m.high AS mark_high, m.low AS mark_low, o.oi_base, o.oi_usd
+    FROM klines k
+    LEFT JOIN mark_klines m
+           ON m.exchange = k.exchange AND m.symbol = k.symbol AND m.ts = k.ts
+    LEFT JOIN open_interest o
+           ON o.exchange = k.exchange AND o.symbol = k.symbol AND o.ts = k.ts
+    WHERE {where}
+    ORDER BY k.ts
+"""
+
+
 def model_bars(
     db_path: Path,
     exchange: str,
@@ -80,18 +93,32 @@ def model_bars(
     oi_base, oi_usd.
     """
     where, params = _symbol_window("k.", exchange, symbol, start, end)
-    sql = f"""
-        SELECT k.ts, k.open, k.high, k.low, k.close, k.volume, k.taker_buy_volume,
-               m.high AS mark_high, m.low AS mark_low, o.oi_base, o.oi_usd
-        FROM klines k
-        LEFT JOIN mark_klines m
-               ON m.exchange = k.exchange AND m.symbol = k.symbol AND m.ts = k.ts
-        LEFT JOIN open_interest o
-               ON o.exchange = k.exchange AND o.symbol = k.symbol AND o.ts = k.ts
-        WHERE {where}
-        ORDER BY k.ts
-    """
-    return query(db_path, sql, params)
+    return query(db_path, _MODEL_BARS_SQL.format(where=where), params)
+
+
+def model_window(
+    db_path: Path, exchange: str, symbol: str, days: int
+) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """Return one symbol's model input over its last ``days`` (``(bars, events)``: the
+    :func:`model_bars` frame and its :func:`realized_liquidations`), read over ONE connection;
+    ``None`` when the symbol has no bars. The window ends after the newest bar."""
+    with read_connection(db_path) as con:
+        rows = con.execute(
+            "SELECT max(ts) FROM klines WHERE exchange = ? AND symbol = ?", [exchange, symbol]
+        ).fetchall()
+        last = rows[0][0] if rows else None
+        if not isinstance(last, datetime):
+            return None
+        end = last + timedelta(minutes=1)
+        start = end - timedelta(days=days)
+        where, params = _symbol_window("k.", exchange, symbol, start, end)
+        bars = con.sql(_MODEL_BARS_SQL.format(where=where), params=params).pl()
+        where, params = _symbol_window("", exchange, symbol, start, end)
+        events = con.sql(
+            f"SELECT ts, side, usd, source FROM realized_liquidations WHERE {where} ORDER BY ts",
+            params=params,
+        ).pl()
+    return _utc(bars), _utc(events)
 
 
 def symbols_loaded(db_path: Path, exchange: str = "binance") -> list[str]:

@@ -223,6 +223,52 @@ def write_ingest_result(
             raise
 
 
+#: model outputs kept for the current run only: a new run of an (exchange, symbol) replaces
+#: every older run's rows (whatever its params_hash), so the warehouse holds one run each
+CURRENT_RUN_TABLES = frozenset(
+    {
+        "liq_levels",
+        "heatmap_cells",
+        "liquidation_map",
+        "predicted_liquidations",
+        # the site's leverage views (issue 13), where the schema has them
+        "heatmap_band_cells",
+        "liquidation_map_bands",
+    }
+)
+#: model outputs whose history stays: a run replaces only its own snapshot(s) (the same
+#: params_hash and ``as_of`` / scored window), so earlier nights remain queryable
+HISTORY_KEYS: dict[str, tuple[str, ...]] = {
+    "key_levels": ("as_of",),
+    "backtest_scores": ("start_ts", "end_ts"),
+}
+#: deleting at least this many rows in one write is followed by a CHECKPOINT, which returns
+#: the freed blocks to the file for reuse (DuckDB's VACUUM does not reclaim space)
+CHECKPOINT_AFTER_ROWS = 100_000
+
+
+def _delete_history_slots(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    keys: Mapping[str, Any],
+    frame: pl.DataFrame,
+    columns: Sequence[str],
+) -> None:
+    """Delete the rows of ``table`` under ``keys`` whose ``columns`` match a row of ``frame``."""
+    where, params = _where(keys)
+    slots = _naive_utc(frame.select(columns).unique())
+    con.register("_liqheat_slots", slots)
+    try:
+        match = " AND ".join(f't."{c}" IS NOT DISTINCT FROM s."{c}"' for c in columns)
+        con.execute(
+            f"DELETE FROM {table} AS t WHERE {where} AND EXISTS "
+            f"(SELECT 1 FROM _liqheat_slots AS s WHERE {match})",
+            params,
+        )
+    finally:
+        con.unregister("_liqheat_slots")
+
+
 def write_model_outputs(
     db_path: Path,
     *,
@@ -232,9 +278,14 @@ def write_model_outputs(
     run: pl.DataFrame,
     outputs: Mapping[str, pl.DataFrame],
 ) -> int:
-    """Replace every stored model output of one (exchange, symbol, params_hash) in one
-    transaction: the ``model_runs`` row and the frames in ``outputs`` (table name -> frame
-    without the key columns). Return the rows written.
+    """Store one model run of one (exchange, symbol) in one transaction; return rows written.
+
+    The ``model_runs`` row of ``params_hash`` is replaced (rows of other params stay: they
+    describe the history below). Tables in :data:`CURRENT_RUN_TABLES` keep the current run
+    only: every older row of the (exchange, symbol) is deleted, whatever its params. Tables in
+    :data:`HISTORY_KEYS` (key levels, backtest scores) keep their history: only rows of the
+    same params and snapshot (``as_of`` / scored window) are replaced. ``outputs`` maps table
+    name -> frame without the key columns. A large delete is followed by a ``CHECKPOINT``.
 
     Examples
     --------
@@ -242,13 +293,48 @@ def write_model_outputs(
     ...                     run=run_row, outputs={"liq_levels": levels})  # doctest: +SKIP
     """
     keys = {"exchange": exchange, "symbol": symbol, "params_hash": params_hash}
+    pair = {"exchange": exchange, "symbol": symbol}
     key_cols = [pl.lit(v).alias(k) for k, v in keys.items()]
-    parts: list[tuple[str, Mapping[str, Any], pl.DataFrame]] = [
-        ("model_runs", keys, run.with_columns(key_cols))
-    ]
-    for table, frame in outputs.items():
-        parts.append((table, keys, frame.with_columns(key_cols)))
-    return replace_many(db_path, parts)
+    total = 0
+    deleted = 0
+    with WRITE_LOCK, write_connection(db_path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            total += replace_rows(con, "model_runs", keys, run.with_columns(key_cols))
+            existing = {
+                str(r[0])
+                for r in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+                ).fetchall()
+            }
+            for table in sorted(CURRENT_RUN_TABLES & existing):
+                where, params = _where(pair)
+                rows = con.execute(f"DELETE FROM {table} WHERE {where}", params).fetchall()
+                deleted += int(rows[0][0]) if rows else 0
+            for table, frame in outputs.items():
+                if table not in WRITABLE_TABLES:
+                    raise ValueError(f"unknown table {table!r}")
+                history = HISTORY_KEYS.get(table)
+                if history is not None:
+                    if frame.height:
+                        _delete_history_slots(con, table, keys, frame, history)
+                elif table not in CURRENT_RUN_TABLES:
+                    where, params = _where(keys)
+                    con.execute(f"DELETE FROM {table} WHERE {where}", params)
+                if frame.height:
+                    con.register("_liqheat_staged", _naive_utc(frame.with_columns(key_cols)))
+                    try:
+                        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _liqheat_staged")
+                    finally:
+                        con.unregister("_liqheat_staged")
+                total += frame.height
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        if deleted >= CHECKPOINT_AFTER_ROWS:
+            con.execute("CHECKPOINT")
+    return total
 
 
 @dataclass(frozen=True)
