@@ -55,9 +55,10 @@ class Settings(BaseSettings):
         return self.home / "prefect"
 
 
-def configure_prefect_home(settings: Settings) -> None:
+def configure_prefect_home(settings: Settings, *, create: bool = True) -> None:
     """Keep Prefect's own state under ``$LIQHEAT_HOME/prefect`` unless the user set
     ``PREFECT_HOME`` or ``PREFECT_API_URL``. Must run before prefect is imported.
+    ``create=False`` only points Prefect there (nothing is created on disk).
 
     The temporary server Prefect starts for a run migrates its database on first use, which
     can take longer than Prefect's default 20 s wait on a small machine: allow 180 s.
@@ -67,5 +68,6 @@ def configure_prefect_home(settings: Settings) -> None:
     if "PREFECT_HOME" in os.environ or "PREFECT_API_URL" in os.environ:
         return
     home = settings.prefect_home.resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    if create:
+        home.mkdir(parents=True, exist_ok=True)
     os.environ["PREFECT_HOME"] = str(home)
