@@ -174,8 +174,8 @@ class _Group(click.Group):
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         super().format_help(ctx, formatter)
         origin = "LIQHEAT_HOME" if os.environ.get("LIQHEAT_HOME") else "default ./data"
-        with formatter.section("Home"):
-            formatter.write_text(f"{resolved_home()} ({origin}; set LIQHEAT_HOME to change)")
+        with formatter.section("Home"):  # one line, never wrapped: it is a path to copy
+            formatter.write(f"  {resolved_home()} ({origin}; set LIQHEAT_HOME to change)\n")
 
 
 @click.group(
@@ -694,9 +694,8 @@ def serve(
     settings = _settings()
     from flows.settings import configure_prefect_home
 
-    configure_prefect_home(settings, create=False)
-    _check_cron(cron)  # before anything starts or is created
     configure_prefect_home(settings)
+    _check_cron(cron)  # before any server starts
     from flows.pipeline import serve_nightly
 
     serve_nightly(
