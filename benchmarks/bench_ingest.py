@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from flows.archive import write_archive_file  # noqa: E402
-from flows.binance import read_csv_member  # noqa: E402
 from flows.ingest import ingest  # noqa: E402
-from flows.parse import parse_aggtrades_profile, parse_klines, parse_metrics  # noqa: E402
+from flows.sources.binance.client import read_csv_member  # noqa: E402
+from flows.sources.binance.parsing import parse_aggtrades_profile, parse_klines, parse_metrics  # noqa: E402
+from flows.sources.binance.paths import write_archive_file  # noqa: E402
 from tests.httpmirror import aggtrades_frame, write_day  # noqa: E402
 
 SYMBOL = "BTCUSDT"

@@ -23,16 +23,13 @@ from typing import Any, NoReturn
 
 import click
 
-from flows.archive import SYMBOL_RE
+from flows.errors import Failure
+from flows.sources.binance.paths import SYMBOL_RE
 
 DATE_FORMAT = "%Y-%m-%d"
 #: the days any command accepts (exchange data starts long after; epoch-ms must fit)
 FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(2999, 12, 31)
 SOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-
-
-class Failure(Exception):
-    """A runtime failure reported to the user in one line (exit code 1)."""
 
 
 class SymbolType(click.ParamType[str, Any]):

@@ -26,7 +26,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from flows.archive import SYMBOL_RE, atomic_write, daily_path, monthly_path, write_archive_file
+from flows.sources.binance.paths import (
+    SYMBOL_RE,
+    atomic_write,
+    daily_path,
+    monthly_path,
+    write_archive_file,
+)
 from transforms.synthetic import (
     KLINE_COLUMNS,
     METRICS_COLUMNS,

@@ -11,7 +11,7 @@ outcome logged in ``ingest_log``) in batches as they arrive, then deletes the st
 For Binance the units are ``klines``, ``markPriceKlines`` and ``metrics`` for each symbol-day,
 ``aggTrades`` with ``with_trades`` (stored as a per-minute price profile in ``trade_profile``)
 and one ``fundingRate`` file per month touched (its ``day`` is the first of the month); see
-:mod:`flows.sources.binance`.
+:mod:`flows.sources.binance.source`.
 
 Outcome policy
 --------------
@@ -27,7 +27,8 @@ Outcome policy
   month that has not ended yet (the archive publishes monthly files after the month; the current
   month is not requested, and not logged, so it is fetched once it is complete).
 
-Metrics partitions are keyed by the labels a file actually carries, see :mod:`flows.parse`.
+Metrics partitions are keyed by the labels a file actually carries, see
+:mod:`flows.sources.binance.parsing`.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from flows.binance import ArchiveClient
 from flows.sources.base import Source, StagedUnit, UnitRequest
-from flows.sources.binance import (
+from flows.sources.binance.client import ArchiveClient
+from flows.sources.binance.source import (
     CORE_DATASETS,
     DAILY_DATASETS,
     DATASETS,

@@ -592,7 +592,7 @@ def daily_datasets(source: Source, symbol: str, day: date) -> list[str]:
 
     Examples
     --------
-    >>> from flows.sources.binance import BinanceSource
+    >>> from flows.sources.binance.source import BinanceSource
     >>> src = BinanceSource("file:///mirror", Path("raw"))
     >>> daily_datasets(src, "BTCUSDT", date(2024, 2, 1))
     ['klines', 'markPriceKlines', 'metrics']

@@ -397,7 +397,7 @@ def run_backtest(
     import_realized(settings, symbol, realized_csv, exchange=exchange)
     summary = model_symbol(settings, symbol, exchange=exchange)
     if not summary.bars:
-        from flows.cli import Failure
+        from flows.errors import Failure
 
         raise Failure(f"no bars for {symbol} in the warehouse; ingest it first")
     table = Table(title=f"{symbol}: model vs baseline ({realized_csv.name})")

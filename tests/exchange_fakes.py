@@ -40,10 +40,10 @@ from typing import Any
 
 import polars as pl
 
-from flows.archive import zip_csv
 from flows.demo_data import write_demo_archive
-from flows.sources.okx import okx_file_span
-from flows.sources.okx import trades_path as okx_trades_path
+from flows.sources.binance.paths import zip_csv
+from flows.sources.okx.source import okx_file_span
+from flows.sources.okx.source import trades_path as okx_trades_path
 from flows.sources.symbols import contract_size, instrument
 from tests.flows.test_source_http import Api, Reply, serve_api
 from tests.httpmirror import Mirror, serve_mirror

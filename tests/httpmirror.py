@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import polars as pl
 
-from flows.archive import daily_path, monthly_path, write_archive_file
+from flows.sources.binance.paths import daily_path, monthly_path, write_archive_file
 
 NOT_FOUND_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'

@@ -22,10 +22,10 @@ if TYPE_CHECKING:
 
 #: exchange id -> "module:factory"; add one line per exchange
 EXCHANGES: dict[str, str] = {
-    "binance": "flows.sources.binance:from_settings",
-    "bybit": "flows.sources.bybit:from_settings",
-    "okx": "flows.sources.okx:from_settings",
-    "binance-cm": "flows.sources.binance_cm:from_settings",
+    "binance": "flows.sources.binance.source:from_settings",
+    "bybit": "flows.sources.bybit.source:from_settings",
+    "okx": "flows.sources.okx.source:from_settings",
+    "binance-cm": "flows.sources.binance_cm.source:from_settings",
 }
 
 

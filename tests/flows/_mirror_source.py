@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from flows.settings import Settings
-from flows.sources.binance import BinanceSource
+from flows.sources.binance.source import BinanceSource
 
 
 class MirrorSource(BinanceSource):

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from tenacity import RetryCallState, Retrying
 
-from flows.archive import atomic_write, checksum_line, daily_path, write_archive_file
-from flows.binance import (
+from flows.sources.binance.client import (
     ArchiveClient,
     BadChecksumFileError,
     BadZipError,
@@ -25,6 +24,7 @@ from flows.binance import (
     parse_checksum,
     read_csv_member,
 )
+from flows.sources.binance.paths import atomic_write, checksum_line, daily_path, write_archive_file
 from tests.httpmirror import NOT_FOUND_BODY, Fault, refused_url, serve_mirror
 
 DAY = date(2024, 1, 1)

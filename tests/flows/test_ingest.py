@@ -14,8 +14,6 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-from flows.archive import atomic_write, checksum_line, daily_path, write_archive_file
-from flows.binance import read_csv_member
 from flows.ingest import (
     CORE_DATASETS,
     DB_LOCK,
@@ -26,6 +24,8 @@ from flows.ingest import (
     ingest_one,
     plan_units,
 )
+from flows.sources.binance.client import read_csv_member
+from flows.sources.binance.paths import atomic_write, checksum_line, daily_path, write_archive_file
 from tests.httpmirror import (
     Fault,
     klines_csv,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.archive import daily_path
 from flows.demo_data import write_demo_archive
+from flows.sources.binance.paths import daily_path
 from tests.httpmirror import Fault, serve_mirror
 from warehouse.reads import query
 

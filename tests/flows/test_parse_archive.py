@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.binance import read_csv_member
-from flows.parse import (
+from flows.sources.binance.client import read_csv_member
+from flows.sources.binance.parsing import (
     KLINE_COLUMNS,
     KLINES_SCHEMA,
     MARK_KLINES_SCHEMA,

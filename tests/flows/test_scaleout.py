@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from flows.archive import daily_path
 from flows.demo_data import write_demo_archive
+from flows.sources.binance.paths import daily_path
 from tests.httpmirror import Fault, serve_mirror
 from warehouse.reads import query
 
@@ -264,7 +264,7 @@ def test_daily_datasets_and_staging_jobs() -> None:
     """Gap detection never waits for a monthly file, even on the 1st; a job is one
     (exchange, symbol, day), a funding month joining its first day's job."""
     from flows.pipeline import _jobs, daily_datasets
-    from flows.sources.binance import BinanceSource
+    from flows.sources.binance.source import BinanceSource
 
     src = BinanceSource("file:///mirror", Path("raw"))
     core = ["klines", "markPriceKlines", "metrics"]

@@ -14,12 +14,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.archive import atomic_write, write_archive_file
 from flows.ingest import ingest
-from flows.parse import ParseError
 from flows.settings import Settings
 from flows.sources.base import StagedUnit, UnitRequest
-from flows.sources.binance_cm import (
+from flows.sources.binance.parsing import ParseError
+from flows.sources.binance.paths import atomic_write, write_archive_file
+from flows.sources.binance_cm.source import (
     SOURCE,
     BinanceCmSource,
     archive_path,

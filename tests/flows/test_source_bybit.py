@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from flows.settings import Settings
 from flows.sources.base import StagedUnit, UnitRequest
-from flows.sources.bybit import (
+from flows.sources.bybit.source import (
     OI_SAMPLES_PER_DAY,
     BybitSource,
     bars_from_trades,

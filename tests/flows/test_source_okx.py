@@ -20,13 +20,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.archive import zip_csv
 from flows.ingest import ingest
-from flows.parse import ParseError
 from flows.settings import Settings
 from flows.sources.base import StagedUnit, UnitRequest
+from flows.sources.binance.parsing import ParseError
+from flows.sources.binance.paths import zip_csv
 from flows.sources.loader import load_staged
-from flows.sources.okx import (
+from flows.sources.okx.source import (
     LIQUIDATION_SOURCE,
     OkxSource,
     from_settings,

@@ -11,11 +11,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from flows.archive import daily_path
 from flows.ingest import ingest
 from flows.settings import Settings
 from flows.sources.base import StagedUnit, UnitRequest
-from flows.sources.binance import BinanceSource, from_settings
+from flows.sources.binance.paths import daily_path
+from flows.sources.binance.source import BinanceSource, from_settings
 from flows.sources.loader import Outcome, load_staged, outcome_of
 from flows.sources.registry import EXCHANGES, get_source
 from tests.httpmirror import Fault, serve_mirror, write_day, write_funding

@@ -14,9 +14,10 @@ snapshot kept at most one liquidation order per symbol per second.
 
 One unit per canonical symbol and day, dataset ``liquidationSnapshot``:
 ``{base_url}/data/futures/cm/daily/liquidationSnapshot/{PAIR}_PERP/{PAIR}_PERP-liquidationSnapshot-
-{DATE}.zip`` plus its ``.CHECKSUM``, fetched and verified by :class:`flows.binance.ArchiveClient`
-(retries, raw cache). CSV header ``time,side,order_type,time_in_force,original_quantity,price,
-average_price,order_status,last_fill_quantity,accumulated_fill_quantity`` (sniffed: old files
+{DATE}.zip`` plus its ``.CHECKSUM``, fetched and verified by
+:class:`flows.sources.binance.client.ArchiveClient` (retries, raw cache). CSV header
+``time,side,order_type,time_in_force,original_quantity,price,average_price,order_status,
+last_fill_quantity,accumulated_fill_quantity`` (sniffed: old files
 may lack it). Every row appears twice in the archive: exact duplicate rows are dropped. ``side``
 is the liquidation *order's* side: ``SELL`` -> a long was liquidated, ``BUY`` -> a short.
 Quantities are contracts of a fixed USD value (100 USD for BTCUSD_PERP, 10 USD for the others,
@@ -38,10 +39,10 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from flows.binance import ArchiveError, NotPublishedError, read_csv_member
-from flows.parse import ParseError, day_bounds, epoch_unit, sniff_header
 from flows.sources.base import REALIZED_SCHEMA, StagedUnit, UnitRequest
-from flows.sources.binance import ArchiveSourceBase, write_staged_frame
+from flows.sources.binance.client import ArchiveError, NotPublishedError, read_csv_member
+from flows.sources.binance.parsing import ParseError, day_bounds, epoch_unit, sniff_header
+from flows.sources.binance.source import ArchiveSourceBase, write_staged_frame
 from flows.sources.symbols import contract_size, contract_unit, instrument
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ class BinanceCmSource(ArchiveSourceBase):
     raw_dir
         Cache of verified zips.
     timeout_s, retries, backoff_s, backoff_max_s
-        HTTP policy of :class:`flows.binance.ArchiveClient`.
+        HTTP policy of :class:`flows.sources.binance.client.ArchiveClient`.
     client
         An existing client to use; otherwise one is created on first use.
 

@@ -4,9 +4,9 @@ Units are ``(dataset, symbol, day)``: ``klines``, ``markPriceKlines`` and ``metr
 symbol-day, ``aggTrades`` with ``with_trades`` (stored as a per-minute price profile in
 ``trade_profile``) and one ``fundingRate`` file per month touched (its ``day`` is the first of
 the month). :meth:`BinanceSource.stage` fetches and verifies a unit with
-:class:`flows.binance.ArchiveClient` (checksums, retries, raw cache under ``raw_dir``), parses it
-with :mod:`flows.parse`, and writes the canonical frame to Parquet for the single writer
-(:func:`flows.sources.loader.load_staged`).
+:class:`flows.sources.binance.client.ArchiveClient` (checksums, retries, raw cache under
+``raw_dir``), parses it with :mod:`flows.sources.binance.parsing`, and writes the canonical frame
+to Parquet for the single writer (:func:`flows.sources.loader.load_staged`).
 
 A usable but incomplete file is ``loaded`` with ``kind="warning"`` and the reason (e.g.
 ``"short file: 1380 of 1440 rows (00:00-22:59)"``); a 404 is ``missing``; network trouble after
@@ -28,22 +28,22 @@ from typing import TYPE_CHECKING, Any, Self
 
 import polars as pl
 
-from flows.archive import SYMBOL_RE, daily_path, monthly_path
-from flows.binance import (
+from flows.sources.base import StagedUnit, Status, UnitRequest
+from flows.sources.binance.client import (
     ArchiveClient,
     ArchiveError,
     NotPublishedError,
     extract_csv_member,
     read_csv_member,
 )
-from flows.parse import (
+from flows.sources.binance.parsing import (
     Parsed,
     parse_aggtrades_profile,
     parse_funding,
     parse_klines,
     parse_metrics,
 )
-from flows.sources.base import StagedUnit, Status, UnitRequest
+from flows.sources.binance.paths import SYMBOL_RE, daily_path, monthly_path
 
 if TYPE_CHECKING:
     from flows.settings import Settings
@@ -167,8 +167,8 @@ def write_staged_frame(frame: pl.DataFrame, staging_dir: Path, stem: str) -> Pat
 
 class ArchiveSourceBase:
     """What every source reading a Binance-style archive shares: a thread-safe
-    :class:`~flows.binance.ArchiveClient` created on first use, closed with the source, and
-    left behind when the source is pickled to a worker (each process makes its own)."""
+    :class:`~flows.sources.binance.client.ArchiveClient` created on first use, closed with the
+    source, and left behind when the source is pickled to a worker (each process makes its own)."""
 
     def __init__(
         self,
@@ -240,7 +240,7 @@ class BinanceSource(ArchiveSourceBase):
     raw_dir
         Cache of verified zips (shared by every stager: on a cluster, shared storage).
     timeout_s, retries, backoff_s, backoff_max_s
-        HTTP policy of :class:`flows.binance.ArchiveClient`.
+        HTTP policy of :class:`flows.sources.binance.client.ArchiveClient`.
     today
         UTC date deciding which ``fundingRate`` months are complete (default: now).
     client

@@ -1,6 +1,6 @@
 """Client for the Binance public-data archive (``data.binance.vision`` or any mirror of it).
 
-One :class:`ArchiveClient` fetches archive paths (see :mod:`flows.archive`) from an
+One :class:`ArchiveClient` fetches archive paths (see :mod:`flows.sources.binance.paths`) from an
 ``http(s)://`` or ``file://`` base URL, verifies every zip against its ``.CHECKSUM`` and keeps
 verified zips in a raw cache laid out by archive path.
 

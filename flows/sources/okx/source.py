@@ -54,8 +54,6 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from flows.binance import ArchiveError, BadZipError, read_csv_member
-from flows.parse import ParseError, day_bounds, epoch_unit
 from flows.sources.base import (
     KLINES_SCHEMA,
     OPEN_INTEREST_SCHEMA,
@@ -63,7 +61,9 @@ from flows.sources.base import (
     StagedUnit,
     UnitRequest,
 )
-from flows.sources.binance import write_staged_frame
+from flows.sources.binance.client import ArchiveError, BadZipError, read_csv_member
+from flows.sources.binance.parsing import ParseError, day_bounds, epoch_unit
+from flows.sources.binance.source import write_staged_frame
 from flows.sources.http import NotFoundError, RestClient, RestError
 from flows.sources.symbols import contract_size, instrument
 

@@ -29,9 +29,9 @@ from typing import Literal
 
 import polars as pl
 
-from flows.binance import ArchiveError
 from flows.sources.base import KLINES_SCHEMA as CANONICAL_KLINES
 from flows.sources.base import OPEN_INTEREST_SCHEMA as CANONICAL_OPEN_INTEREST
+from flows.sources.binance.client import ArchiveError
 
 EXCHANGE = "binance"
 TS = pl.Datetime("us", "UTC")
