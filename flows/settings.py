@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     backfill_days: int = Field(default=7, ge=0, description="nightly gap-backfill window")
     http_timeout_s: float = Field(default=30.0, gt=0)
     http_retries: int = Field(default=4, ge=0)
+    download_deadline_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="overall deadline of one archive download, retries included",
+    )
     model_days: int = Field(default=30, ge=1, description="history the model is run over")
     lock_wait_s: float = Field(
         default=60.0, ge=0, description="how long a run waits for another run to finish"
