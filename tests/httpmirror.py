@@ -72,6 +72,8 @@ class Mirror:
     root: Path
     faults: dict[str, list[Fault]]
     hits: Counter[str] = field(default_factory=Counter)
+    #: 200 answers (bodies sent) per path; a 304 answer counts in ``hits`` only
+    bodies: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_fault(self, path: str, *faults: Fault) -> None:
@@ -120,6 +122,9 @@ def _handler(mirror: Mirror) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            if status == 200:
+                with mirror.lock:
+                    mirror.bodies[unquote(urlparse(self.path).path).lstrip("/")] += 1
             self.send_response(status)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)

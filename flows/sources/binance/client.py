@@ -580,14 +580,14 @@ def _check_single_member(zf: zipfile.ZipFile, max_bytes: int) -> zipfile.ZipInfo
         or not name.lower().endswith(".csv")
     ):
         raise BadZipError(f"bad member name {name[:60]!r} (expected a plain *.csv name)")
-    if info.file_size > max_bytes:
-        raise TooLargeError(f"member too large: {info.file_size} bytes (cap {max_bytes})")
     ratio = info.file_size / max(info.compress_size, 1)
     if info.file_size > 1024**2 and ratio > MAX_ZIP_RATIO:
         raise TooLargeError(
             f"zip bomb refused: the member expands {info.compress_size:,} to "
             f"{info.file_size:,} bytes ({ratio:.0f}x, cap {MAX_ZIP_RATIO}x)"
         )
+    if info.file_size > max_bytes:
+        raise TooLargeError(f"member too large: {info.file_size} bytes (cap {max_bytes})")
     return info
 
 
