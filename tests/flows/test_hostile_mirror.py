@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from flows.ingest import ingest
+from flows.lock import pipeline_lock
 from flows.sources.binance.paths import atomic_write, checksum_line, daily_path, write_archive_file
 from tests.httpmirror import Fault, klines_csv, metrics_csv, serve_mirror, write_day
 from warehouse.reads import query
@@ -190,6 +191,7 @@ import sys
 from datetime import date
 from pathlib import Path
 from flows.ingest import ingest
+from flows.lock import pipeline_lock
 home, url = Path(sys.argv[1]), sys.argv[2]
 ingest(home / "liqheat.duckdb", home / "raw", url, ["BTCUSDT"],
        [date(2024, 3, 1), date(2024, 3, 2)], today=date(2024, 3, 15), progress=False,
@@ -240,6 +242,23 @@ def test_finished_units_are_committed_while_one_trickles_even_after_kill_9(
     assert {("markPriceKlines", NEXT), ("metrics", NEXT)} <= days
     after = query(home / "liqheat.duckdb", "SELECT count(*) AS n FROM klines")["n"][0]
     assert after == 1440  # day 1's bars survived the kill
+    # item 7: the killed run's litter is removed when the next run takes the lock
+    parts = list((home / "raw").rglob(".*.part"))
+    staged = list((home / "staging").iterdir())
+    assert parts
+    assert staged
+    site_tmp = home / "site" / "BTCUSDT" / ".7d.html.tmp-4242"
+    site_tmp.parent.mkdir(parents=True)
+    site_tmp.write_text("half a page")
+    keep = home / "site" / "BTCUSDT" / "7d.html"
+    keep.write_text("a page")
+    with pipeline_lock(home):
+        pass
+    assert not list((home / "raw").rglob(".*.part"))
+    assert list((home / "staging").iterdir()) == []
+    assert not site_tmp.exists()
+    assert keep.read_text() == "a page"
+    assert (home / "raw" / daily_path("klines", SYM, DAY)).is_file()  # verified zips stay
 
 
 def test_a_mismatching_body_is_never_downloaded_twice(tmp_path: Path) -> None:
