@@ -200,7 +200,8 @@ def test_read_statements_of_every_allowed_kind_run(sql: Captured) -> None:
         "WITH k AS (SELECT * FROM klines) SELECT count(*) FROM k",
         "FROM klines LIMIT 1",
         "VALUES (1), (2)",
-        "PIVOT (SELECT symbol, close FROM klines) ON symbol USING max(close)",
+        "PIVOT (SELECT symbol, close FROM klines) ON symbol IN ('BTCUSDT', 'ETHUSDT') "
+        "USING max(close)",
     ):
         assert sql(statement) == 0, (statement, sql.err.getvalue())
 
@@ -302,3 +303,26 @@ def test_interactive_ends_on_eof(warehouse_db: Path) -> None:
 
     out = io.StringIO()
     assert interactive(warehouse_db, Console(file=out), input_fn=eof) == 0
+
+
+def test_dot_commands_work_one_shot(sql: Captured) -> None:
+    assert sql(".schema klines") == 0, sql.err.getvalue()
+    assert "taker_buy_volume" in sql.out.getvalue()
+    assert sql(".tables") == 0
+    assert "v_latest_key_levels" in sql.out.getvalue()
+    assert sql(".help") == 0
+    assert ".schema T" in sql.out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (".schema nope", "liqheat: error: no table or view named 'nope' (see .tables)\n"),
+        (".schema", "liqheat: error: usage: .schema TABLE_OR_VIEW\n"),
+        (".frob", "liqheat: error: unknown command .frob; try .help\n"),
+    ],
+)
+def test_bad_dot_commands_are_one_line(sql: Captured, command: str, message: str) -> None:
+    assert sql(command) == 1
+    assert sql.err.getvalue() == message
+    assert sql.out.getvalue() == ""
