@@ -10,7 +10,8 @@ on top of it.
 Read-only is enforced three ways. (1) DuckDB's own parser (``duckdb.extract_statements``)
 classifies every statement and only queries pass: SELECT (which covers WITH, FROM-first,
 VALUES, DESCRIBE, SHOW, SUMMARIZE, PIVOT with an IN list) and EXPLAIN of such a query;
-SET, PRAGMA, CALL, COPY, ATTACH, INSTALL, LOAD, ... are refused before anything is opened. (2) The connection
+SET, PRAGMA, CALL, COPY, ATTACH, INSTALL, LOAD, ... are refused before anything is opened.
+(2) The connection
 is read-only and its configuration is locked (``lock_configuration``), so a query cannot
 switch on query logging, profiling output or file logging (``SELECT * FROM
 enable_logging(...)`` is a query). (3) External access is off (``enable_external_access =
