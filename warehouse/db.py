@@ -266,30 +266,6 @@ def _connect(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConne
         _release(announced)
 
 
-#: bytes before the first block of a DuckDB file (its three header blocks)
-_HEADER_BYTES = 3 * 4096
-
-
-def _check_length(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """A truncated file: shorter than the blocks its own header says it has. (Skipped while
-    a WAL is pending: its blocks may not be in the file yet.)"""
-    if path.with_name(path.name + ".wal").exists():
-        return
-    rows = con.execute(
-        "SELECT block_size, total_blocks FROM pragma_database_size() "
-        "WHERE database_name = current_database()"
-    ).fetchall()
-    if not rows:
-        return
-    row = rows[0]
-    expected = _HEADER_BYTES + int(row[0]) * int(row[1])
-    size = path.stat().st_size
-    if size < expected:
-        raise CorruptDatabaseError(
-            corrupt_message(path, f"truncated: {size:,} of {expected:,} bytes")
-        )
-
-
 def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
     """Check an open database: DuckDB can read its catalog and ``schema_version`` is sane
     (versions 1..N, no gaps, the core tables present). Return the version (``None`` for a
@@ -313,7 +289,6 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
             return None
         rows = con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
         versions = [int(r[0]) for r in rows]
-        _check_length(con, path)
     except duckdb.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CorruptDatabaseError(corrupt_message(path, first)) from exc

@@ -107,7 +107,10 @@ def symbols_loaded(db_path: Path, exchange: str = "binance") -> list[str]:
 
 
 def last_bar_ts(db_path: Path, exchange: str, symbol: str) -> datetime | None:
-    """Return the open time of the newest 1m bar of one symbol, or None."""
+    """Return the open time of the newest 1m bar of one symbol, or None (also when there is
+    no warehouse yet)."""
+    if not db_path.exists():
+        return None
     frame = query(
         db_path,
         "SELECT max(ts) AS ts FROM klines WHERE exchange = ? AND symbol = ?",

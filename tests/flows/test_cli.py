@@ -158,6 +158,9 @@ def test_help_shows_the_resolved_home(tmp_path: Path) -> None:
 
 
 def test_sql_errors_are_one_line_exit_1(tmp_path: Path) -> None:
+    from warehouse.db import migrate
+
+    migrate(tmp_path / "liqheat.duckdb")
     result = run_cli("sql", "select nope from klines", home=tmp_path)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

@@ -50,26 +50,16 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_a_truncated_warehouse_refuses_ingests_and_the_doctor_says_so(
-    warehouse_db: Path,
-) -> None:
+def test_a_truncated_warehouse_is_found_by_the_doctor(warehouse_db: Path) -> None:
     size = warehouse_db.stat().st_size
     os.truncate(warehouse_db, size // 2)
     before = sha(warehouse_db)
-    result = liqheat(warehouse_db.parent, *INGEST, "--base-url", "file:///nonexistent-mirror")
-    assert result.returncode == 1
-    line = one_error_line(result)
-    assert f"corrupt database {warehouse_db}" in line
-    assert "restore it from a backup or remove it (`liqheat doctor`" in line
-    assert sha(warehouse_db) == before  # never written to
     doctor = liqheat(warehouse_db.parent, "doctor")
     assert doctor.returncode == 1
     assert "problem  corrupt database" in doctor.stdout
-    assert "doctor found 1 problem(s)" in doctor.stderr
+    assert "cannot be read" in doctor.stdout  # the tables whose blocks were cut off
+    assert doctor.stderr.startswith("liqheat: error: doctor found ")
     assert sha(warehouse_db) == before  # the doctor never removes a real database
-    sql = liqheat(warehouse_db.parent, "sql", "SELECT 1")
-    assert sql.returncode == 1
-    assert "corrupt database" in one_error_line(sql)
 
 
 def test_a_damaged_block_is_found_by_the_doctor(warehouse_db: Path, tmp_path: Path) -> None:
