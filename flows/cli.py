@@ -1,9 +1,14 @@
 """The ``liqheat`` command line.
 
-Usage errors (unknown command, bad date, end before start, malformed symbol) print one line
-and exit with code 2; runtime failures print one line and exit 1. Heavy modules (Prefect,
-polars, DuckDB) are imported inside the commands so ``--help`` stays fast and Prefect's home
-is set before Prefect is imported.
+Usage errors (unknown command, bad date, end before start, malformed symbol, bad cron)
+print one line and exit with code 2; runtime failures print one line and exit 1; every
+error line starts with ``liqheat: error:``. Heavy modules (Prefect, polars, DuckDB) are
+imported inside the commands so ``--help`` stays fast and Prefect's home is set before
+Prefect is imported.
+
+Read-only commands (``sql``, ``export``, ``model``, ``report``, ``backtest``, ``realized
+list``) never create state: without a warehouse they say where they looked and how to set
+``LIQHEAT_HOME``. ``--help`` and every summary show the resolved home.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from flows.errors import Failure
 from flows.sources.binance.paths import SYMBOL_RE
 
 DATE_FORMAT = "%Y-%m-%d"
+#: the days any command accepts (exchange data starts long after; epoch-ms must fit)
+FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(2999, 12, 31)
+SOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
 class SymbolType(click.ParamType[str, Any]):
@@ -45,9 +53,12 @@ class DateType(click.ParamType[date, Any]):
         if isinstance(value, date):
             return value
         try:
-            return datetime.strptime(str(value), DATE_FORMAT).date()
+            day = datetime.strptime(str(value), DATE_FORMAT).date()
         except ValueError:
             self.fail(f"bad date {value!r} (expected YYYY-MM-DD)")
+        if not FIRST_DAY <= day <= LAST_DAY:
+            self.fail(f"date {value!r} is out of range (expected {FIRST_DAY} .. {LAST_DAY})")
+        return day
 
 
 SYMBOL = SymbolType()
@@ -64,12 +75,81 @@ def _day_range(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def _settings() -> Any:
+def _settings(*, prefect: bool = False) -> Any:
+    """The settings; ``prefect=True`` (flow commands) also sets up Prefect's home and, unless
+    ``LIQHEAT_DEBUG`` is set, keeps Prefect's log lines off the terminal (they stay in the
+    Prefect run): the command prints its own summary, and one line on failure."""
     from flows.settings import Settings, configure_prefect_home
 
     settings = Settings()
-    configure_prefect_home(settings)
+    if prefect:
+        configure_prefect_home(settings)
+        if not os.environ.get("LIQHEAT_DEBUG"):
+            os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     return settings
+
+
+def resolved_home() -> Path:
+    """``$LIQHEAT_HOME`` (default ./data) as an absolute path, without creating it."""
+    return Path(os.environ.get("LIQHEAT_HOME") or "./data").expanduser().resolve()
+
+
+def _home_line(settings: Any) -> str:
+    return f"home:     {Path(settings.home).resolve()}"
+
+
+def _need_warehouse(settings: Any) -> None:
+    """Read-only commands need an existing warehouse; never create one."""
+    from warehouse.db import NoWarehouseError, no_warehouse_message
+
+    if not settings.db_path.exists():
+        raise NoWarehouseError(no_warehouse_message(settings.db_path))
+
+
+def _check_symbols(settings: Any, symbols: Sequence[str]) -> None:
+    """One rule for every command: a symbol the warehouse does not have is exit 1, one line,
+    listing the symbols it has."""
+    if not symbols:
+        return
+    from warehouse.reads import query
+
+    frame = query(
+        settings.db_path,
+        "SELECT DISTINCT symbol FROM klines UNION SELECT DISTINCT symbol FROM model_runs "
+        "ORDER BY 1",
+    )
+    known = [str(s) for s in frame["symbol"].to_list()]
+    unknown = [s for s in symbols if s not in known]
+    if unknown:
+        has = ", ".join(known) if known else "no symbols yet"
+        raise Failure(
+            f"unknown symbol {unknown[0]}: the warehouse at {settings.db_path.resolve()} has {has}"
+        )
+
+
+def _progress(label: str) -> Any:
+    """A rich progress bar on stderr, quiet when stderr is not a terminal."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not sys.stderr.isatty(),
+        transient=True,
+    )
 
 
 def _locked(settings: Any) -> Any:
@@ -85,7 +165,20 @@ def _console() -> Any:
     return Console(stderr=False, highlight=False, soft_wrap=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """The top-level group: its help shows where the state lives (the resolved home)."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help(ctx, formatter)
+        origin = "LIQHEAT_HOME" if os.environ.get("LIQHEAT_HOME") else "default ./data"
+        with formatter.section("Home"):  # one line, never wrapped: it is a path to copy
+            formatter.write(f"  {resolved_home()} ({origin}; set LIQHEAT_HOME to change)\n")
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="liqheat")
 def cli() -> None:
     """liqheat: open, reproducible liquidation heatmaps from public exchange data.
@@ -106,21 +199,34 @@ def demo(symbols: tuple[str, ...], days: int, seed: int, end: date | None) -> No
     ingests them through the normal code path (a file:// base URL), runs the model and the
     backtest, and renders the site. Everything it shows is labelled synthetic.
     """
-    settings = _settings()
+    settings = _settings(prefect=True)
     from flows.server import start_early
 
     start_early(Path(os.environ.get("PREFECT_HOME", settings.prefect_home)))  # boots meanwhile
     from flows.pipeline import run_demo
 
     chosen = list(symbols) or ["BTCUSDT", "ETHUSDT"]
-    summary = run_demo(settings, chosen, days=days, seed=seed, end=end or _yesterday())
+    with _status(f"demo: {len(chosen)} symbol(s) x {days} synthetic day(s)"):
+        summary = run_demo(settings, chosen, days=days, seed=seed, end=end or _yesterday())
     console = _console()
-    console.print(summary.render())
+    console.print(summary.render(), markup=False)
     if not summary.ok:
         raise Failure("demo finished with problems (see above)")
     console.print(f"site:     {(settings.site_dir / 'index.html').resolve()}")
     console.print(f"database: {settings.db_path.resolve()}")
+    console.print(_home_line(settings))
     console.print("(synthetic data: every page and table is labelled as such)")
+
+
+def _status(text: str) -> Any:
+    """A spinner with elapsed time on stderr while a flow runs (quiet when not a terminal)."""
+    import contextlib
+
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(text)
 
 
 @cli.command()
@@ -130,7 +236,12 @@ def demo(symbols: tuple[str, ...], days: int, seed: int, end: date | None) -> No
 @click.option("--base-url", default=None, help="Archive root (env LIQHEAT_BINANCE_BASE_URL).")
 @click.option("--with-trades", is_flag=True, help="Also ingest aggTrades (large).")
 @click.option("--force", is_flag=True, help="Re-ingest days already loaded.")
-@click.option("--exchange", default="binance", show_default=True, help="Exchange to ingest from.")
+@click.option(
+    "--exchange",
+    "exchanges",
+    multiple=True,
+    help="Exchange to ingest from (repeatable; default binance).",
+)
 def ingest(
     symbols: tuple[str, ...],
     start: date,
@@ -138,50 +249,58 @@ def ingest(
     base_url: str | None,
     with_trades: bool,
     force: bool,
-    exchange: str,
+    exchanges: tuple[str, ...],
 ) -> None:
     """Download, verify and load archive files for symbol-days.
 
     Exits 0 only when everything asked for was loaded; otherwise prints what is missing or
-    failed and why, and exits 1.
+    failed and why, and exits 1. With several --exchange, --base-url is Binance's root.
     """
     days = _day_range(start, end)
-    _check_exchanges([exchange])
+    chosen = _check_exchanges(exchanges)
     settings = _settings()
+    from flows.ingest import IngestReport
+
+    outcomes: list[Any] = []
+    urls: list[str] = []
     with _locked(settings):
-        if exchange == "binance":
-            from flows.steps import run_ingest
+        for exchange in chosen:
+            url = base_url if exchange == "binance" or len(chosen) == 1 else None
+            if exchange == "binance":
+                from flows.steps import run_ingest
 
-            report = run_ingest(
-                settings,
-                list(symbols),
-                days,
-                base_url=base_url,
-                with_trades=with_trades,
-                force=force,
-            )
-        else:
-            from flows.ingest import ingest as run
-            from flows.sources.registry import get_source
+                report = run_ingest(
+                    settings,
+                    list(symbols),
+                    days,
+                    base_url=url,
+                    with_trades=with_trades,
+                    force=force,
+                )
+                urls.append(url or settings.binance_base_url)
+            else:
+                from flows.ingest import ingest as run
+                from flows.sources.registry import get_source
 
-            report = run(
-                settings.db_path,
-                settings.raw_dir,
-                base_url or "",
-                list(symbols),
-                days,
-                with_trades=with_trades,
-                force=force,
-                source=get_source(exchange, settings, base_url=base_url),
-            )
-    _finish_ingest(
-        report, base_url or (settings.binance_base_url if exchange == "binance" else exchange)
-    )
+                report = run(
+                    settings.db_path,
+                    settings.raw_dir,
+                    url or "",
+                    list(symbols),
+                    days,
+                    with_trades=with_trades,
+                    force=force,
+                    source=get_source(exchange, settings, base_url=url),
+                )
+                urls.append(url or exchange)
+            outcomes += report.outcomes
+    _finish_ingest(IngestReport(tuple(outcomes)), ", ".join(urls), settings)
 
 
-def _finish_ingest(report: Any, base_url: str) -> None:
+def _finish_ingest(report: Any, base_url: str, settings: Any) -> None:
     console = _console()
     console.print(report.summary())
+    console.print(_home_line(settings))
     if report.exit_code != 0:
         if report.unreachable:
             raise Failure(
@@ -203,18 +322,32 @@ def _finish_ingest(report: Any, base_url: str) -> None:
 def model(symbols: tuple[str, ...], days: int | None, profile: str | None) -> None:
     """Recompute liquidation levels, heatmap, map, key levels and backtest from the warehouse."""
     settings = _settings()
+    _need_warehouse(settings)
+    _check_symbols(settings, symbols)
     from flows.calibration import CalibrationError, profile_params
     from flows.steps import run_models
+    from warehouse.reads import symbols_loaded
 
     try:
         params = profile_params(settings, profile) if profile else None
     except CalibrationError as exc:
         raise Failure(str(exc)) from exc
-    with _locked(settings):
-        results = run_models(settings, list(symbols) or None, days=days, params=params)
     console = _console()
-    for line in results:
-        console.print(line)
+    with _locked(settings):
+        chosen = list(symbols) or symbols_loaded(settings.db_path)
+        if not chosen:
+            lines = run_models(settings, None, days=days, params=params)
+        else:
+            lines = []
+            with _progress("model") as bar:
+                task = bar.add_task("", total=len(chosen))
+                for symbol in chosen:
+                    bar.update(task, description=symbol)
+                    lines += run_models(settings, [symbol], days=days, params=params)
+                    bar.advance(task)
+    for line in lines:
+        console.print(line, markup=False)
+    console.print(_home_line(settings))
 
 
 class _RangeType(click.ParamType):  # type: ignore[type-arg]
@@ -317,6 +450,8 @@ def calibrate(
 def report(symbols: tuple[str, ...], ranges: tuple[str, ...], force: bool) -> None:
     """Rebuild the static site from the warehouse (does not touch the data)."""
     settings = _settings()
+    _need_warehouse(settings)
+    _check_symbols(settings, symbols)
     from flows.steps import run_report
 
     with _locked(settings):
@@ -330,6 +465,7 @@ def report(symbols: tuple[str, ...], ranges: tuple[str, ...], force: bool) -> No
         markup=False,
         highlight=False,
     )
+    console.print(_home_line(settings))
     if result.failures:
         for symbol, error in result.failures:
             click.echo(f"error: report for {symbol} failed: {error}", err=True)
@@ -376,6 +512,23 @@ def scale_options(fn: Any) -> Any:
     )(fn)
 
 
+def _run_flow(settings: Any, label: str, call: Any) -> None:
+    """Run a flow, print its summary (or one line on failure) and the home."""
+    from flows.pipeline import PipelineError
+
+    try:
+        with _status(label):
+            summary = call()
+    except PipelineError as exc:
+        raise Failure(
+            f"{exc} (details: the `runs` table, the Prefect run, or LIQHEAT_DEBUG=1); "
+            f"home {Path(settings.home).resolve()}"
+        ) from exc
+    console = _console()
+    console.print(summary, markup=False)  # "[okx] ..." is not markup
+    console.print(_home_line(settings))
+
+
 @cli.command()
 @click.option(
     "--date", "day", type=DAY, default=None, help="Day to ingest (default yesterday UTC)."
@@ -396,24 +549,28 @@ def nightly(
     """Ingest one day (plus gaps in the backfill window), recompute the model, rebuild the site."""
     chosen = _check_exchanges(exchanges)
     _check_runner(task_runner, dask_address)
-    settings = _settings()
+    settings = _settings(prefect=True)
     from flows.server import start_early
 
     start_early(Path(os.environ.get("PREFECT_HOME", settings.prefect_home)))  # boots meanwhile
     from flows.pipeline import nightly_flow, run_flow
 
-    summary = run_flow(
+    the_day = day or _yesterday()
+    _run_flow(
         settings,
-        nightly_flow,
-        date=(day or _yesterday()).isoformat(),
-        symbols=list(symbols) or list(settings.symbols),
-        base_url=base_url,
-        backfill_days=backfill_days,
-        exchanges=chosen,
-        task_runner=task_runner,
-        dask_address=dask_address,
+        f"nightly {the_day}",
+        lambda: run_flow(
+            settings,
+            nightly_flow,
+            date=the_day.isoformat(),
+            symbols=list(symbols) or list(settings.symbols),
+            base_url=base_url,
+            backfill_days=backfill_days,
+            exchanges=chosen,
+            task_runner=task_runner,
+            dask_address=dask_address,
+        ),
     )
-    _console().print(summary, markup=False)  # "[okx] ..." is not markup
 
 
 @cli.command()
@@ -432,27 +589,30 @@ def backfill(
     dask_address: str | None,
 ) -> None:
     """Ingest history (resumable: skips loaded days), then model and report."""
-    _day_range(start, end)
+    days = _day_range(start, end)
     chosen = _check_exchanges(exchanges)
     _check_runner(task_runner, dask_address)
-    settings = _settings()
+    settings = _settings(prefect=True)
     from flows.server import start_early
 
     start_early(Path(os.environ.get("PREFECT_HOME", settings.prefect_home)))  # boots meanwhile
     from flows.pipeline import backfill_flow, run_flow
 
-    summary = run_flow(
+    _run_flow(
         settings,
-        backfill_flow,
-        symbols=list(symbols),
-        start=start.isoformat(),
-        end=end.isoformat(),
-        base_url=base_url,
-        exchanges=chosen,
-        task_runner=task_runner,
-        dask_address=dask_address,
+        f"backfill: {len(symbols)} symbol(s) x {len(days)} day(s), then model and report",
+        lambda: run_flow(
+            settings,
+            backfill_flow,
+            symbols=list(symbols),
+            start=start.isoformat(),
+            end=end.isoformat(),
+            base_url=base_url,
+            exchanges=chosen,
+            task_runner=task_runner,
+            dask_address=dask_address,
+        ),
     )
-    _console().print(summary, markup=False)
 
 
 @cli.command()
@@ -461,18 +621,31 @@ def backfill(
     "--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table"
 )
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def sql(query: str | None, fmt: str, output: Path | None) -> None:
-    """Run a read-only SQL query (no QUERY: interactive prompt)."""
+@click.option(
+    "--allow-files",
+    is_flag=True,
+    help="Let queries read files other than the warehouse (read_csv, read_parquet, ...).",
+)
+def sql(query: str | None, fmt: str, output: Path | None, allow_files: bool) -> None:
+    """Run a read-only SQL query (no QUERY: interactive prompt).
+
+    Only queries run (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN, SUMMARIZE); QUERY may also be a
+    dot-command: .tables, .schema TABLE. Queries read the warehouse and nothing else unless
+    --allow-files; nothing can write except --output.
+    """
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet needs --output FILE")
     settings = _settings()
+    _need_warehouse(settings)
     from warehouse import sql as wsql
 
     console = _console()
     if query is None:
-        wsql.interactive(settings.db_path, console)
+        wsql.interactive(settings.db_path, console, allow_files=allow_files)
         return
-    code = wsql.run_sql(settings.db_path, query, fmt=fmt, output=output, console=console)
+    code = wsql.run_sql(
+        settings.db_path, query, fmt=fmt, output=output, console=console, allow_files=allow_files
+    )
     if code:
         sys.exit(code)
 
@@ -486,10 +659,22 @@ def export(symbol: str, start: date, end: date, out_dir: Path) -> None:
     """Export tables as hive-partitioned Parquet (exchange/symbol/day)."""
     _day_range(start, end)
     settings = _settings()
+    _need_warehouse(settings)
+    _check_symbols(settings, [symbol])
     from warehouse.export import export_parquet
 
     files = export_parquet(settings.db_path, out_dir, symbol=symbol, start=start, end=end)
-    _console().print(f"wrote {len(files)} files under {out_dir}")
+    console = _console()
+    console.print(f"wrote {len(files)} files under {out_dir}")
+    console.print(_home_line(settings))
+
+
+def _source_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not SOURCE_RE.match(value):
+        raise click.BadParameter(
+            f"bad source name {value!r} (letters, digits and _.:- , at most 64)", ctx, param
+        )
+    return value
 
 
 @cli.command()
@@ -501,14 +686,116 @@ def export(symbol: str, start: date, end: date, out_dir: Path) -> None:
     help="CSV: per-bar ts,long_usd,short_usd or per-event ts,side,usd.",
 )
 @click.option("--exchange", default="binance", show_default=True)
-def backtest(symbol: str, realized: Path, exchange: str) -> None:
-    """Score the model against realized liquidations, next to the baseline."""
+@click.option(
+    "--store",
+    "store",
+    default=None,
+    metavar="SOURCE",
+    callback=_source_name,
+    help="Also keep the file's events under this source name (a later --store of the same "
+    "name replaces them); the model's stored backtest then scores every stored source.",
+)
+def backtest(symbol: str, realized: Path, exchange: str, store: str | None) -> None:
+    """Score the model against the realized liquidations in FILE alone, next to the baseline.
+
+    Nothing is stored unless --store SOURCE; see `liqheat realized list` for stored sources.
+    """
     settings = _settings()
-    from flows.steps import run_backtest
+    _need_warehouse(settings)
+    _check_symbols(settings, [symbol])
+    from flows.realized import backtest_file, scores_table
 
     with _locked(settings):
-        table = run_backtest(settings, symbol, realized, exchange=exchange)
-    _console().print(table)
+        result = backtest_file(settings, symbol, realized, exchange=exchange, store=store)
+    console = _console()
+    console.print(scores_table(result))
+    for line in result.notes:
+        console.print(line, markup=False)
+    console.print(_home_line(settings))
+
+
+@cli.group()
+def realized() -> None:
+    """Stored realized liquidations, by source: list them, remove one."""
+
+
+@realized.command("list")
+def realized_list() -> None:
+    """List the stored realized-liquidation sources per exchange and symbol."""
+    settings = _settings()
+    _need_warehouse(settings)
+    from flows.realized import sources_table, stored_sources
+
+    frame = stored_sources(settings.db_path)
+    console = _console()
+    if frame.height:
+        console.print(sources_table(frame))
+    else:
+        console.print("no realized liquidations stored")
+    console.print(_home_line(settings))
+
+
+@realized.command("remove")
+@click.argument("source", callback=_source_name)
+@click.option("--symbol", type=SYMBOL, default=None, help="Only this symbol.")
+@click.option("--exchange", default=None, help="Only this exchange.")
+def realized_remove(source: str, symbol: str | None, exchange: str | None) -> None:
+    """Remove every stored realized liquidation of SOURCE (optionally one symbol/exchange)."""
+    settings = _settings()
+    _need_warehouse(settings)
+    from flows.realized import remove_source
+
+    with _locked(settings):
+        removed = remove_source(settings.db_path, source, symbol=symbol, exchange=exchange)
+    console = _console()
+    console.print(
+        f"removed {removed:,} realized liquidation(s) of source {source}; "
+        "run `liqheat model` to rescore the backtest",
+        markup=False,
+    )
+    console.print(_home_line(settings))
+
+
+@cli.command()
+def doctor() -> None:
+    """Check the warehouse (every block read and verified), clean leftovers, report.
+
+    Exits 1 when a problem remains (e.g. a corrupt database to restore or remove).
+    """
+    settings = _settings()
+    from flows.leftovers import clean_leftovers, describe, find_leftovers
+    from flows.lock import PipelineLockedError, pipeline_lock
+    from warehouse.doctor import Finding, check_database
+
+    home = Path(settings.home)
+    console = _console()
+    console.print(_home_line(settings))
+    findings: list[Finding] = []
+    if not home.is_dir():
+        findings.append(Finding("ok", f"no liqheat home at {home.resolve()} yet"))
+    else:
+        try:
+            with pipeline_lock(home, wait_s=0, clean=False):
+                removed = clean_leftovers(home)
+                findings += check_database(settings.db_path)
+        except PipelineLockedError as exc:
+            left = list(find_leftovers(home))
+            findings.append(Finding("ok", f"a run is active, leftovers not cleaned: {exc}"))
+            if left:
+                findings.append(Finding("ok", f"{len(left)} leftover(s) wait for cleanup"))
+            removed = []
+            findings += check_database(settings.db_path)
+        findings.insert(
+            0,
+            Finding("fixed", describe(removed))
+            if removed
+            else Finding("ok", "no leftovers of interrupted runs"),
+        )
+    for finding in findings:
+        console.print(finding.line(), markup=False)
+    problems = [f for f in findings if f.status == "problem"]
+    if problems:
+        raise Failure(f"doctor found {len(problems)} problem(s) (see above)")
 
 
 @cli.command()
@@ -528,6 +815,10 @@ def serve(
     chosen = _check_exchanges(exchanges)
     _check_runner(task_runner, dask_address)
     settings = _settings()
+    from flows.settings import configure_prefect_home
+
+    configure_prefect_home(settings)
+    _check_cron(cron)  # before any server starts
     from flows.pipeline import serve_nightly
 
     serve_nightly(
@@ -539,6 +830,21 @@ def serve(
         task_runner=task_runner,
         dask_address=dask_address,
     )
+
+
+def _check_cron(cron: str) -> None:
+    """Validate the cron expression with Prefect's own rules before anything starts (a bad
+    one is a usage error, exit 2)."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    try:
+        CronSchedule(cron=cron, timezone="UTC")
+    except ValidationError:
+        raise click.UsageError(
+            f"bad --cron {cron!r} (expected 5 fields: minute hour day month weekday, e.g. "
+            '"30 8 * * *")'
+        ) from None
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -568,8 +874,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:
+        from warehouse.db import is_no_space, no_space_message
+
         if os.environ.get("LIQHEAT_DEBUG"):
             raise
+        if is_no_space(exc):
+            where = getattr(exc, "filename", None) or resolved_home()
+            _fail(no_space_message(Path(str(where))), 1)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         _fail(f"{type(exc).__name__}: {first} (set LIQHEAT_DEBUG=1 for the traceback)", 1)
 

@@ -163,6 +163,10 @@ class IngestReport:
 
 
 # -- helpers -------------------------------------------------------------------------------
+#: after this long without a finished unit, the units staged so far are loaded
+IDLE_LOAD_S = 1.0
+
+
 def _utc_today() -> date:
     return datetime.now(UTC).date()
 
@@ -234,8 +238,12 @@ def stage_units(
     staging_dir: Path,
     *,
     workers: int = 4,
-) -> Iterator[StagedUnit]:
+    idle_s: float | None = None,
+) -> Iterator[StagedUnit | None]:
     """Stage ``requests`` on a pool of ``workers`` threads; yield units as they finish.
+
+    With ``idle_s``, ``None`` is yielded whenever no unit finished for that long (the caller
+    loads what it has instead of waiting for a slow download).
 
     Examples
     --------
@@ -251,7 +259,9 @@ def stage_units(
         }
         try:
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=idle_s, return_when=FIRST_COMPLETED)
+                if not done:
+                    yield None
                 for fut in done:
                     yield fut.result()
         finally:
@@ -404,7 +414,13 @@ def ingest(
         with bar:
             task = bar.add_task("", total=len(todo))
             batch: list[StagedUnit] = []
-            for unit in stage_units(src, todo, staging, workers=workers):
+            # finished units are loaded as they arrive: when a batch is full, and whenever
+            # the others are still downloading (a slow file never holds back finished ones)
+            for unit in stage_units(src, todo, staging, workers=workers, idle_s=IDLE_LOAD_S):
+                if unit is None:
+                    outcomes += load_staged(db_path, batch)
+                    batch = []
+                    continue
                 batch.append(unit)
                 bar.update(task, advance=1, description=f"{unit.symbol} {unit.day.isoformat()}")
                 if len(batch) >= BATCH_UNITS:

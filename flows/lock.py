@@ -3,11 +3,15 @@
 The lock belongs to the open file, so the kernel releases it when the holder exits, even
 after a crash or ``kill -9``: a stale lock file never blocks the next run. The holder writes
 its pid and start time into the file so a second run can say who holds it.
+
+Taking the lock also removes what interrupted runs left behind (partial downloads, staging
+folders, site temp files; see :mod:`flows.leftovers`): no other run can be using them then.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -16,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 LOCK_FILENAME = "liqheat.lock"
+_log = logging.getLogger("liqheat")
 
 
 class PipelineLockedError(RuntimeError):
@@ -35,12 +40,13 @@ def _holder(fd: int) -> str:
 
 
 @contextmanager
-def pipeline_lock(home: Path, *, wait_s: float = 0.0) -> Iterator[Path]:
+def pipeline_lock(home: Path, *, wait_s: float = 0.0, clean: bool = True) -> Iterator[Path]:
     """Hold the pipeline lock of ``home`` for the duration of the block.
 
     Waits up to ``wait_s`` seconds for another run to finish, then raises
     :class:`PipelineLockedError` with a one-line message naming the holder. ``home`` is
-    created if needed. Yields the lock file's path.
+    created if needed. Once held, the leftovers of interrupted runs are removed (unless
+    ``clean=False``). Yields the lock file's path.
 
     Examples
     --------
@@ -67,9 +73,23 @@ def pipeline_lock(home: Path, *, wait_s: float = 0.0) -> Iterator[Path]:
             started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid={os.getpid()} started={started}\n".encode(), 0)
+            if clean:
+                _clean(home)
             yield path
         finally:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _clean(home: Path) -> None:
+    from flows.leftovers import clean_leftovers, describe
+
+    try:
+        removed = clean_leftovers(home)
+    except OSError as exc:  # never fail a run over housekeeping
+        _log.warning("could not clean leftovers under %s: %s", home, exc)
+        return
+    if removed:
+        _log.info("%s under %s", describe(removed), home)

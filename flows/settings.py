@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     backfill_days: int = Field(default=7, ge=0, description="nightly gap-backfill window")
     http_timeout_s: float = Field(default=30.0, gt=0)
     http_retries: int = Field(default=4, ge=0)
+    download_deadline_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="overall deadline of one archive download, retries included",
+    )
     model_days: int = Field(default=30, ge=1, description="history the model is run over")
     model_profile: str | None = Field(
         default=None, description="calibrated model profile used by model/nightly (None: defaults)"
@@ -71,9 +76,10 @@ class Settings(BaseSettings):
         return self.home / "prefect"
 
 
-def configure_prefect_home(settings: Settings) -> None:
+def configure_prefect_home(settings: Settings, *, create: bool = True) -> None:
     """Keep Prefect's own state under ``$LIQHEAT_HOME/prefect`` unless the user set
     ``PREFECT_HOME`` or ``PREFECT_API_URL``. Must run before prefect is imported.
+    ``create=False`` only points Prefect there (nothing is created on disk).
 
     The temporary server Prefect starts for a run migrates its database on first use, which
     can take longer than Prefect's default 20 s wait on a small machine: allow 180 s.
@@ -83,5 +89,6 @@ def configure_prefect_home(settings: Settings) -> None:
     if "PREFECT_HOME" in os.environ or "PREFECT_API_URL" in os.environ:
         return
     home = settings.prefect_home.resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    if create:
+        home.mkdir(parents=True, exist_ok=True)
     os.environ["PREFECT_HOME"] = str(home)

@@ -675,27 +675,18 @@ def run_report(
 
 
 def run_backtest(
-    settings: Settings, symbol: str, realized_csv: Path, *, exchange: str = EXCHANGE
+    settings: Settings,
+    symbol: str,
+    realized_csv: Path,
+    *,
+    exchange: str = EXCHANGE,
+    store: str | None = None,
 ) -> Any:
-    """Import realized liquidations from a CSV, rerun the model for the symbol (which scores
-    it), and return a rich table of model vs baseline."""
-    from rich.table import Table
+    """Score the model against the realized liquidations of ``realized_csv`` alone (stored
+    only under ``store``, see :func:`flows.realized.backtest_file`); return a rich table of
+    model vs baseline."""
+    from flows.realized import backtest_file, scores_table
 
-    import_realized(settings, symbol, realized_csv, exchange=exchange)
-    summary = model_symbol(settings, symbol, exchange=exchange)
-    if not summary.bars:
-        from flows.errors import Failure
-
-        raise Failure(f"no bars for {symbol} in the warehouse; ingest it first")
-    table = Table(title=f"{symbol}: model vs baseline ({realized_csv.name})")
-    for col in ("side", "method", "capture AUC", "top-decile overlap", "log corr"):
-        table.add_column(col, justify="right" if col not in ("side", "method") else "left")
-    for row in sorted(summary.scores, key=lambda r: (r["side"], r["method"] != "model")):
-        table.add_row(
-            row["side"],
-            row["method"],
-            f"{row['capture_auc']:.3f}",
-            f"{row['top_decile_overlap']:.3f}",
-            f"{row['log_corr']:.3f}",
-        )
-    return table
+    return scores_table(
+        backtest_file(settings, symbol, realized_csv, exchange=exchange, store=store)
+    )

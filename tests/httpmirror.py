@@ -16,6 +16,7 @@ consumed in order, each for ``times`` requests; after that the file is served no
 
 from __future__ import annotations
 
+import hashlib
 import random
 import socket
 import threading
@@ -58,6 +59,10 @@ class Fault:
     delay_s: float = 0.0
     times: int = 1
     headers: dict[str, str] = field(default_factory=dict)
+    #: announce this Content-Length (with ``trickle_s``: a body that never finishes)
+    length: int | None = None
+    #: send the body 1 KB at a time, sleeping this long between pieces
+    trickle_s: float | None = None
 
 
 @dataclass
@@ -68,6 +73,8 @@ class Mirror:
     root: Path
     faults: dict[str, list[Fault]]
     hits: Counter[str] = field(default_factory=Counter)
+    #: 200 answers (bodies sent) per path; a 304 answer counts in ``hits`` only
+    bodies: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_fault(self, path: str, *faults: Fault) -> None:
@@ -107,15 +114,39 @@ def _handler(mirror: Mirror) -> type[BaseHTTPRequestHandler]:
             body: bytes,
             length: int | None = None,
             headers: dict[str, str] | None = None,
+            trickle_s: float | None = None,
         ) -> None:
+            etag = '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
+            if status == 200 and self.headers.get("If-None-Match") == etag:
+                self.send_response(304)  # the body this ETag names has not changed
+                self.send_header("ETag", etag)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if status == 200:
+                with mirror.lock:
+                    mirror.bodies[unquote(urlparse(self.path).path).lstrip("/")] += 1
             self.send_response(status)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             ctype = "application/xml" if body.startswith(b"<?xml") else "application/octet-stream"
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body) if length is None else length))
+            if status == 200:
+                self.send_header("ETag", etag)
             self.end_headers()
-            self.wfile.write(body)
+            if trickle_s is None:
+                self.wfile.write(body)
+                return
+            self.close_connection = True
+            try:
+                for start in range(0, max(len(body), length or 0), 1024):
+                    piece = body[start : start + 1024] or b"\0" * 1024
+                    self.wfile.write(piece)
+                    self.wfile.flush()
+                    time.sleep(trickle_s)
+            except OSError:
+                return  # the client gave up
 
         def do_GET(self) -> None:
             path = unquote(urlparse(self.path).path).lstrip("/")
@@ -138,6 +169,9 @@ def _handler(mirror: Mirror) -> type[BaseHTTPRequestHandler]:
                 self._send(404, NOT_FOUND_BODY)
                 return
             data = target.read_bytes()
+            if fault is not None and (fault.trickle_s is not None or fault.length is not None):
+                self._send(200, data, length=fault.length, trickle_s=fault.trickle_s)
+                return
             if fault is not None and fault.truncate is not None:
                 self.close_connection = True
                 self._send(200, data[: fault.truncate], length=len(data))

@@ -15,6 +15,7 @@ transaction instead of starving it.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -45,6 +46,91 @@ class DatabaseBusyError(WarehouseError):
 
 class SchemaTooNewError(WarehouseError):
     """The database was written by a newer liqheat than this one."""
+
+
+class NoWarehouseError(WarehouseError):
+    """A read-only command found no warehouse (read-only commands never create one)."""
+
+
+class CorruptDatabaseError(WarehouseError):
+    """The database file is not a valid (or not a complete) liqheat warehouse."""
+
+
+class NoSpaceError(WarehouseError):
+    """A write failed because the disk (or the quota) is full."""
+
+
+#: a file this small holds no data: what an interrupted first creation leaves behind
+STUB_MAX_BYTES = 16 * 1024
+#: DuckDB messages that mean the file itself is damaged (not busy, not a permission problem)
+_CORRUPT_MARKERS = (
+    "not a valid duckdb database file",
+    "could not read enough bytes",
+    "corrupt",
+    "checksum",
+    "invalid block",
+    "failed to read database header",
+    "serialization error",
+    "internal error",
+)
+
+
+def is_no_space(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) is a full disk or an exceeded quota.
+
+    Examples
+    --------
+    >>> is_no_space(OSError(errno.ENOSPC, "No space left on device"))
+    True
+    >>> is_no_space(ValueError("cannot rollback - no transaction is active"))
+    False
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(seen).lower()
+        if "no space left on device" in text or "disk quota exceeded" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def no_space_message(path: Path) -> str:
+    """The one line for a full disk while writing under ``path``'s folder."""
+    return (
+        f"no space left on device writing {path}: free some space on that disk and re-run "
+        "(nothing half-written was kept; loads are idempotent)"
+    )
+
+
+def corrupt_message(path: Path, detail: str) -> str:
+    """The one line for a damaged database file, saying what to do."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = -1
+    if 0 <= size <= STUB_MAX_BYTES:
+        return (
+            f"corrupt database {path}: a {size:,}-byte stub with no data (left by an "
+            "interrupted first run?): remove it, or run `liqheat doctor`, which removes it"
+        )
+    return (
+        f"corrupt database {path} ({detail}): restore it from a backup or remove it "
+        "(`liqheat doctor` checks it and reports what it found)"
+    )
+
+
+def _is_corrupt_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(marker in text for marker in _CORRUPT_MARKERS)
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction, ignoring a transaction DuckDB already aborted (so the
+    original error, e.g. a full disk, is the one reported, not "no transaction is active")."""
+    with suppress(duckdb.Error):
+        con.execute("ROLLBACK")
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -159,9 +245,13 @@ def _connect(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConne
                 _defer_to_readers(path, min(deadline, start + _WRITER_DEFER_S))
             try:
                 con = duckdb.connect(str(path), read_only=read_only)
-            except duckdb.IOException as exc:
+            except duckdb.Error as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                if is_no_space(exc):
+                    raise NoSpaceError(no_space_message(path)) from exc
+                if _is_corrupt_error(exc) or not isinstance(exc, duckdb.IOException):
+                    raise CorruptDatabaseError(corrupt_message(path, first)) from exc
                 if not _is_lock_error(exc):
-                    first = str(exc).splitlines()[0]
                     raise WarehouseError(f"cannot open {path}: {first}") from exc
                 if time.monotonic() >= deadline:
                     raise DatabaseBusyError(_busy_message(path, wait_s, read_only)) from exc
@@ -176,16 +266,42 @@ def _connect(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConne
         _release(announced)
 
 
-def _current_version(con: duckdb.DuckDBPyConnection) -> int | None:
-    """Return the applied schema version, or ``None`` when the file has no schema_version."""
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version' "
-        "AND database_name = current_database() AND schema_name = 'main'"
-    ).fetchall()
-    if not exists or not exists[0][0]:
-        return None
-    rows = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()
-    return int(rows[0][0]) if rows else 0
+def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
+    """Check an open database: DuckDB can read its catalog and ``schema_version`` is sane
+    (versions 1..N, no gaps, the core tables present). Return the version (``None`` for a
+    file without any table, i.e. a brand-new database); raise :class:`CorruptDatabaseError`.
+    """
+    try:
+        tables = {
+            str(r[0])
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+                "AND database_name = current_database()"
+            ).fetchall()
+        }
+        if "schema_version" not in tables:
+            if tables:
+                raise CorruptDatabaseError(
+                    f"{path} is a DuckDB file but not a liqheat warehouse (tables "
+                    f"{', '.join(sorted(tables)[:5])} but no schema_version): point "
+                    "LIQHEAT_HOME at a liqheat home, or move the file away"
+                )
+            return None
+        rows = con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
+        versions = [int(r[0]) for r in rows]
+    except duckdb.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CorruptDatabaseError(corrupt_message(path, first)) from exc
+    if versions != list(range(1, len(versions) + 1)):
+        raise CorruptDatabaseError(
+            corrupt_message(path, f"schema_version holds {versions}, expected 1..N")
+        )
+    missing = {"ingest_log", "klines"} - tables if versions else set()
+    if missing:
+        raise CorruptDatabaseError(
+            corrupt_message(path, f"schema version {versions[-1]} but no {sorted(missing)[0]}")
+        )
+    return versions[-1] if versions else 0
 
 
 def _refuse_newer(path: Path, current: int) -> None:
@@ -197,9 +313,18 @@ def _refuse_newer(path: Path, current: int) -> None:
         )
 
 
+def no_warehouse_message(path: Path) -> str:
+    """Where a read-only command looked for the warehouse, and how to point it elsewhere."""
+    return (
+        f"no warehouse at {path.resolve()} (LIQHEAT_HOME is {path.parent.resolve()}): "
+        "set LIQHEAT_HOME to the folder holding liqheat.duckdb, or create one here with "
+        "`liqheat demo` or `liqheat ingest`"
+    )
+
+
 def _migrate_open(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     """Bring an open read-write connection to the latest schema; return the version."""
-    current = _current_version(con)
+    current = check_schema(con, path)
     latest = latest_version()
     if current == latest:
         return latest
@@ -222,7 +347,7 @@ def _migrate_open(con: duckdb.DuckDBPyConnection, path: Path) -> int:
             )
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
     return latest
 
@@ -239,12 +364,59 @@ def migrate(path: Path, wait_s: float = 30.0) -> int:
     >>> migrate(tmp_path / "home" / "liqheat.duckdb")  # doctest: +SKIP
     2
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        created = _create(path)
+        if created is not None:
+            return created
     con = _connect(path, read_only=False, wait_s=wait_s)
     try:
         return _migrate_open(con, path)
     finally:
         con.close()
+
+
+def creating_name(path: Path) -> Path:
+    """The temporary name a new database is built under before it is renamed into place."""
+    return path.with_name(f".{path.name}.new-{os.getpid()}")
+
+
+def _create(path: Path) -> int | None:
+    """Create the database atomically: build it fully migrated under a temporary name, then
+    link it into place, so an interruption (a full disk, ``kill -9``) never leaves a stub at
+    ``path``. Return the version, or ``None`` when another process created it first."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if is_no_space(exc):
+            raise NoSpaceError(no_space_message(path)) from exc
+        raise WarehouseError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
+    tmp = creating_name(path)
+    leftovers = (tmp, tmp.with_name(tmp.name + ".wal"))
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            version = _migrate_open(con, tmp)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # atomic, and never replaces a database someone else made
+        except FileExistsError:
+            return None
+        return version
+    except (duckdb.Error, OSError) as exc:
+        if is_no_space(exc):
+            raise NoSpaceError(no_space_message(path)) from exc
+        raise
+    finally:
+        for leftover in leftovers:
+            with suppress(OSError):
+                leftover.unlink()
 
 
 def schema_version(path: Path, wait_s: float = 10.0) -> int:
@@ -257,7 +429,7 @@ def schema_version(path: Path, wait_s: float = 10.0) -> int:
     """
     con = _connect(path, read_only=True, wait_s=wait_s)
     try:
-        return _current_version(con) or 0
+        return check_schema(con, path) or 0
     finally:
         con.close()
 
@@ -271,21 +443,33 @@ def write_connection(path: Path, wait_s: float = 60.0) -> Iterator[duckdb.DuckDB
     >>> with write_connection(db_path) as con:  # doctest: +SKIP
     ...     con.execute("DELETE FROM klines WHERE symbol = 'X'")
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        migrate(path, wait_s=wait_s)
     con = _connect(path, read_only=False, wait_s=wait_s)
     try:
         _migrate_open(con, path)
         yield con
+    except duckdb.Error as exc:
+        if is_no_space(exc):
+            raise NoSpaceError(no_space_message(path)) from exc
+        raise
     finally:
-        con.close()
+        try:
+            con.close()
+        except duckdb.Error as exc:  # the final checkpoint on close can hit a full disk too
+            if is_no_space(exc):
+                raise NoSpaceError(no_space_message(path)) from exc
+            raise
 
 
 @contextmanager
 def read_connection(path: Path, wait_s: float = 10.0) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open ``path`` read-only, waiting up to ``wait_s`` seconds while a writer holds it.
 
-    A missing database is created empty (first use of a fresh ``LIQHEAT_HOME``) and an older
-    one is migrated forward first (one short write); a newer one is refused.
+    A missing database is never created (read-only commands leave no state behind): it raises
+    :class:`NoWarehouseError` saying where it looked. An older one is migrated forward first
+    (one short write); a newer one is refused; a damaged one raises
+    :class:`CorruptDatabaseError`.
 
     Examples
     --------
@@ -294,10 +478,10 @@ def read_connection(path: Path, wait_s: float = 10.0) -> Iterator[duckdb.DuckDBP
     (1440,)
     """
     if not path.exists():
-        migrate(path, wait_s=wait_s)
+        raise NoWarehouseError(no_warehouse_message(path))
     con = _connect(path, read_only=True, wait_s=wait_s)
     try:
-        current = _current_version(con) or 0
+        current = check_schema(con, path) or 0
         if current != latest_version():
             _refuse_newer(path, current)
             con.close()

@@ -134,7 +134,10 @@ def symbols_loaded(db_path: Path, exchange: str = "binance") -> list[str]:
 
 
 def last_bar_ts(db_path: Path, exchange: str, symbol: str) -> datetime | None:
-    """Return the open time of the newest 1m bar of one symbol, or None."""
+    """Return the open time of the newest 1m bar of one symbol, or None (also when there is
+    no warehouse yet)."""
+    if not db_path.exists():
+        return None
     frame = query(
         db_path,
         "SELECT max(ts) AS ts FROM klines WHERE exchange = ? AND symbol = ?",
@@ -151,10 +154,19 @@ def realized_liquidations(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> pl.DataFrame:
-    """Return realized liquidation events (ts, side, usd, source) for one symbol."""
+    """Return realized liquidation events (ts, side, usd, source) for one symbol.
+
+    An event stored under several sources (the same file stored twice under two names, or
+    overlapping exports) counts once: the k-th copy of an identical (ts, side, usd) in one
+    source matches the k-th copy in another. Repeats within one source are kept.
+    """
     where, params = _symbol_window("", exchange, symbol, start, end)
     return query(
         db_path,
-        f"SELECT ts, side, usd, source FROM realized_liquidations WHERE {where} ORDER BY ts",
+        "SELECT ts, side, usd, min(source) AS source FROM ("
+        "  SELECT ts, side, usd, source, row_number() OVER "
+        "    (PARTITION BY ts, side, usd, source) AS copy"
+        f"  FROM realized_liquidations WHERE {where}"
+        ") GROUP BY ts, side, usd, copy ORDER BY ts, side, usd",
         params,
     )

@@ -6,6 +6,17 @@ code of 1, never a traceback: statements that could write are refused before any
 opened, SQL errors print DuckDB's own message, and a database held by the nightly writer is
 waited for (a few seconds) and then reported as busy. :func:`interactive` is a small prompt
 on top of it.
+
+Read-only is enforced three ways. (1) DuckDB's own parser (``duckdb.extract_statements``)
+classifies every statement and only queries pass: SELECT (which covers WITH, FROM-first,
+VALUES, DESCRIBE, SHOW, SUMMARIZE, PIVOT with an IN list) and EXPLAIN of such a query;
+SET, PRAGMA, CALL, COPY, ATTACH, INSTALL, LOAD, ... are refused before anything is opened.
+(2) The connection
+is read-only and its configuration is locked (``lock_configuration``), so a query cannot
+switch on query logging, profiling output or file logging (``SELECT * FROM
+enable_logging(...)`` is a query). (3) External access is off (``enable_external_access =
+false``): a query reads the warehouse and nothing else, and writes only the ``--output``
+file it was given; ``allow_files=True`` (``--allow-files``) lets queries read other files.
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ import io
 import json
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -28,26 +39,29 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from warehouse.db import DatabaseBusyError, WarehouseError, read_connection
+from warehouse.db import (
+    DatabaseBusyError,
+    NoWarehouseError,
+    WarehouseError,
+    no_warehouse_message,
+    read_connection,
+)
 
 #: output formats of :func:`run_sql`
 FORMATS = ("table", "csv", "json", "parquet")
-#: statement kinds that cannot change the database
-READ_STATEMENTS = frozenset(
-    {
-        duckdb.StatementType.SELECT,
-        duckdb.StatementType.EXPLAIN,
-        duckdb.StatementType.PRAGMA,
-        duckdb.StatementType.CALL,
-        duckdb.StatementType.SET,
-    }
-)
+#: statement kinds that only read (EXPLAIN only when what it explains is a SELECT)
+READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+#: what the refusal message lists as allowed
+ALLOWED_TEXT = "SELECT, WITH, DESCRIBE, SHOW, EXPLAIN, SUMMARIZE and the dot-commands"
+#: the prefix of every error line (the same as the CLI's)
+ERROR_PREFIX = "liqheat: error: "
 #: rows printed by the table format before the output is cut
 DEFAULT_MAX_ROWS = 200
 #: seconds a reader waits for the nightly writer before reporting "database is busy"
 DEFAULT_WAIT_S = 5.0
 
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_EXPLAIN_RE = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.IGNORECASE)
 _NUMERIC_PREFIXES = (
     "TINYINT",
     "SMALLINT",
@@ -96,26 +110,71 @@ def read_statements(query: str) -> list[tuple[duckdb.StatementType, str]]:
     --------
     >>> [text for _, text in read_statements("SELECT 1; SELECT 2")]
     ['SELECT 1', 'SELECT 2']
-    >>> read_statements("DELETE FROM klines")
+    >>> read_statements("DELETE FROM klines")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    warehouse.sql.SqlRefusedError: liqheat sql is read-only: DELETE statements are refused
+    warehouse.sql.SqlRefusedError: liqheat sql is read-only: DELETE statements are refused ...
     """
     statements: list[tuple[duckdb.StatementType, str]] = []
-    for statement in duckdb.extract_statements(query):
-        kind = statement.type
-        if kind not in READ_STATEMENTS:
-            name = kind.name.replace("_", " ")
+    for kind, text in _classified(query):
+        if kind == duckdb.StatementType.EXPLAIN:
+            inner = _EXPLAIN_RE.sub("", text, count=1)
+            if [k for k, _ in _classified(inner)] != [duckdb.StatementType.SELECT]:
+                raise SqlRefusedError(
+                    "liqheat sql is read-only: EXPLAIN is allowed only for a query "
+                    f"(allowed: {ALLOWED_TEXT})"
+                )
+        elif kind not in READ_STATEMENTS:
+            name = kind.name.replace("_", " ") if kind is not None else "this kind of"
             hint = (
                 "; use --format csv|json|parquet --output FILE to export"
                 if kind in (duckdb.StatementType.COPY, duckdb.StatementType.EXPORT)
                 else ""
             )
-            raise SqlRefusedError(f"liqheat sql is read-only: {name} statements are refused{hint}")
-        text = statement.query.strip().rstrip(";").strip()
+            raise SqlRefusedError(
+                f"liqheat sql is read-only: {name} statements are refused "
+                f"(allowed: {ALLOWED_TEXT}){hint}"
+            )
         if text:
             statements.append((kind, text))
     return statements
+
+
+def _classified(query: str) -> list[tuple[duckdb.StatementType | None, str]]:
+    """DuckDB's own split and classification of ``query`` (``None``: a type this duckdb
+    module cannot name, which is refused)."""
+    out: list[tuple[duckdb.StatementType | None, str]] = []
+    for statement in duckdb.extract_statements(query):
+        try:
+            kind: duckdb.StatementType | None = statement.type
+        except ValueError:  # e.g. UPDATE EXTENSIONS: "29 is not a valid StatementType"
+            kind = None
+        out.append((kind, statement.query.strip().rstrip(";").strip()))
+    return out
+
+
+def sandbox(
+    con: duckdb.DuckDBPyConnection, *, allow_files: bool = False, writable: Sequence[Path] = ()
+) -> None:
+    """Lock down an open read-only connection: external access off (except the ``writable``
+    output files) unless ``allow_files``, then the configuration locked for good.
+
+    Examples
+    --------
+    >>> con = duckdb.connect()
+    >>> sandbox(con)
+    >>> con.sql("SET log_query_path = 'x.log'")
+    Traceback (most recent call last):
+    ...
+    _duckdb.InvalidInputException: Invalid Input Error: Cannot change configuration option \
+"log_query_path" - the configuration has been locked
+    """
+    if not allow_files:
+        if writable:
+            paths = ", ".join("'" + str(p.absolute()).replace("'", "''") + "'" for p in writable)
+            con.execute(f"SET allowed_paths = [{paths}]")
+        con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def _cell(value: Any) -> str:
@@ -189,10 +248,8 @@ def _render_table(rel: duckdb.DuckDBPyRelation, console: Console, max_rows: int)
 
 
 def _write_result(
-    rel: duckdb.DuckDBPyRelation, fmt: str, output: Path | None, console: Console
+    rel: duckdb.DuckDBPyRelation, fmt: str, output: Path | None, console: Console, scratch: Path
 ) -> None:
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
         columns = list(rel.columns)
         records = [
@@ -206,14 +263,23 @@ def _write_result(
         return
     if output is not None:
         if fmt == "parquet":
-            rel.write_parquet(str(output))
+            rel.write_parquet(str(output.absolute()))
         else:
-            rel.write_csv(str(output), header=True)
+            rel.write_csv(str(output.absolute()), header=True)
         return
-    with tempfile.TemporaryDirectory(prefix="liqheat-sql-") as tmp:
-        path = Path(tmp) / "result.csv"
-        rel.write_csv(str(path), header=True)
-        console.out(path.read_text(encoding="utf-8"), highlight=False, end="")
+    rel.write_csv(str(scratch), header=True)
+    console.out(scratch.read_text(encoding="utf-8"), highlight=False, end="")
+
+
+def _hint(message: str) -> str:
+    if "file system operations are disabled" in message:
+        return (
+            message + " (liqheat sql reads only the warehouse; add --allow-files to read "
+            "other files)"
+        )
+    if "configuration has been locked" in message:
+        return message + " (liqheat sql is read-only: settings cannot be changed)"
+    return message
 
 
 def run_sql(
@@ -226,6 +292,7 @@ def run_sql(
     err_console: Console | None = None,
     wait_s: float = DEFAULT_WAIT_S,
     max_rows: int = DEFAULT_MAX_ROWS,
+    allow_files: bool = False,
 ) -> int:
     """Run read-only SQL against the warehouse and print or write the result; return an
     exit code (0 ok, 1 error).
@@ -233,7 +300,8 @@ def run_sql(
     ``fmt="table"`` prints every statement's result as a table (at most ``max_rows`` rows).
     ``csv`` and ``json`` print the last statement's result to ``console``, or write it to
     ``output``; ``parquet`` needs ``output``. Errors go to ``err_console`` (stderr by
-    default) as one line.
+    default) as one line. A query that is a dot-command (``.tables``, ``.schema T``,
+    ``.help``) runs that command. Queries read the warehouse only, unless ``allow_files``.
 
     Examples
     --------
@@ -246,13 +314,24 @@ def run_sql(
     err_console = err_console or Console(stderr=True)
 
     def fail(message: str) -> int:
-        err_console.print("[red]error:[/red] " + escape(message), highlight=False, soft_wrap=True)
+        err_console.print(ERROR_PREFIX + escape(message), highlight=False, soft_wrap=True)
         return 1
 
     if fmt not in FORMATS:
         return fail(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "parquet" and output is None:
         return fail("--format parquet needs --output FILE")
+    if query.strip().startswith("."):
+        action, payload, table = dot_command(query)
+        if action == "error":
+            return fail(payload)
+        if action != "sql":
+            if payload:
+                console.print(payload, highlight=False)
+            return 0
+        query = payload
+        if table is not None and _check_exists(db_path, table, wait_s, fail):
+            return 1
     try:
         statements = read_statements(query)
     except (duckdb.Error, WarehouseError) as exc:
@@ -260,24 +339,75 @@ def run_sql(
     if not statements:
         return fail("no SQL statement given")
     try:
-        with read_connection(db_path, wait_s=wait_s) as con:
-            for index, (kind, text) in enumerate(statements):
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            tempfile.TemporaryDirectory(prefix="liqheat-sql-") as tmp,
+            read_connection(db_path, wait_s=wait_s) as con,
+        ):
+            scratch = Path(tmp) / "result.csv"
+            writable = [p for p in (output, scratch) if p is not None]
+            sandbox(con, allow_files=allow_files, writable=writable)
+            for index, (_kind, text) in enumerate(statements):
                 rel = con.sql(text)
-                if rel is None or kind == duckdb.StatementType.SET:
+                if rel is None:
                     continue
                 if fmt == "table":
                     _render_table(rel, console, max_rows)
                 elif index == len(statements) - 1:
-                    _write_result(rel, fmt, output, console)
+                    _write_result(rel, fmt, output, console, scratch)
                 else:
                     rel.limit(0).fetchall()
     except DatabaseBusyError as exc:
         return fail(str(exc))
     except (duckdb.Error, WarehouseError, OSError) as exc:
-        return fail(one_line(exc))
+        return fail(_hint(one_line(exc)))
     except Exception as exc:  # never a traceback for a user's query
         return fail(f"{type(exc).__name__}: {one_line(exc)}")
     return 0
+
+
+def _check_exists(db_path: Path, name: str, wait_s: float, fail: Callable[[str], int]) -> int:
+    """``.schema NAME``: fail (1) when there is no such table or view."""
+    try:
+        with read_connection(db_path, wait_s=wait_s) as con:
+            found = con.execute(
+                "SELECT count(*) FROM duckdb_columns() WHERE schema_name = 'main' "
+                "AND table_name = ?",
+                [name],
+            ).fetchall()
+    except (duckdb.Error, WarehouseError) as exc:
+        return fail(one_line(exc))
+    if not found or not found[0][0]:
+        return fail(f"no table or view named {name!r} (see .tables)")
+    return 0
+
+
+def dot_command(text: str) -> tuple[str, str, str | None]:
+    """Resolve a dot-command into ``(action, payload, table)``: ``("sql", query, table to
+    check or None)``, ``("print", text, None)``, ``("quit", "", None)`` or ``("error",
+    message, None)``.
+
+    Examples
+    --------
+    >>> dot_command(".schema klines")[0], dot_command(".schema klines")[2]
+    ('sql', 'klines')
+    >>> dot_command(".nope")
+    ('error', 'unknown command .nope; try .help', None)
+    """
+    command, _, arg = text.strip().partition(" ")
+    arg = arg.strip().rstrip(";").strip()
+    if command in (".quit", ".exit", ".q"):
+        return "quit", "", None
+    if command == ".help":
+        return "print", _HELP, None
+    if command == ".tables":
+        return "sql", _TABLES_SQL, None
+    if command == ".schema":
+        if not _IDENT_RE.match(arg):
+            return "error", "usage: .schema TABLE_OR_VIEW", None
+        return "sql", _schema_sql(arg), arg
+    return "error", f"unknown command {command}; try .help", None
 
 
 _TABLES_SQL = """
@@ -321,6 +451,7 @@ def interactive(
     *,
     input_fn: Callable[[str], str] = input,
     wait_s: float = DEFAULT_WAIT_S,
+    allow_files: bool = False,
 ) -> int:
     """A small SQL prompt: statements end with ``;``; ``.tables``, ``.schema T``,
     ``.help`` and ``.quit``. Results print as in :func:`run_sql`; return 0.
@@ -331,11 +462,20 @@ def interactive(
     liqheat> SELECT count(*) FROM klines;
     """
     console = console or Console()
+    if not db_path.exists():
+        raise NoWarehouseError(no_warehouse_message(db_path))
     save, _ = _history(db_path) if input_fn is input else ((lambda: None), False)
     console.print(f"liqheat sql on {db_path} (read-only). Type .help for help, .quit to leave.")
 
     def run(query: str) -> None:
-        run_sql(db_path, query, console=console, err_console=console, wait_s=wait_s)
+        run_sql(
+            db_path,
+            query,
+            console=console,
+            err_console=console,
+            wait_s=wait_s,
+            allow_files=allow_files,
+        )
 
     buffer: list[str] = []
     try:
@@ -351,21 +491,9 @@ def interactive(
                 continue
             stripped = line.strip()
             if not buffer and stripped.startswith("."):
-                command, _, arg = stripped.partition(" ")
-                arg = arg.strip().rstrip(";")
-                if command in (".quit", ".exit", ".q"):
+                if dot_command(stripped)[0] == "quit":
                     break
-                if command == ".help":
-                    console.print(_HELP, highlight=False)
-                elif command == ".tables":
-                    run(_TABLES_SQL)
-                elif command == ".schema":
-                    if not _IDENT_RE.match(arg):
-                        console.print("[red]error:[/red] usage: .schema TABLE_OR_VIEW")
-                        continue
-                    run(_schema_sql(arg))
-                else:
-                    console.print(f"[red]error:[/red] unknown command {command}; try .help")
+                run(stripped)
                 continue
             if not stripped and not buffer:
                 continue

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from warehouse.db import write_connection
+from warehouse.db import rollback, write_connection
 
 #: tables that may be written through :func:`replace_partition`
 WRITABLE_TABLES = frozenset(
@@ -140,7 +140,7 @@ def replace_many(
                 total += replace_rows(con, table, keys, frame)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
     return total
 
@@ -219,7 +219,7 @@ def write_ingest_result(
             )
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
 
 
@@ -388,7 +388,7 @@ def write_ingest_results(db_path: Path, units: Sequence[IngestWrite]) -> None:
                 )
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                rollback(con)
                 raise
 
 
@@ -447,7 +447,7 @@ def write_symbol_map(db_path: Path, frame: pl.DataFrame) -> int:
                 con.execute("DROP TABLE _liqheat_read_sizes")
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                rollback(con)
                 raise
         finally:
             con.unregister("_liqheat_symbol_map")

@@ -25,6 +25,9 @@ import polars as pl
 #: largest CSV member accepted (a BTCUSDT aggTrades day is ~100 MB of CSV)
 MAX_MEMBER_BYTES = 2 * 1024**3
 _CHUNK = 1 << 20
+#: largest expanded-to-compressed ratio accepted: archive CSVs compress 3-10x, a zip bomb
+#: 100-1000x
+MAX_ZIP_RATIO = 100
 _ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError)
 
 EpochUnit = Literal["ms", "us"]
@@ -45,6 +48,12 @@ class BadZipError(ArchiveError):
     """Corrupt/truncated zip, wrong member count or name, member too large."""
 
     kind = "corrupt"
+
+
+class TooLargeError(BadZipError):
+    """A body or a zip member above its cap (or a zip bomb's expansion ratio): refused."""
+
+    kind = "limit"
 
 
 class ParseError(ArchiveError):
@@ -111,8 +120,14 @@ def _check_single_member(zf: zipfile.ZipFile, max_bytes: int) -> zipfile.ZipInfo
         or not name.lower().endswith(".csv")
     ):
         raise BadZipError(f"bad member name {name[:60]!r} (expected a plain *.csv name)")
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > 1024**2 and ratio > MAX_ZIP_RATIO:
+        raise TooLargeError(
+            f"zip bomb refused: the member expands {info.compress_size:,} to "
+            f"{info.file_size:,} bytes ({ratio:.0f}x, cap {MAX_ZIP_RATIO}x)"
+        )
     if info.file_size > max_bytes:
-        raise BadZipError(f"member too large: {info.file_size} bytes (cap {max_bytes})")
+        raise TooLargeError(f"member too large: {info.file_size} bytes (cap {max_bytes})")
     return info
 
 

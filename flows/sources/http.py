@@ -336,6 +336,10 @@ class RestClient:
             request = self._http.build_request("GET", url, params=params)
         try:
             resp = self._http.send(request, stream=True)
+        except httpx.TooManyRedirects as exc:
+            raise HttpError(
+                f"too many redirects (a redirect loop?) for {url}", url=url, status=None
+            ) from exc
         except httpx.TransportError as exc:
             raise _Transient(_network_reason(exc)) from exc
         status = resp.status_code

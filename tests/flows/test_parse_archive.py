@@ -173,7 +173,7 @@ def test_klines_order_and_duplicates_do_not_matter(seed: int, extra: int) -> Non
 def test_conflicting_duplicate_minutes_are_noted() -> None:
     lines = klines_csv(DAY, header=False).splitlines()
     changed = lines[5].split(",")
-    changed[4] = "1.0"
+    changed[5] = "1.0"  # a different volume (a valid bar)
     text = "\n".join([*lines, ",".join(changed)])
     parsed = parse_klines(text.encode(), "BTCUSDT", DAY)
     assert parsed.rows == 1440

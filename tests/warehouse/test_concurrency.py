@@ -74,7 +74,7 @@ def test_reader_answers_while_a_writer_loads(tmp_path: Path) -> None:
     # readers get priority: most reads answer even though the writer never pauses
     assert len(ok) >= max(3, len(answers) // 2), (len(ok), len(busy))
     for answer in busy:
-        assert answer["stderr"].startswith("error: database is busy"), answer
+        assert answer["stderr"].startswith("liqheat: error: database is busy"), answer
         assert answer["stderr"].count("\n") == 1, answer
     for answer in ok:
         rows = list(csv.DictReader(io.StringIO(answer["stdout"])))
@@ -118,7 +118,9 @@ def test_reader_reports_a_stuck_writer_in_one_line(tmp_path: Path) -> None:
     assert code == 1
     assert out.getvalue() == ""
     message = err.getvalue()
-    assert message.startswith("error: database is busy: another liqheat process is writing")
+    assert message.startswith(
+        "liqheat: error: database is busy: another liqheat process is writing"
+    )
     assert message.count("\n") == 1  # one line even on a 40-column console
 
 

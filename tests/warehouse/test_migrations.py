@@ -12,6 +12,7 @@ import pytest
 from rich.console import Console
 
 from warehouse.db import (
+    NoWarehouseError,
     SchemaTooNewError,
     latest_version,
     migrate,
@@ -55,12 +56,12 @@ def make_v1_database(db: Path) -> None:
     con.close()
 
 
-def test_fresh_home_is_created_on_first_read(tmp_path: Path) -> None:
+def test_a_read_never_creates_the_warehouse(tmp_path: Path) -> None:
     db = tmp_path / "brand" / "new" / "liqheat.duckdb"
-    with read_connection(db) as con:
-        assert con.sql("SELECT count(*) FROM klines").fetchall() == [(0,)]
-    assert db.is_file()
-    assert schema_version(db) == latest_version()
+    expected = r"no warehouse at .*brand/new/liqheat.duckdb"
+    with pytest.raises(NoWarehouseError, match=expected), read_connection(db):
+        pass
+    assert not (tmp_path / "brand").exists()
 
 
 def test_fresh_home_is_created_on_first_write(tmp_path: Path) -> None:

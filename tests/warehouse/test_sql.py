@@ -117,7 +117,7 @@ def test_output_files(sql: Captured, tmp_path: Path, fmt: str) -> None:
 
 def test_parquet_needs_output(sql: Captured) -> None:
     assert sql("SELECT 1", fmt="parquet") == 1
-    assert sql.err.getvalue() == "error: --format parquet needs --output FILE\n"
+    assert sql.err.getvalue() == "liqheat: error: --format parquet needs --output FILE\n"
 
 
 def test_unknown_format(sql: Captured) -> None:
@@ -137,13 +137,20 @@ def test_unknown_format(sql: Captured) -> None:
         ("COPY klines TO 'x.csv'", "COPY"),
         ("ATTACH 'other.duckdb' AS o", "ATTACH"),
         ("SELECT 1; DELETE FROM klines", "DELETE"),
+        ("SET threads = 1", "SET"),
+        ("PRAGMA show_tables", "PRAGMA"),
+        ("CALL duckdb_tables()", "CALL"),
+        ("CHECKPOINT", "CALL"),
+        ("UPDATE EXTENSIONS", "this kind of"),
     ],
 )
 def test_writes_are_refused_up_front(sql: Captured, statement: str, kind: str) -> None:
     before = query(sql.db, "SELECT count(*) AS n FROM klines")["n"][0]
     assert sql(statement) == 1
     message = sql.err.getvalue()
-    assert message.startswith(f"error: liqheat sql is read-only: {kind} statements are refused")
+    assert message.startswith(
+        f"liqheat: error: liqheat sql is read-only: {kind} statements are refused"
+    )
     assert message.count("\n") == 1
     assert sql.out.getvalue() == ""  # nothing ran, not even the SELECT before it
     assert query(sql.db, "SELECT count(*) AS n FROM klines")["n"][0] == before
@@ -164,7 +171,7 @@ def test_sql_errors_are_duckdbs_message_on_one_line(
 ) -> None:
     assert sql(statement) == 1
     err = sql.err.getvalue()
-    assert err.startswith(f"error: {message}"), err
+    assert err.startswith(f"liqheat: error: {message}"), err
     assert err.count("\n") == 1  # one line even on a 60-column console
     assert "Traceback" not in err
     assert "LINE 1" not in err
@@ -172,19 +179,40 @@ def test_sql_errors_are_duckdbs_message_on_one_line(
 
 def test_empty_query(sql: Captured) -> None:
     assert sql("  ;  ") == 1
-    assert sql.err.getvalue() == "error: no SQL statement given\n"
+    assert sql.err.getvalue() == "liqheat: error: no SQL statement given\n"
 
 
 def test_several_statements_print_several_tables(sql: Captured) -> None:
-    assert sql("SET threads = 1; SELECT 1 AS a; SELECT 2 AS b") == 0
+    assert sql("SELECT 1 AS a; SELECT 2 AS b") == 0
     text = sql.out.getvalue()
     assert text.count("1 row") == 2
     assert text.index(" a") < text.index(" b")
 
 
-def test_metadata_statements_are_allowed(sql: Captured) -> None:
-    for statement in ("DESCRIBE klines", "SHOW TABLES", "PRAGMA show_tables", "EXPLAIN SELECT 1"):
+def test_read_statements_of_every_allowed_kind_run(sql: Captured) -> None:
+    for statement in (
+        "DESCRIBE klines",
+        "SHOW TABLES",
+        "SHOW ALL TABLES",
+        "SUMMARIZE SELECT close FROM klines",
+        "EXPLAIN SELECT 1",
+        "EXPLAIN ANALYZE SELECT count(*) FROM klines",
+        "WITH k AS (SELECT * FROM klines) SELECT count(*) FROM k",
+        "FROM klines LIMIT 1",
+        "VALUES (1), (2)",
+        "PIVOT (SELECT symbol, close FROM klines) ON symbol IN ('BTCUSDT', 'ETHUSDT') "
+        "USING max(close)",
+    ):
         assert sql(statement) == 0, (statement, sql.err.getvalue())
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["EXPLAIN DELETE FROM klines", "EXPLAIN ANALYZE COPY klines TO 'x.csv'", "EXPLAIN SET a = 1"],
+)
+def test_explain_only_explains_queries(sql: Captured, statement: str) -> None:
+    assert sql(statement) == 1
+    assert "EXPLAIN is allowed only for a query" in sql.err.getvalue()
 
 
 @settings(max_examples=60, deadline=None)
@@ -195,13 +223,16 @@ def test_metadata_statements_are_allowed(sql: Captured) -> None:
                 ("SELECT 1", True),
                 ("FROM klines LIMIT 1", True),
                 ("DESCRIBE klines", True),
-                ("SET threads = 1", True),
-                ("CALL duckdb_tables()", True),
+                ("SET threads = 1", False),
+                ("CALL duckdb_tables()", False),
+                ("PRAGMA enable_profiling", False),
                 ("DELETE FROM klines", False),
                 ("INSERT INTO klines SELECT * FROM klines", False),
                 ("CREATE VIEW v AS SELECT 1", False),
                 ("DROP VIEW v_backtest", False),
-                ("CHECKPOINT", True),  # a no-op on a read-only connection
+                ("CHECKPOINT", False),
+                ("SUMMARIZE klines", True),
+                ("EXPLAIN SELECT 1", True),
                 ("VACUUM", False),
                 ("INSTALL httpfs", False),
                 ("EXPORT DATABASE 'x'", False),
@@ -258,7 +289,7 @@ def test_interactive_session(warehouse_db: Path) -> None:
     assert "BTCUSDT" in text
     assert "2880" in text
     assert "liqheat sql is read-only: DELETE statements are refused" in text
-    assert "usage: .schema TABLE_OR_VIEW" in text
+    assert "liqheat: error: usage: .schema TABLE_OR_VIEW" in text
     assert "unknown command .nope" in text
     assert "never reached" not in text
     # continuation prompts while a statement is unfinished
@@ -272,3 +303,26 @@ def test_interactive_ends_on_eof(warehouse_db: Path) -> None:
 
     out = io.StringIO()
     assert interactive(warehouse_db, Console(file=out), input_fn=eof) == 0
+
+
+def test_dot_commands_work_one_shot(sql: Captured) -> None:
+    assert sql(".schema klines") == 0, sql.err.getvalue()
+    assert "taker_buy_volume" in sql.out.getvalue()
+    assert sql(".tables") == 0
+    assert "v_latest_key_levels" in sql.out.getvalue()
+    assert sql(".help") == 0
+    assert ".schema T" in sql.out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (".schema nope", "liqheat: error: no table or view named 'nope' (see .tables)\n"),
+        (".schema", "liqheat: error: usage: .schema TABLE_OR_VIEW\n"),
+        (".frob", "liqheat: error: unknown command .frob; try .help\n"),
+    ],
+)
+def test_bad_dot_commands_are_one_line(sql: Captured, command: str, message: str) -> None:
+    assert sql(command) == 1
+    assert sql.err.getvalue() == message
+    assert sql.out.getvalue() == ""

@@ -32,6 +32,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,17 +49,59 @@ from tenacity import (
 )
 
 from flows.sources.files import MAX_MEMBER_BYTES as MAX_MEMBER_BYTES
+from flows.sources.files import MAX_ZIP_RATIO as MAX_ZIP_RATIO
 from flows.sources.files import ArchiveError as ArchiveError
 from flows.sources.files import BadZipError as BadZipError
+from flows.sources.files import TooLargeError as TooLargeError
 from flows.sources.files import extract_csv_member as extract_csv_member
 from flows.sources.files import open_csv_member as open_csv_member
 from flows.sources.files import read_csv_member as read_csv_member
 
+#: largest expanded member per dataset: a day of 1m klines is ~150 KB, of metrics ~30 KB, a
+#: month of funding ~10 KB; only aggTrades are large (streamed to disk, never held in memory)
+MEMBER_CAPS: dict[str, int] = {
+    "klines": 64 * 1024**2,
+    "markPriceKlines": 64 * 1024**2,
+    "metrics": 16 * 1024**2,
+    "fundingRate": 16 * 1024**2,
+    "aggTrades": MAX_MEMBER_BYTES,
+}
+#: largest download per dataset (the zip as served): real ones are a few times smaller than
+#: their member, so the member cap bounds them too
+DOWNLOAD_CAPS: dict[str, int] = dict(MEMBER_CAPS)
 #: largest ``.CHECKSUM`` body accepted (real ones are ~100 bytes)
 MAX_CHECKSUM_BYTES = 4096
 _CHUNK = 1 << 20
 _CHECKSUM_RE = re.compile(r"^([0-9a-fA-F]{64}) [ *]([^\s/\\]+)\r?\n?$")
 _USER_AGENT = "liqheat (+https://github.com/liqheat/liqheat)"
+
+
+def _dataset_of(archive_path: str) -> str | None:
+    """The dataset folder of an archive path (``data/futures/um/daily/<dataset>/...``)."""
+    parts = archive_path.split("/")
+    return parts[4] if len(parts) > 4 else None
+
+
+def member_cap(dataset: str) -> int:
+    """The largest expanded CSV member accepted for ``dataset``.
+
+    Examples
+    --------
+    >>> member_cap("klines") // 1024**2, member_cap("aggTrades") // 1024**3
+    (64, 2)
+    """
+    return MEMBER_CAPS.get(dataset, MAX_MEMBER_BYTES)
+
+
+def download_cap(archive_path: str) -> int:
+    """The largest body accepted for ``archive_path`` (from its dataset's known sizes).
+
+    Examples
+    --------
+    >>> download_cap("data/futures/um/daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-01-01.zip")
+    16777216
+    """
+    return DOWNLOAD_CAPS.get(_dataset_of(archive_path) or "", MAX_MEMBER_BYTES)
 
 
 class NotPublishedError(ArchiveError):
@@ -87,6 +130,19 @@ class BadChecksumFileError(ArchiveError):
 
 class ChecksumMismatchError(ArchiveError):
     """The zip's sha256 differs from its ``.CHECKSUM`` twice in a row."""
+
+    kind = "checksum"
+
+
+class DeadlineError(ArchiveError):
+    """A download did not finish within its overall deadline (a stalled or trickling
+    server); not retried, since the same server would stall again."""
+
+    kind = "timeout"
+
+
+class _Unchanged(ArchiveError):
+    """Internal: a conditional re-request answered 304 (the same body as before)."""
 
     kind = "checksum"
 
@@ -144,6 +200,39 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _default_deadline() -> float:
+    """``LIQHEAT_DOWNLOAD_DEADLINE_S`` (see :class:`flows.settings.Settings`)."""
+    from flows.settings import Settings
+
+    return Settings().download_deadline_s
+
+
+def _too_large(size: int, cap: int, *, announced: bool = False) -> str:
+    what = "announced body" if announced else "body"
+    return f"{what} of {size:,} bytes is above the cap of {cap:,} for this dataset: refused"
+
+
+def _deadline_reason(deadline_s: float) -> str:
+    return (
+        f"download did not finish within its {deadline_s:.0f}s deadline (a stalled or "
+        "trickling server; LIQHEAT_DOWNLOAD_DEADLINE_S sets it)"
+    )
+
+
+def _bounded(
+    chunks: Iterator[bytes], cap: int | None, deadline: float | None, deadline_s: float
+) -> Iterator[bytes]:
+    """Pass ``chunks`` through, stopping at ``cap`` bytes or at ``deadline``."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if cap is not None and total > cap:
+            raise TooLargeError(_too_large(total, cap))
+        if deadline is not None and time.monotonic() > deadline:
+            raise DeadlineError(_deadline_reason(deadline_s))
+        yield chunk
 
 
 def _short(exc: BaseException) -> str:
@@ -206,6 +295,7 @@ class ArchiveClient:
         backoff_max_s: float = 30.0,
         give_up_after: int = 2,
         max_member_bytes: int = MAX_MEMBER_BYTES,
+        deadline_s: float | None = None,
     ) -> None:
         parsed = urlparse(base_url)
         if parsed.scheme not in ("http", "https", "file"):
@@ -217,6 +307,7 @@ class ArchiveClient:
         self.backoff_max_s = backoff_max_s
         self.give_up_after = give_up_after
         self.max_member_bytes = max_member_bytes
+        self.deadline_s = deadline_s if deadline_s is not None else _default_deadline()
         self._file_root: Path | None = None
         self._http: httpx.Client | None = None
         if parsed.scheme == "file":
@@ -299,8 +390,21 @@ class ArchiveClient:
         return result
 
     @contextmanager
-    def _open_stream(self, archive_path: str) -> Iterator[Iterator[bytes]]:
-        """Yield an iterator of body chunks; raise 404/HTTP errors or :class:`_Transient`."""
+    def _open_stream(
+        self,
+        archive_path: str,
+        *,
+        cap: int | None = None,
+        deadline: float | None = None,
+        seen: dict[str, str] | None = None,
+    ) -> Iterator[Iterator[bytes]]:
+        """Yield an iterator of body chunks; raise 404/HTTP errors or :class:`_Transient`.
+
+        ``cap`` refuses a body above that many bytes (up front from its Content-Length, and
+        while reading); ``deadline`` (``time.monotonic()``) stops a body that has not arrived
+        by then, however slowly it trickles. ``seen`` carries the ETag of an earlier answer:
+        it is sent as ``If-None-Match`` and the new one stored; a 304 (the same body again)
+        raises :class:`_Unchanged`."""
         if self._file_root is not None:
             if not self._file_root.is_dir():
                 raise NetworkError(f"network: mirror folder {self._file_root} does not exist")
@@ -312,12 +416,20 @@ class ArchiveClient:
             except OSError as exc:
                 raise _Transient(_short(exc)) from exc
             with fh:
+                size = os.fstat(fh.fileno()).st_size
+                if cap is not None and size > cap:
+                    raise TooLargeError(_too_large(size, cap))
                 yield iter(lambda: fh.read(_CHUNK), b"")
             return
         assert self._http is not None
+        headers = {"If-None-Match": seen["etag"]} if seen and seen.get("etag") else {}
         try:
-            with self._http.stream("GET", self.url(archive_path)) as resp:
+            with self._http.stream("GET", self.url(archive_path), headers=headers) as resp:
                 status = resp.status_code
+                if seen is not None:
+                    if status == 304:
+                        raise _Unchanged(seen.get("etag", ""))
+                    seen["etag"] = resp.headers.get("ETag", "")
                 if status == 404:
                     raise NotPublishedError("404 not published")
                 if status == 429 or status >= 500:
@@ -326,7 +438,12 @@ class ArchiveClient:
                     )
                 if status != 200:
                     raise HttpStatusError(f"HTTP {status}")
-                yield resp.iter_bytes(_CHUNK)
+                announced = resp.headers.get("Content-Length", "")
+                if cap is not None and announced.isdigit() and int(announced) > cap:
+                    raise TooLargeError(_too_large(int(announced), cap, announced=True))
+                yield _bounded(resp.iter_bytes(), cap, deadline, self.deadline_s)
+        except httpx.TooManyRedirects as exc:
+            raise HttpStatusError(f"too many redirects (a redirect loop?): {_short(exc)}") from exc
         except httpx.TransportError as exc:
             connect = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
             raise _Transient(_network_reason(exc), connect=connect) from exc
@@ -348,17 +465,30 @@ class ArchiveClient:
         data: bytes = self._with_retries(once)
         return data
 
-    def _download_to_tmp(self, archive_path: str, target: Path) -> tuple[Path, str]:
+    def _download_to_tmp(
+        self, archive_path: str, target: Path, seen: dict[str, str] | None = None
+    ) -> tuple[Path, str]:
         """Download to a temp file next to ``target``; return ``(temp path, sha256)``.
 
-        The caller renames the temp file into place or deletes it."""
+        The body is capped (:func:`download_cap`) and the whole download, retries included,
+        must finish within ``deadline_s``. The caller renames the temp file into place or
+        deletes it."""
+        deadline = time.monotonic() + self.deadline_s
+        cap = download_cap(archive_path)
 
         def once() -> tuple[Path, str]:
+            if time.monotonic() >= deadline:
+                raise DeadlineError(_deadline_reason(self.deadline_s))
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
             digest = hashlib.sha256()
             try:
-                with os.fdopen(fd, "wb") as fh, self._open_stream(archive_path) as chunks:
+                with (
+                    os.fdopen(fd, "wb") as fh,
+                    self._open_stream(
+                        archive_path, cap=cap, deadline=deadline, seen=seen
+                    ) as chunks,
+                ):
                     for chunk in chunks:
                         digest.update(chunk)
                         fh.write(chunk)
@@ -393,17 +523,28 @@ class ArchiveClient:
             if sha256_file(target) == expected:
                 return VerifiedZip(archive_path, url, target, expected, downloaded=False)
             republished = True
-        got = ""
-        for _attempt in range(2):
-            tmp, got = self._download_to_tmp(archive_path, target)
-            if got == expected:
-                os.replace(tmp, target)
-                return VerifiedZip(archive_path, url, target, expected, True, republished)
+        seen: dict[str, str] = {}
+        tmp, got = self._download_to_tmp(archive_path, target, seen)
+        if got != expected:
+            # Once more, but never the same body twice: the request carries the first
+            # answer's ETag, and a server that would send the same bytes again answers 304
+            # (then the checksum cannot match and nothing more is downloaded).
             tmp.unlink(missing_ok=True)
-        raise ChecksumMismatchError(
-            f"checksum mismatch after one re-download (sha256 {got[:8]}…, "
-            f".CHECKSUM {expected[:8]}…)"
-        )
+            try:
+                tmp, got = self._download_to_tmp(archive_path, target, seen)
+            except _Unchanged:
+                raise ChecksumMismatchError(
+                    f"checksum mismatch (sha256 {got[:8]}…, .CHECKSUM {expected[:8]}…); the "
+                    "server has no other body (same ETag), so it was not downloaded again"
+                ) from None
+            if got != expected:
+                tmp.unlink(missing_ok=True)
+                raise ChecksumMismatchError(
+                    f"checksum mismatch after one re-download (sha256 {got[:8]}…, "
+                    f".CHECKSUM {expected[:8]}…)"
+                )
+        os.replace(tmp, target)
+        return VerifiedZip(archive_path, url, target, expected, True, republished)
 
 
 def copy_file(src: Path, dest: Path) -> None:

@@ -103,6 +103,11 @@ TRADE_PROFILE_SCHEMA: dict[str, pl.DataType] = {
 
 MINUTES_PER_DAY = 1440
 METRICS_PER_DAY = 288
+#: above this a price (USD per unit) or a volume is a corrupt row, not a market (1e308 is
+#: "finite" but overflows every chart)
+MAX_PRICE = 1e12
+#: above this an open interest (base units or USD) is a corrupt row
+MAX_OPEN_INTEREST = 1e15
 _ALPHA = re.compile(r"^\s*\"?[A-Za-z_]")
 
 
@@ -237,6 +242,65 @@ def _cast(frame: pl.DataFrame, exprs: list[pl.Expr]) -> pl.DataFrame:
         raise ParseError(f"bad value: {_first(exc)}") from exc
 
 
+def _bad_price(column: str) -> tuple[str, pl.Expr]:
+    c = pl.col(column)
+    return (
+        f"{column} is not a finite price in (0, {MAX_PRICE:.0e}]",
+        c.is_null() | c.is_nan() | ~c.is_finite() | (c <= 0) | (c > MAX_PRICE),
+    )
+
+
+def _bad_amount(column: str, cap: float, *, nullable: bool = False) -> tuple[str, pl.Expr]:
+    c = pl.col(column)
+    bad = c.is_nan() | ~c.is_finite() | (c < 0) | (c > cap)
+    return (
+        f"{column} is not finite and in [0, {cap:.0e}]",
+        bad.fill_null(False) if nullable else (c.is_null() | bad),
+    )
+
+
+def _ohlc_checks(*, volume: bool) -> list[tuple[str, pl.Expr]]:
+    """Checks every 1m bar must pass: positive finite prices, the high the highest, the low
+    the lowest, and (trade bars) a finite, non-negative volume."""
+    checks = [_bad_price(c) for c in ("open", "high", "low", "close")]
+    checks += [
+        (
+            "high below max(open, close)",
+            pl.col("high") < pl.max_horizontal("open", "close"),
+        ),
+        ("low above min(open, close)", pl.col("low") > pl.min_horizontal("open", "close")),
+        ("low above high", pl.col("low") > pl.col("high")),
+    ]
+    if volume:
+        checks.append(_bad_amount("volume", MAX_PRICE * 1e3))
+    return checks
+
+
+def check_values(frame: pl.DataFrame, raw: pl.DataFrame, checks: list[tuple[str, pl.Expr]]) -> None:
+    """Raise :class:`ParseError` naming the first row that fails a check (``True`` = bad),
+    with the reason and the row as it was in the file. ``frame`` and ``raw`` (the strings)
+    are row-aligned.
+
+    Examples
+    --------
+    >>> f = pl.DataFrame({"open": [1.0, float("nan")]})
+    >>> check_values(f, f.cast(pl.String), [_bad_price("open")])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    flows.sources.binance.parsing.ParseError: bad value in data row 2: open is not a finite ...
+    """
+    flags = frame.select(
+        pl.any_horizontal([expr.fill_null(True) for _, expr in checks]).alias("bad")
+    )["bad"]
+    if not bool(flags.any()):
+        return
+    index = int(flags.arg_true()[0])
+    row = frame.slice(index, 1)
+    reason = next(name for name, expr in checks if bool(row.select(expr.fill_null(True)).item()))
+    text = ",".join("" if v is None else str(v) for v in raw.row(index))
+    raise ParseError(f"bad value in data row {index + 1}: {reason} (row: {text[:160]})")
+
+
 def _dedupe_sorted(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """Sort by ts, drop identical rows, keep the first of rows sharing a ts; return the frame
     and the number of conflicting (same ts, different values) rows dropped."""
@@ -307,6 +371,7 @@ def parse_klines(data: bytes, symbol: str, day: date, *, mark: bool = False) -> 
                 _to_float("taker_buy_quote_volume"),
             ],
         )
+    check_values(frame, raw, _ohlc_checks(volume=not mark))
     return _finish_minutes(frame, day)
 
 
@@ -338,6 +403,16 @@ def parse_metrics(data: bytes, symbol: str, day: date) -> Parsed:
     def oi(column: str, alias: str) -> pl.Expr:
         value = pl.col(column).cast(pl.Float64, strict=True)
         return pl.when(value > 0).then(value).otherwise(None).alias(alias)
+
+    values = _cast(raw, [_to_float(c) for c in ("sum_open_interest", "sum_open_interest_value")])
+    check_values(
+        values,
+        raw,
+        [
+            _bad_amount("sum_open_interest", MAX_OPEN_INTEREST, nullable=True),
+            _bad_amount("sum_open_interest_value", MAX_OPEN_INTEREST, nullable=True),
+        ],
+    )
 
     frame = _cast(
         raw,

@@ -30,10 +30,12 @@ from flows.sources.binance.client import (
     ArchiveError,
     NotPublishedError,
     extract_csv_member,
+    member_cap,
     read_csv_member,
 )
 from flows.sources.binance.parsing import (
     Parsed,
+    ParseError,
     parse_aggtrades_profile,
     parse_funding,
     parse_klines,
@@ -128,9 +130,9 @@ def _parse(dataset: str, zip_path: Path, symbol: str, day: date, tmp_dir: Path) 
     if dataset == "aggTrades":
         tmp_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=tmp_dir) as tmp:
-            csv_path = extract_csv_member(zip_path, Path(tmp) / "member.csv")
+            csv_path = extract_csv_member(zip_path, Path(tmp) / "member.csv", member_cap(dataset))
             return parse_aggtrades_profile(csv_path, symbol, day)
-    data = read_csv_member(zip_path)
+    data = read_csv_member(zip_path, member_cap(dataset))
     if dataset == "klines":
         return parse_klines(data, symbol, day)
     if dataset == "markPriceKlines":
@@ -312,6 +314,9 @@ class BinanceSource(ArchiveSourceBase):
             )
         except NotPublishedError as exc:
             return unit("missing", reason=str(exc), url=url, kind="missing")
+        except ParseError as exc:  # name the file: the reason quotes its first bad row
+            reason = f"{path.rsplit('/', 1)[-1]}: {exc}"
+            return unit("failed", reason=reason, url=url, kind=exc.kind)
         except ArchiveError as exc:
             return unit("failed", reason=str(exc), url=url, kind=exc.kind)
         except KeyboardInterrupt:

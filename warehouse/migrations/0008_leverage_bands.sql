@@ -1,4 +1,4 @@
--- liqheat warehouse, version 9: model outputs split by leverage band for the site's leverage
+-- liqheat warehouse, version 8: model outputs split by leverage band for the site's leverage
 -- views (transforms/leverage_bands.py). Written by the model step next to heatmap_cells and
 -- liquidation_map, keyed like them by (exchange, symbol, params_hash); summed over bands they
 -- equal the unsplit tables.
