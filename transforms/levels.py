@@ -335,8 +335,7 @@ def _entries(norm: pl.DataFrame, params: ModelParams, bars_with_openings: I64) -
     # vertices of the trade path and of the crossing path (mark extremes)
     v1 = np.where(up, lo, h)
     v2 = np.where(up, h, lo)
-    m_low = np.minimum(col["mark_low"], lo)
-    m_high = np.maximum(col["mark_high"], h)
+    m_low, m_high = col["mark_low"], col["mark_high"]  # liquidations trigger on mark price
     seg0, seg1, seg2 = np.abs(v1 - o), np.abs(v2 - v1), np.abs(c - v2)
     bar = np.repeat(np.arange(bars_with_openings.shape[0]), s)
     point = np.arange(bar.shape[0]) - np.repeat(np.cumsum(s) - s, s)
@@ -358,8 +357,9 @@ def _entries(norm: pl.DataFrame, params: ModelParams, bars_with_openings: I64) -
                          np.where(k == 1, np.minimum(mv2, cb), cb))  # fmt: skip
     high_after = np.where(k == 0, np.maximum(np.maximum(mv1, mv2), cb),
                           np.where(k == 1, np.maximum(mv2, cb), cb))  # fmt: skip
-    low_after = np.minimum(low_after, price)
-    high_after = np.maximum(high_after, price)
+    # never beyond the bar's mark extremes (a trade close outside them triggers nothing)
+    low_after = np.maximum(np.minimum(low_after, price), m_low[bar])
+    high_after = np.minimum(np.maximum(high_after, price), m_high[bar])
     return _Entries(
         bar=bars_with_openings[bar].astype(np.int64),
         point=point.astype(np.int64),

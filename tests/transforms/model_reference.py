@@ -41,7 +41,7 @@ def path_points(o: float, h: float, lo: float, c: float, mh: float, ml: float,
     s = min(max(math.ceil((h - lo) / c / p.entry_resolution), 1), p.entry_points)
     up = c >= o
     verts = [o, lo, h, c] if up else [o, h, lo, c]
-    marks = [o, min(ml, lo), max(mh, h), c] if up else [o, max(mh, h), min(ml, lo), c]
+    marks = [o, ml, mh, c] if up else [o, mh, ml, c]
     segs = [abs(verts[k + 1] - verts[k]) for k in range(3)]
     total = sum(segs)
     out = []
@@ -57,7 +57,8 @@ def path_points(o: float, h: float, lo: float, c: float, mh: float, ml: float,
             frac = (f - acc) / segs[k] if segs[k] > 0 else 0.0
             price = verts[k] + (verts[k + 1] - verts[k]) * frac
         rest = marks[k + 1 :]
-        out.append((price, min([price, *rest]), max([price, *rest])))
+        # never beyond the bar's mark extremes (liquidations trigger on mark price)
+        out.append((price, max(min([price, *rest]), ml), min(max([price, *rest]), mh)))
     return out
 
 
