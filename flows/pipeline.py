@@ -841,7 +841,21 @@ def run_flow(settings: Settings, flow_fn: Any, **params: Any) -> Any:
     from flows.server import prefect_api
 
     with prefect_api(_prefect_home(settings)):
-        return flow_fn(**params)
+        try:
+            return flow_fn(**params)
+        finally:
+            _drain_prefect_logs()
+
+
+def _drain_prefect_logs() -> None:
+    """Send Prefect's queued run logs while its server is still up (else, once it is stopped,
+    Prefect prints 'Error logging to API' on the terminal at exit)."""
+    try:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
+    except Exception:  # best effort: the logs are a convenience, the run's result stands
+        return
 
 
 def serve_nightly(

@@ -102,7 +102,7 @@ def test_a_failed_nightly_prints_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1, (result.stdout, result.stderr)
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("liqheat: error: 1 file(s) failed; first: failed: klines")
+    assert lines[0].startswith("liqheat: error: 1 failure(s); first: failed: klines")
     assert "bad value in data row" in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert "| INFO" not in result.stderr + result.stdout
