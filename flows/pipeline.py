@@ -827,9 +827,12 @@ def run_demo(
     # written before waiting for the server: with flows.server.start_early it boots meanwhile
     write_demo_archive(settings.home / DEMO_ARCHIVE_DIR, symbols, start, days, seed)
     with prefect_api(_prefect_home(settings)) as (_, server_seconds):
-        summary = demo_flow(
-            str(settings.home), list(symbols), start.isoformat(), days, seed, written=True
-        )
+        try:
+            summary = demo_flow(
+                str(settings.home), list(symbols), start.isoformat(), days, seed, written=True
+            )
+        finally:
+            _drain_prefect_logs()
     summary.server_seconds = server_seconds
     return summary
 
