@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         description="overall deadline of one archive download, retries included",
     )
     model_days: int = Field(default=30, ge=1, description="history the model is run over")
+    store_levels: bool = Field(
+        default=False,
+        description="also store the raw modelled levels (liq_levels, ~65k rows per symbol-day)",
+    )
     model_profile: str | None = Field(
         default=None, description="calibrated model profile used by model/nightly (None: defaults)"
     )

@@ -112,22 +112,31 @@ def import_realized(
     )
 
 
-def _time_step(bars: pl.DataFrame) -> str:
+def _time_step(bars: pl.DataFrame) -> Any:
+    """The stored heatmap's time buckets (`transforms.heatmap.display_tiers`): 5 minutes on a
+    history of 3 days or less, else 15 minutes for the last 4 days, coarser further back."""
+    from transforms.heatmap import display_tiers
+
     first, last = bars["ts"].min(), bars["ts"].max()
-    if isinstance(first, datetime) and isinstance(last, datetime):
-        return "5m" if last - first <= timedelta(days=3) else "15m"
-    return "15m"
+    short = isinstance(first, datetime) and isinstance(last, datetime)
+    return display_tiers("5m" if short and last - first <= timedelta(days=3) else "15m")
 
 
-def _band_outputs(result: Any, bars: pl.DataFrame, time_step: str) -> dict[str, pl.DataFrame]:
-    """The site's leverage views: heatmap cells per filter group, the map per display band."""
+def _display_heatmaps(result: Any, bars: pl.DataFrame, tiers: Any) -> dict[str, pl.DataFrame]:
+    """The stored heatmaps at display resolution: cells per leverage filter group inside the
+    prices the site can show, the total over the groups, the map per display band."""
     from transforms.bars import model_input
-    from transforms.leverage_bands import band_heatmaps, band_maps
+    from transforms.heatmap import display_price_range
+    from transforms.leverage_bands import band_heatmaps, band_maps, heatmap_from_bands
 
     norm = model_input(bars)
     step, params = float(result.price_step), result.params
+    keys = result.key_levels["price"].to_list() if result.key_levels.height else []
+    window = display_price_range(norm, keys)
+    bands = band_heatmaps(result.levels, norm, step, tiers, params=params, price_range=window)
     return {
-        "heatmap_band_cells": band_heatmaps(result.levels, norm, step, time_step, params=params),
+        "heatmap_cells": heatmap_from_bands(bands),
+        "heatmap_band_cells": bands,
         "liquidation_map_bands": band_maps(
             result.levels, bars=norm, price_step=step, params=params
         ),
@@ -171,10 +180,18 @@ def read_model_inputs(
 
 
 def compute_model(
-    inputs: ModelInputs, params: ModelParams | None = None, *, price_step: float | None = None
+    inputs: ModelInputs,
+    params: ModelParams | None = None,
+    *,
+    price_step: float | None = None,
+    keep_levels: bool = False,
 ) -> ModelComputed:
     """Run the model and the backtest on one symbol's inputs (no I/O: safe in a worker
-    process). ``price_step`` overrides the price bucket of ``params``."""
+    process). ``price_step`` overrides the price bucket of ``params``.
+
+    The heatmaps are kept at display resolution (see :func:`_display_heatmaps`); the raw
+    levels (``liq_levels``, about 65k rows per symbol-day of 1-minute bars) only with
+    ``keep_levels``: they are reproducible from the bars and the run's ``params_json``."""
     from transforms.backtest import key_level_proximity, score
     from transforms.levels import KEY_LEVELS_SCHEMA, warmup_hours
     from transforms.model import run_model
@@ -187,7 +204,10 @@ def compute_model(
         params = ModelParams.model_validate({**params.model_dump(), "price_step": price_step})
     bars, events = inputs.bars, inputs.events
     t0 = time.perf_counter()
-    result = run_model(bars, params, time_step=_time_step(bars))
+    tiers = _time_step(bars)
+    result = run_model(bars, params, time_step=tiers, with_heatmap=False)
+    display = _display_heatmaps(result, bars, tiers)
+    heat = display["heatmap_cells"]
     seconds = time.perf_counter() - t0
 
     scores = pl.DataFrame()
@@ -198,7 +218,7 @@ def compute_model(
             realized,
             baseline=result.baseline,
             warmup=timedelta(hours=warmup_hours(params)),
-            near=key_level_proximity(bars, result.heatmap),
+            near=key_level_proximity(bars, heat, time_step=tiers),
         ).with_columns(
             pl.lit(bars["ts"].min()).alias("start_ts"),
             pl.lit(bars["ts"].max()).alias("end_ts"),
@@ -218,11 +238,12 @@ def compute_model(
             "computed_at": [datetime.now(UTC)],
         }
     )
+    levels = result.levels.select(
+        "created_at", "side", "leverage", "price", "notional_usd", "liquidated_at"
+    )
     outputs: dict[str, pl.DataFrame] = {
-        "liq_levels": result.levels.select(
-            "created_at", "side", "leverage", "price", "notional_usd", "liquidated_at"
-        ),
-        "heatmap_cells": result.heatmap.select("ts", "price", "long_usd", "short_usd"),
+        **({"liq_levels": levels} if keep_levels else {}),
+        "heatmap_cells": heat,
         "liquidation_map": result.liquidation_map.select(
             "as_of",
             "ref_price",
@@ -235,7 +256,8 @@ def compute_model(
         "key_levels": result.key_levels.select(list(KEY_LEVELS_SCHEMA)),
         "predicted_liquidations": result.predicted.select("ts", "long_usd", "short_usd"),
         "backtest_scores": scores,
-        **_band_outputs(result, bars, _time_step(bars)),
+        "heatmap_band_cells": display["heatmap_band_cells"],
+        "liquidation_map_bands": display["liquidation_map_bands"],
     }
     summary = ModelSummary(
         exchange=inputs.exchange,
@@ -243,7 +265,7 @@ def compute_model(
         params_hash=params_hash,
         bars=bars.height,
         levels=result.levels.height,
-        heatmap_cells=result.heatmap.height,
+        heatmap_cells=heat.height,
         seconds=seconds,
         scores=scores.select(
             "method", "side", "capture_auc", "top_decile_overlap", "log_corr"
@@ -299,7 +321,10 @@ def model_symbol(
         if price_step is not None:
             params = ModelParams.model_validate({**params.model_dump(), "price_step": price_step})
         return ModelSummary(exchange, symbol, params.params_hash(), 0, 0, 0, 0.0)
-    return store_model(settings, compute_model(inputs, params, price_step=price_step))
+    computed = compute_model(
+        inputs, params, price_step=price_step, keep_levels=settings.store_levels
+    )
+    return store_model(settings, computed)
 
 
 @dataclass(frozen=True)
@@ -320,9 +345,11 @@ def _error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _compute_in_worker(inputs: ModelInputs, params: ModelParams | None) -> ModelComputed:
+def _compute_in_worker(
+    inputs: ModelInputs, params: ModelParams | None, keep_levels: bool = False
+) -> ModelComputed:
     """Process-pool entry point (module level, so ``spawn`` workers can import it)."""
-    return compute_model(inputs, params)
+    return compute_model(inputs, params, keep_levels=keep_levels)
 
 
 def _no_bars(exchange: str, symbol: str) -> ModelSummary:
@@ -397,7 +424,10 @@ def model_symbols(
                 if inputs is None:
                     summary = _no_bars(*key)
                 else:
-                    summary = store_model(settings, compute_model(inputs, params_of(key)))
+                    computed = compute_model(
+                        inputs, params_of(key), keep_levels=settings.store_levels
+                    )
+                    summary = store_model(settings, computed)
             except Exception as exc:
                 fail(key, exc, t0)
             else:
@@ -427,7 +457,9 @@ def model_symbols(
                     done(key, ModelOutcome(*key, _no_bars(*key), None, time.perf_counter() - t0))
                     continue
                 try:
-                    fut = pool.submit(_compute_in_worker, inputs, params_of(key))
+                    fut = pool.submit(
+                        _compute_in_worker, inputs, params_of(key), settings.store_levels
+                    )
                 except Exception as exc:  # a broken pool (a worker was killed): this pair fails
                     fail(key, exc, t0)
                 else:

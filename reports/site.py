@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -222,9 +223,28 @@ def vega_bundle(vl_version: str = VL_VERSION) -> str:
     Chromium does not load ES modules from ``file://``, so this must stay a classic script.
     The bundle is wrapped in a function so its top-level names stay out of the page scope.
     """
+    header = bundle_header(vl_version)
+    cache = _bundle_cache(header)
+    with suppress(OSError):
+        text = cache.read_text(encoding="utf-8")
+        if text.startswith(header + "\n"):
+            return text
     # the default snippet assigns vegaEmbed, vega and vegaLite to window
     bundle = vl_convert.javascript_bundle(vl_version=vl_version)  # type: ignore[call-arg]
-    return f"{bundle_header(vl_version)}\n(function () {{\n{bundle}\n}})();\n"
+    text = f"{header}\n(function () {{\n{bundle}\n}})();\n"
+    with suppress(OSError):  # best effort: a read-only environment builds it every time
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        part = cache.with_name(f"{cache.name}.{os.getpid()}.part")
+        part.write_text(text, encoding="utf-8")
+        os.replace(part, cache)
+    return text
+
+
+def _bundle_cache(header: str) -> Path:
+    """Where the built bundle is kept between runs: inside the environment (it depends only
+    on the installed vl-convert), named by a hash of its version header."""
+    digest = hashlib.sha256(header.encode()).hexdigest()[:16]
+    return Path(sys.prefix) / "var" / "liqheat" / f"vega-bundle-{digest}.js"
 
 
 def _package_text(name: str) -> str:
@@ -609,7 +629,8 @@ def _range_page(db_path: Path, view: _View, sym: _Symbol, rng: Range) -> dict[st
             price_hi=hi,
             base_step=base,
             source_step=sym.cached(
-                "step", lambda: rr.heatmap_source_step(db_path, view.key, sym.symbol, ph)
+                ("step", start),
+                lambda: rr.heatmap_source_step(db_path, view.key, sym.symbol, ph, since=start),
             ),
             max_columns=HEAT_COLUMNS,
             max_rows=HEAT_ROWS,

@@ -18,7 +18,6 @@ pytestmark = pytest.mark.slow
         "klines",
         "mark_klines",
         "open_interest",
-        "liq_levels",
         "heatmap_cells",
         "liquidation_map",
         "key_levels",
@@ -69,3 +68,23 @@ def test_rerunning_the_model_replaces_rather_than_duplicates(demo_home: Path) ->
     before = counts()
     model_symbol(Settings(home=demo_home), DEMO_SYMBOLS[0])
     assert counts() == before
+
+
+def test_raw_levels_are_stored_only_when_asked_and_only_for_the_current_run(
+    demo_home: Path,
+) -> None:
+    from flows.settings import Settings
+    from flows.steps import model_symbol
+
+    db = demo_home / "liqheat.duckdb"
+    symbol = DEMO_SYMBOLS[0]
+
+    def levels() -> int:
+        sql = f"SELECT count(*) AS n FROM liq_levels WHERE symbol = '{symbol}'"
+        return int(query(db, sql)["n"][0])
+
+    assert levels() == 0  # the default: reproducible from the bars and params_json
+    summary = model_symbol(Settings(home=demo_home, store_levels=True), symbol)
+    assert levels() == summary.levels > 0
+    model_symbol(Settings(home=demo_home), symbol)
+    assert levels() == 0

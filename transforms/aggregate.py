@@ -29,10 +29,11 @@ import re
 from collections.abc import Sequence
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 
 from transforms.clusters import cluster_key_levels
-from transforms.heatmap import HEATMAP_SCHEMA, LIQUIDATION_MAP_SCHEMA
+from transforms.heatmap import HEATMAP_SCHEMA, LIQUIDATION_MAP_SCHEMA, TimeTiers
 from transforms.levels import KEY_LEVELS_SCHEMA
 
 __all__ = [
@@ -81,6 +82,14 @@ def as_timedelta(step: str | timedelta) -> timedelta:
     if value <= timedelta(0):
         raise ValueError(f"time step must be positive, got {step!r}")
     return value
+
+
+#: a heatmap's time step: a fixed bucket or buckets coarsening with age
+Step = str | timedelta | TimeTiers
+
+
+def _finest(step: Step) -> timedelta:
+    return step.step if isinstance(step, TimeTiers) else as_timedelta(step)
 
 
 def _check_step(price_step: float) -> None:
@@ -168,8 +177,51 @@ def align_cells(
     return out
 
 
+def _tiered_sum(parts: Sequence[tuple[pl.DataFrame, Step]], price_step: float) -> pl.DataFrame:
+    """:func:`sum_heatmaps` of parts of which some use `TimeTiers`: each cell goes to the
+    bucket of the coarser of its own width and the common tiers' width at its time (the
+    tiers of the part with the coarsest finest step, anchored at the latest part's anchor),
+    its USD scaled by own / target width (notional x time preserved)."""
+    present = [(c, st) for c, st in parts if c.height]
+    if not present:
+        return pl.DataFrame(schema=HEATMAP_SCHEMA)
+    tiers = [st for _, st in present if isinstance(st, TimeTiers)]
+    target = max(tiers, key=lambda t: t.step)
+    us = [_utc(c, "ts").get_column("ts").dt.epoch("us").to_numpy() for c, _ in present]
+    anchor = max(TimeTiers.anchor_us(ts) for ts in us)
+    frames = []
+    for (cells, step), ts in zip(present, us, strict=True):
+        if isinstance(step, TimeTiers):
+            own = step.steps_us(ts, TimeTiers.anchor_us(ts))
+        else:
+            own = np.full(ts.shape[0], as_timedelta(step) // timedelta(microseconds=1))
+        width = np.maximum(target.steps_us(ts, anchor), own)
+        factor = own / width
+        frames.append(
+            cells.select(
+                pl.Series("ts", ts // width * width)
+                .cast(pl.Datetime("us"))
+                .dt.replace_time_zone("UTC"),
+                _bucket(price_step),
+                pl.col("long_usd").cast(pl.Float64) * factor,
+                pl.col("short_usd").cast(pl.Float64) * factor,
+            )
+        )
+    return (
+        pl.concat(frames)
+        .lazy()
+        .group_by("ts", "pb")
+        .agg(pl.col("long_usd").sum(), pl.col("short_usd").sum())
+        .filter((pl.col("long_usd") > 0) | (pl.col("short_usd") > 0))
+        .sort("ts", "pb")
+        .with_columns((pl.col("pb").cast(pl.Float64) * price_step).alias("price"))
+        .select([pl.col(c).cast(t) for c, t in HEATMAP_SCHEMA.items()])
+        .collect()
+    )
+
+
 def sum_heatmaps(
-    parts: Sequence[tuple[pl.DataFrame, str | timedelta]],
+    parts: Sequence[tuple[pl.DataFrame, Step]],
     *,
     price_step: float,
     time_step: str | timedelta | None = None,
@@ -179,7 +231,8 @@ def sum_heatmaps(
     Each part is ``(cells, the time step its heatmap used)``; every part is aligned with
     :func:`align_cells` onto ``time_step`` (default: the coarsest part step) and ``price_step``,
     then cells with the same ``(ts, price)`` are summed. A cell present in only some parts is
-    the sum of those (missing = 0).
+    the sum of those (missing = 0). Parts whose step is a `transforms.heatmap.TimeTiers`
+    (buckets coarsening with age) are summed on the common tiers (see ``_tiered_sum``).
 
     Returns
     -------
@@ -200,13 +253,15 @@ def sum_heatmaps(
     _check_step(price_step)
     if not parts:
         return pl.DataFrame(schema=HEATMAP_SCHEMA)
+    if time_step is None and any(isinstance(step, TimeTiers) for _, step in parts):
+        return _tiered_sum(parts, price_step)
     target = (
         as_timedelta(time_step)
         if time_step is not None
-        else max(as_timedelta(step) for _, step in parts)
+        else max(_finest(step) for _, step in parts)
     )
     aligned = [
-        align_cells(cells, price_step=price_step, time_step=target, source_time_step=step)
+        align_cells(cells, price_step=price_step, time_step=target, source_time_step=_finest(step))
         for cells, step in parts
     ]
     return (

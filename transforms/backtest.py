@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from transforms.bars import _utc_ts, model_input
+from transforms.heatmap import TimeTiers
 from transforms.levels import F64, Core, compute_core
 from transforms.params import ModelParams
 
@@ -234,13 +235,16 @@ def key_level_proximity(
     *,
     top: int = 5,
     tolerance: float = 0.01,
+    time_step: TimeTiers | None = None,
 ) -> pl.DataFrame:
     """Per bar: whether its range came within ``tolerance`` of a key level listed before it.
 
     The key levels at a time are the ``top`` heatmap price buckets per side (by alive USD,
     bucket midpoints) of the latest heatmap time bucket that ENDED before the bar's bucket
     began (no look-ahead). A bar is near a level ``K`` when ``low <= K (1 + tol)`` and
-    ``high >= K (1 - tol)``. O(C log C + n log n) for ``C`` heatmap cells.
+    ``high >= K (1 - tol)``. O(C log C + n log n) for ``C`` heatmap cells. A bucket ends one
+    bucket width after its start: the heatmap's smallest bucket gap, or with ``time_step``
+    (the `transforms.heatmap.TimeTiers` the heatmap was computed with) each bucket's own width.
 
     Returns
     -------
@@ -268,6 +272,14 @@ def key_level_proximity(
     half = float(step_price) / 2.0 if isinstance(step_price, float) else 0.0
     # a bucket's levels become "listed" once the bucket is over
     shift = width if width is not None else norm.get_column("ts").diff().drop_nulls().min()
+    if time_step is not None:
+        bar_us = norm.get_column("ts").dt.epoch("us").to_numpy()
+        steps = time_step.steps_us(
+            hm.get_column("ts").dt.epoch("us").to_numpy(), TimeTiers.anchor_us(bar_us)
+        )
+        hm = hm.with_columns(pl.Series("_w", steps).cast(pl.Duration("us")))
+    else:
+        hm = hm.with_columns(pl.lit(shift).cast(pl.Duration("us")).alias("_w"))
     out = norm
     for side in ("long", "short"):
         levels = (
@@ -275,7 +287,10 @@ def key_level_proximity(
             .sort([f"{side}_usd", "price"], descending=[True, False])
             .group_by("ts", maintain_order=True)
             .head(top)
-            .select((pl.col("ts") + shift).alias("listed_at"), (pl.col("price") + half).alias("k"))
+            .select(
+                (pl.col("ts") + pl.col("_w")).alias("listed_at"),
+                (pl.col("price") + half).alias("k"),
+            )
         )
         pairs = (
             out.select("ts", "high", "low")

@@ -22,9 +22,20 @@ from transforms.levels import (
 )
 from transforms.params import ModelParams
 
-__all__ = ["HEATMAP_SCHEMA", "LIQUIDATION_MAP_SCHEMA", "heatmap", "liquidation_map"]
+__all__ = [
+    "DISPLAY_AGES",
+    "HEATMAP_SCHEMA",
+    "LIQUIDATION_MAP_SCHEMA",
+    "TimeTiers",
+    "display_price_range",
+    "display_tiers",
+    "heatmap",
+    "liquidation_map",
+]
 
 _UTC = pl.Datetime("us", "UTC")
+_US = timedelta(microseconds=1)
+_DAY_US = 86_400_000_000
 
 #: Sparse heatmap cells. ``price`` is the bucket's LOWER edge (``floor(p / step) * step``);
 #: the USD columns are the notional alive, averaged over the bars of the time bucket.
@@ -48,12 +59,139 @@ LIQUIDATION_MAP_SCHEMA: dict[str, pl.DataType] = {
     "short_cum_usd": pl.Float64(),
 }
 
+#: the site's time resolution by age (see `display_tiers`): bars older than ``age`` before the
+#: anchor are bucketed by ``step``. Matched to the site's ranges (180 columns): 12h..3d pages
+#: need the finest step, 7d hourly, 30d 4-hourly, 90d 12-hourly, 180d and 1y daily; each age
+#: is the range plus a day, as the anchor lies up to a day after the last bar.
+DISPLAY_AGES: tuple[tuple[timedelta, timedelta], ...] = (
+    (timedelta(days=4), timedelta(hours=1)),
+    (timedelta(days=8), timedelta(hours=4)),
+    (timedelta(days=31), timedelta(hours=12)),
+    (timedelta(days=91), timedelta(days=1)),
+)
+
+
+@dataclass(frozen=True)
+class TimeTiers:
+    """Heatmap time buckets that coarsen with age.
+
+    Bars get ``step`` buckets, except those older than ``age`` before the *anchor* (the UTC
+    midnight after the last bar, so the exchanges of one night share their cuts), which get that
+    tier's coarser ``step`` (the oldest tier they fall in wins). A tier starts at a multiple of
+    its step, and every step divides the next, so no bucket straddles two tiers. Cost: O(n)
+    for n timestamps.
+
+    Examples
+    --------
+    >>> t = TimeTiers(timedelta(minutes=15), ((timedelta(days=1), timedelta(hours=1)),))
+    >>> anchor = TimeTiers.anchor_us(np.array([_DAY_US + 1]))  # a bar on day 1 -> end of day 1
+    >>> starts = t.bucket_starts(np.array([_DAY_US // 2 + 1, _DAY_US + 60_000_000 * 20]), anchor)
+    >>> [int(v // 60_000_000) for v in starts]  # minutes: hour bucket on day 0, 15m on day 1
+    [720, 1455]
+    """
+
+    step: timedelta
+    coarser: tuple[tuple[timedelta, timedelta], ...] = ()
+
+    def __post_init__(self) -> None:
+        prev_age, prev_step = timedelta(0), self.step
+        if self.step <= timedelta(0):
+            raise ValueError(f"time step must be positive, got {self.step}")
+        for age, step in self.coarser:
+            if age <= prev_age or step % prev_step or step < prev_step:
+                raise ValueError(
+                    "tiers must have increasing ages and steps that are multiples of the "
+                    f"previous step, got {self.coarser}"
+                )
+            prev_age, prev_step = age, step
+
+    @staticmethod
+    def anchor_us(ts_us: npt.NDArray[np.int64]) -> int:
+        """The UTC midnight after the last of ``ts_us`` (epoch microseconds)."""
+        return (int(ts_us.max()) // _DAY_US + 1) * _DAY_US if ts_us.shape[0] else 0
+
+    def _cuts(self, anchor_us: int) -> list[tuple[int, int]]:
+        """(cut, step) per coarser tier, in microseconds: timestamps before the cut use step."""
+        out = []
+        for age, step in self.coarser:
+            s = step // _US
+            out.append(((anchor_us - age // _US) // s * s, s))
+        return out
+
+    def steps_us(self, ts_us: npt.NDArray[np.int64], anchor_us: int) -> npt.NDArray[np.int64]:
+        """The bucket length (microseconds) of each timestamp."""
+        out = np.full(ts_us.shape[0], self.step // _US, dtype=np.int64)
+        for cut, step in self._cuts(anchor_us):  # oldest tier last: it wins
+            out[ts_us < cut] = step
+        return out
+
+    def bucket_starts(self, ts_us: npt.NDArray[np.int64], anchor_us: int) -> npt.NDArray[np.int64]:
+        """The start (epoch microseconds) of each timestamp's bucket."""
+        steps = self.steps_us(ts_us, anchor_us)
+        return np.asarray(ts_us // steps * steps, dtype=np.int64)
+
+
+def display_tiers(step: str | timedelta) -> TimeTiers:
+    """`TimeTiers` for the site: ``step`` for the last 4 days, then `DISPLAY_AGES` (only the
+    tiers coarser than ``step``).
+
+    Examples
+    --------
+    >>> [str(s) for _, s in display_tiers("15m").coarser]
+    ['1:00:00', '4:00:00', '12:00:00', '1 day, 0:00:00']
+    """
+    fine = _as_timedelta(step)
+    return TimeTiers(fine, tuple((a, s) for a, s in DISPLAY_AGES if s > fine and s % fine == _Z))
+
+
+_Z = timedelta(0)
+
+
+def _as_timedelta(step: str | timedelta) -> timedelta:
+    if isinstance(step, timedelta):
+        return step
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    text = step.strip()
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise ValueError(f"time step must look like 5m, 1h or 1d, got {step!r}")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})
+
+
+def display_price_range(
+    bars: pl.DataFrame,
+    key_prices: list[float] | None = None,
+    *,
+    pad_range: float = 0.3,
+    pad_price: float = 0.05,
+    pad_level: float = 0.02,
+) -> tuple[float, float]:
+    """The prices the site can show for ``bars``: their low..high padded by the larger of
+    ``pad_range`` x the range and ``pad_price`` x the mid price, widened to every key price
+    +- ``pad_level``. Wider than every page's own window (the site pads a range's low..high by
+    the larger of 25 % of its range and 4 % of its mid price, and widens it to the key levels
+    +- 1 %), so no page misses a cell.
+
+    Examples
+    --------
+    >>> display_price_range(pl.DataFrame({"low": [95.0], "high": [105.0]}), [80.0])
+    (78.4, 110.0)
+    """
+    lo = float(bars.get_column("low").min())  # type: ignore[arg-type]
+    hi = float(bars.get_column("high").max())  # type: ignore[arg-type]
+    pad = max(pad_range * (hi - lo), pad_price * (hi + lo) / 2)
+    lo, hi = lo - pad, hi + pad
+    for p in key_prices or []:
+        if math.isfinite(p) and p > 0:
+            lo, hi = min(lo, p * (1 - pad_level)), max(hi, p * (1 + pad_level))
+    return max(lo, 0.0), hi
+
+
 # Chunks of time in which log D falls by at most this much, so exp(-log D) cannot overflow.
 _CHUNK_LOG_RANGE = 300.0
 
 
-def _empty_heatmap() -> pl.DataFrame:
-    return pl.DataFrame(schema=HEATMAP_SCHEMA)
+def _empty_heatmap(group: str | None = None) -> pl.DataFrame:
+    return pl.DataFrame(schema={**({group: pl.Int64()} if group else {}), **HEATMAP_SCHEMA})
 
 
 def _grouped_cumsum(values: F64, starts: npt.NDArray[np.bool_]) -> F64:
@@ -170,9 +308,11 @@ def heatmap(
     levels: pl.DataFrame,
     bars: pl.DataFrame,
     price_step: float,
-    time_step: str | timedelta,
+    time_step: str | timedelta | TimeTiers,
     *,
     params: ModelParams | None = None,
+    price_range: tuple[float, float] | None = None,
+    group: str | None = None,
 ) -> pl.DataFrame:
     """Alive long/short notional per (time bucket, price bucket): the liquidation heatmap.
 
@@ -197,9 +337,17 @@ def heatmap(
         Price bucket size; ``price`` is the bucket's lower edge.
     time_step
         Time bucket, polars duration string (``"15m"``, ``"1h"``) or timedelta; buckets start
-        at ``ts.dt.truncate(time_step)``.
+        at ``ts.dt.truncate(time_step)``. A `TimeTiers` coarsens older buckets (the stored,
+        display-resolution heatmap: `display_tiers`).
     params
         The levels' params (for ``D``); default `ModelParams()`.
+    price_range
+        Only levels priced in ``[lo, hi]`` (e.g. `display_price_range`); cells inside the range
+        are unchanged, and the cost falls with the levels left out.
+    group
+        Name of a column of small non-negative integers in ``levels``: one heatmap per group
+        in a single pass (the group is folded into the price key), returned with that column
+        first and sorted by group, ts, price.
 
     Returns
     -------
@@ -226,15 +374,20 @@ def heatmap(
     if not (price_step > 0 and math.isfinite(price_step)):
         raise ValueError(f"price_step must be positive, got {price_step}")
     params = params or ModelParams()
+    if price_range is not None:
+        levels = levels.filter(pl.col("price").is_between(price_range[0], price_range[1]))
     norm = _normalized(bars)
     n = norm.height
     if n == 0 or levels.height == 0:
-        return _empty_heatmap()
+        return _empty_heatmap(group)
     ts = norm.get_column("ts").dt.epoch("us").to_numpy().astype(np.int64)
     log_d = log_survival(norm, params)
 
     # time buckets: bar -> bucket id (bars are sorted, so ids are monotone)
-    bucket_ts = norm.get_column("ts").dt.truncate(time_step).dt.epoch("us").to_numpy()
+    if isinstance(time_step, TimeTiers):
+        bucket_ts = time_step.bucket_starts(ts, TimeTiers.anchor_us(ts))
+    else:
+        bucket_ts = norm.get_column("ts").dt.truncate(time_step).dt.epoch("us").to_numpy()
     bstart = np.flatnonzero(np.r_[True, bucket_ts[1:] != bucket_ts[:-1]])
     nb = bstart.shape[0]
     bid = np.cumsum(np.r_[True, bucket_ts[1:] != bucket_ts[:-1]]) - 1
@@ -269,7 +422,13 @@ def heatmap(
     price_b = np.floor(levels.get_column("price").to_numpy()[keep] / price_step).astype(np.int64)
     j, end, notional = j[keep], end[keep], notional[keep]
     if j.shape[0] == 0:
-        return _empty_heatmap()
+        return _empty_heatmap(group)
+    raw_min, raw_span = 0, 0
+    if group is not None:  # fold the group into the price key: one pass for every group
+        raw_min = int(price_b.min())
+        raw_span = int(price_b.max()) - raw_min + 1
+        gid = levels.get_column(group).to_numpy()[keep].astype(np.int64)
+        price_b = gid * raw_span + (price_b - raw_min)
 
     pb_min = int(price_b.min())
     pb_span = int(price_b.max()) - pb_min + 1
@@ -287,16 +446,24 @@ def heatmap(
     short_usd = np.zeros(keys.shape[0])
     long_usd[np.searchsorted(keys, k_long)] = v_long
     short_usd[np.searchsorted(keys, k_short)] = v_short
+    pb = keys % pb_span + pb_min
     out = pl.DataFrame(
-        {"tb": keys // pb_span, "pb": keys % pb_span + pb_min, "long_usd": long_usd,
-         "short_usd": short_usd}
-    )  # fmt: skip
-    return out.select(
+        {"tb": keys // pb_span, "pb": pb, "long_usd": long_usd, "short_usd": short_usd}
+    )
+    if group is not None:
+        out = out.with_columns(
+            pl.Series(group, pb // raw_span), pl.Series("pb", pb % raw_span + raw_min)
+        ).sort(group, "tb", "pb")
+    cols = [
         _ts_series("ts", bucket_ts[bstart][out["tb"].to_numpy()]),
         (pl.col("pb").cast(pl.Float64) * price_step).alias("price"),
         "long_usd",
         "short_usd",
-    ).select([pl.col(c).cast(t) for c, t in HEATMAP_SCHEMA.items()])
+    ]
+    frame = out.select(*([group] if group else []), *cols)
+    return frame.select(
+        *([pl.col(group)] if group else []), *[pl.col(c).cast(t) for c, t in HEATMAP_SCHEMA.items()]
+    )
 
 
 def liquidation_map(

@@ -544,6 +544,8 @@ class Snapshot:
     side: npt.NDArray[np.int8]
     price: F64
     usd: F64
+    #: row numbers in ``levels`` of the alive levels above
+    index: I64 | None = None
 
 
 def snapshot(levels: pl.DataFrame, bars: pl.DataFrame, at: datetime | None, params: ModelParams
@@ -578,7 +580,7 @@ def snapshot(levels: pl.DataFrame, bars: pl.DataFrame, at: datetime | None, para
     alive = (j >= 0) & (j <= i) & (m > i) & (expiry > i)
     alive &= np.where(side == 0, price < ref, price > ref)
     usd = levels.get_column("notional_usd").to_numpy()[alive] * np.exp(log_d[i] - log_d[j[alive]])
-    return Snapshot(i, int(ts[i]), ref, side[alive], price[alive], usd)
+    return Snapshot(i, int(ts[i]), ref, side[alive], price[alive], usd, np.flatnonzero(alive))
 
 
 def key_levels(

@@ -10,7 +10,7 @@ import polars as pl
 from transforms.backtest import _in_input_order, baseline_liquidations, predicted_from_core
 from transforms.bars import model_input
 from transforms.clusters import cluster_key_levels
-from transforms.heatmap import heatmap, liquidation_map
+from transforms.heatmap import HEATMAP_SCHEMA, TimeTiers, heatmap, liquidation_map
 from transforms.levels import compute_core, levels_frame
 from transforms.params import ModelParams
 
@@ -48,9 +48,10 @@ def run_model(
     bars: pl.DataFrame,
     params: ModelParams | None = None,
     *,
-    time_step: str | timedelta = "15m",
+    time_step: str | timedelta | TimeTiers = "15m",
     at: datetime | None = None,
     top: int = 5,
+    with_heatmap: bool = True,
 ) -> ModelResult:
     """Run the open-interest model once and return every output.
 
@@ -64,11 +65,14 @@ def run_model(
     params
         Model parameters; default `ModelParams()`.
     time_step
-        Heatmap time bucket (polars duration string or timedelta).
+        Heatmap time bucket (polars duration string, timedelta or `TimeTiers`).
     at
         Snapshot time of the liquidation map and key levels; default the last bar.
     top
         Key levels per side.
+    with_heatmap
+        False: leave ``heatmap`` empty (the caller computes its own, e.g. the stored
+        display-resolution heatmap of the flows).
 
     Returns
     -------
@@ -82,7 +86,7 @@ def run_model(
     ...                      "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0, 2000.0]})
     >>> res = run_model(bars)
     >>> res.levels.height, res.price_step, res.predicted.height
-    (1536, 0.1, 4)
+    (1024, 0.1, 4)
     """
     params = params or ModelParams()
     norm = model_input(bars)
@@ -93,7 +97,11 @@ def run_model(
     levels = levels_frame(core)
     return ModelResult(
         levels=levels,
-        heatmap=heatmap(levels, norm, step, time_step, params=params),
+        heatmap=(
+            heatmap(levels, norm, step, time_step, params=params)
+            if with_heatmap
+            else pl.DataFrame(schema=HEATMAP_SCHEMA)
+        ),
         liquidation_map=(
             lm := liquidation_map(levels, at, bars=norm, price_step=step, params=params)
         ),

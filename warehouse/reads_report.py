@@ -247,10 +247,11 @@ def heatmap_cells(
 
 
 def heatmap_source_step(
-    db_path: Path, exchange: str, symbol: str, params_hash: str
+    db_path: Path, exchange: str, symbol: str, params_hash: str, since: datetime | None = None
 ) -> timedelta | None:
     """Return the time step of one model run's heatmap cells (gap between its first two time
-    buckets), or None with fewer than two.
+    buckets at or after ``since``: stored buckets coarsen with age), or None with fewer than
+    two.
 
     Examples
     --------
@@ -260,8 +261,8 @@ def heatmap_source_step(
     frame = query(
         db_path,
         "SELECT DISTINCT ts FROM heatmap_cells WHERE exchange = ? AND symbol = ? "
-        "AND params_hash = ? ORDER BY ts LIMIT 2",
-        [exchange, symbol, params_hash],
+        "AND params_hash = ? AND ts >= ? ORDER BY ts LIMIT 2",
+        [exchange, symbol, params_hash, _param(since or datetime(1970, 1, 1, tzinfo=UTC))],
     )
     if frame.height < 2:
         return None
