@@ -118,8 +118,12 @@ def _time_step(bars: pl.DataFrame) -> Any:
     from transforms.heatmap import display_tiers
 
     first, last = bars["ts"].min(), bars["ts"].max()
-    short = isinstance(first, datetime) and isinstance(last, datetime)
-    return display_tiers("5m" if short and last - first <= timedelta(days=3) else "15m")
+    short = (
+        isinstance(first, datetime)
+        and isinstance(last, datetime)
+        and last - first <= timedelta(days=3)
+    )
+    return display_tiers("5m" if short else "15m")
 
 
 def _display_heatmaps(result: Any, bars: pl.DataFrame, tiers: Any) -> dict[str, pl.DataFrame]:

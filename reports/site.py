@@ -22,7 +22,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -123,6 +123,7 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # package files: no need to stat them on every include
     )
     env.filters["usd"] = fmt_usd
     env.filters["price"] = fmt_price
@@ -880,6 +881,7 @@ def build_site(
     days: Sequence[Range | str | int] | None = None,
     exchanges: Sequence[str] | None = None,
     force: bool = False,
+    workers: int | None = None,
 ) -> SiteResult:
     """Render the report site from the warehouse at ``db_path`` into ``site_dir``; return the
     pages written, the pages left as they were, notes and per-symbol failures.
@@ -896,12 +898,15 @@ def build_site(
     symbol pages rebuilt (default: every symbol with data); the index always lists every
     symbol. Pages whose inputs did not change are left alone (``force`` rebuilds them). A
     symbol whose pages fail to build is reported in ``failures`` and never stops the others.
-    Reads only, over one warehouse connection.
+    Reads only, over one warehouse connection per process: from :data:`MIN_PARALLEL_SYMBOLS`
+    symbols on, the symbols' pages are built in worker processes (``workers``, default the
+    usable cores; see :func:`site_workers`) and every page is still renamed into place at the
+    end, together.
     """
     db_path = Path(db_path)
     site_dir = Path(site_dir)
     with rr.one_connection(db_path):
-        return _build(db_path, site_dir, symbols, days, exchanges, force)
+        return _build(db_path, site_dir, symbols, days, exchanges, force, workers)
 
 
 def _requested(days: Sequence[Range | str | int] | None) -> list[Range] | None:
@@ -918,6 +923,7 @@ def _build(
     days: Sequence[Range | str | int] | None,
     exchanges: Sequence[str] | None,
     force: bool,
+    workers: int | None = None,
 ) -> SiteResult:
     env = environment()
     requested = _requested(days)
@@ -950,37 +956,35 @@ def _build(
     failures: list[tuple[str, str]] = []
     index_rows: list[dict[str, Any]] = []
     newest: datetime | None = None
+    jobs = [
+        _SymbolJob(
+            db_path=db_path,
+            site_dir=site_dir,
+            symbol=symbol,
+            runs=runs,
+            requested=requested,
+            exchanges=exchanges,
+            build=symbol in chosen,
+            nav=nav,
+            generated=generated,
+            force=force,
+            alerts=[a for a in alerts if a["symbol"] == symbol],
+        )
+        for symbol in all_symbols
+    ]
     try:
-        for symbol in all_symbols:
-            sym_dir = site_dir / safe_component(symbol)
-            try:
-                built = _build_symbol(
-                    db_path,
-                    env,
-                    symbol,
-                    sym_dir,
-                    runs,
-                    requested,
-                    exchanges,
-                    build=symbol in chosen,
-                    nav=nav,
-                    generated=generated,
-                    force=force,
-                    staged=staged,
-                    pages=pages,
-                    kept=kept,
-                    notes=notes,
-                    alerts=[a for a in alerts if a["symbol"] == symbol],
-                )
-                if built:
-                    row = _index_row(db_path, built, sym_dir)
-                    index_rows.append(row)
-                    if row["last_ts"] is not None:
-                        newest = max(newest, row["last_ts"]) if newest else row["last_ts"]
-            except Exception as exc:  # one symbol's failure never stops the others
-                failures.append((symbol, f"{type(exc).__name__}: {exc}"))
-                staged.drop_under(sym_dir)
-                pages[:] = [p for p in pages if sym_dir not in p.parents]
+        for done in _symbol_results(jobs, env, workers):
+            staged.moves += done.moves
+            pages += done.pages
+            kept += done.kept
+            notes += done.notes
+            if done.error is not None:  # one symbol's failure never stops the others
+                failures.append((done.symbol, done.error))
+            elif done.row is not None:
+                index_rows.append(done.row)
+                last_ts = done.row["last_ts"]
+                if last_ts is not None:
+                    newest = max(newest, last_ts) if newest else last_ts
         mark_stale(index_rows)
         # symbols with a model first, then the most recent data, then by name
         index_rows.sort(key=lambda r: (r["run"] is None, -_ordinal(r["last_day"]), r["symbol"]))
@@ -1006,6 +1010,111 @@ def _build(
         raise
     pages.append(index)
     return SiteResult(pages=pages, kept=kept, index=index, notes=notes, failures=failures)
+
+
+@dataclass(frozen=True)
+class _SymbolJob:
+    """What one symbol's pages are built from (picklable: it may go to a worker process)."""
+
+    db_path: Path
+    site_dir: Path
+    symbol: str
+    runs: dict[str, dict[str, Any]]
+    requested: list[Range] | None
+    exchanges: Sequence[str] | None
+    build: bool
+    nav: list[dict[str, Any]]
+    generated: datetime
+    force: bool
+    alerts: list[dict[str, Any]]
+
+
+@dataclass
+class _SymbolDone:
+    """One symbol's staged pages (temporary files, renamed by the parent's commit), the pages
+    left as they were, notes, its index card, or the error that stopped it."""
+
+    symbol: str
+    moves: list[tuple[Path, Path]] = field(default_factory=list)
+    pages: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    row: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def _run_symbol_job(job: _SymbolJob, env: jinja2.Environment | None = None) -> _SymbolDone:
+    """Build one symbol's pages to staged temporary files; never raises (the error is in the
+    result, and the symbol's staged files are removed)."""
+    env = env or environment()
+    staged = _Staged()
+    done = _SymbolDone(job.symbol)
+    sym_dir = job.site_dir / safe_component(job.symbol)
+    try:
+        with rr.one_connection(job.db_path):
+            built = _build_symbol(
+                job.db_path,
+                env,
+                job.symbol,
+                sym_dir,
+                job.runs,
+                job.requested,
+                job.exchanges,
+                build=job.build,
+                nav=job.nav,
+                generated=job.generated,
+                force=job.force,
+                staged=staged,
+                pages=done.pages,
+                kept=done.kept,
+                notes=done.notes,
+                alerts=job.alerts,
+            )
+            if built:
+                done.row = _index_row(job.db_path, built, sym_dir)
+    except Exception as exc:
+        staged.discard()
+        return _SymbolDone(job.symbol, notes=done.notes, error=f"{type(exc).__name__}: {exc}")
+    done.moves = list(staged.moves)
+    return done
+
+
+#: symbols to build before the pages are spread over worker processes (fewer do not pay for
+#: starting them: ~2 s of imports each)
+MIN_PARALLEL_SYMBOLS = 8
+
+
+def site_workers(symbols: int, workers: int | None = None) -> int:
+    """Worker processes for building ``symbols`` symbols' pages: the usable cores (or
+    ``workers``), 0 (build here) below :data:`MIN_PARALLEL_SYMBOLS` or on one core.
+
+    Examples
+    --------
+    >>> site_workers(4, 2), site_workers(100, 2), site_workers(100, 1)
+    (0, 2, 0)
+    """
+    cores = workers if workers is not None else len(os.sched_getaffinity(0))
+    if symbols < MIN_PARALLEL_SYMBOLS or cores <= 1:
+        return 0
+    return min(cores, symbols)
+
+
+def _symbol_results(
+    jobs: list[_SymbolJob], env: jinja2.Environment, workers: int | None
+) -> Iterator[_SymbolDone]:
+    """Each job's result, in job order: built here, or in worker processes (pages render in
+    Python under the GIL; every worker reads the warehouse over its own connection)."""
+    n = site_workers(sum(j.build for j in jobs), workers)
+    if n == 0:
+        for job in jobs:
+            yield _run_symbol_job(job, env)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")  # the flow process runs threads: never fork
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        yield from pool.map(_run_symbol_job, jobs, chunksize=1)
 
 
 def _build_symbol(

@@ -454,7 +454,7 @@ def heatmap(
         out = out.with_columns(
             pl.Series(group, pb // raw_span), pl.Series("pb", pb % raw_span + raw_min)
         ).sort(group, "tb", "pb")
-    cols = [
+    cols: list[pl.Series | pl.Expr | str] = [
         _ts_series("ts", bucket_ts[bstart][out["tb"].to_numpy()]),
         (pl.col("pb").cast(pl.Float64) * price_step).alias("price"),
         "long_usd",

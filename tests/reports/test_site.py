@@ -442,3 +442,27 @@ def test_exchange_filter(report_db: Path, tmp_path: Path) -> None:
     html = (tmp_path / "BTCUSDT" / "24h.html").read_text()
     assert _tabs(html) == []
     assert '<span class="venue">Bybit' in html
+
+
+def test_pages_built_in_worker_processes_equal_pages_built_here(
+    report_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From MIN_PARALLEL_SYMBOLS symbols on, worker processes build the symbols' pages; the
+    site is the same page for page, committed together, with no temporary file left."""
+    assert site.site_workers(site.MIN_PARALLEL_SYMBOLS, 2) == 2
+    monkeypatch.setattr(site, "MIN_PARALLEL_SYMBOLS", 1)
+    here = site.build_site(report_db, tmp_path / "here", workers=1)
+    there = site.build_site(report_db, tmp_path / "there", workers=2)
+    assert site.site_workers(3, 1) == 0
+    assert site.site_workers(3, 2) == 2
+
+    def pages(root: Path) -> dict[str, str]:
+        stamp = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?[^\"<]*")
+        return {
+            str(p.relative_to(root)): stamp.sub("", p.read_text(encoding="utf-8"))
+            for p in root.rglob("*.html")
+        }
+
+    assert len(there.pages) == len(here.pages) > 3
+    assert pages(tmp_path / "there") == pages(tmp_path / "here")
+    assert not list((tmp_path / "there").rglob(".*.tmp-*"))

@@ -159,3 +159,32 @@ def test_a_large_delete_is_checkpointed_and_the_file_stops_growing(tmp_path: Pat
     assert query(db, "SELECT count(*) AS n FROM heatmap_cells")["n"][0] == cells
     # freed blocks are reused: four nights of the same size need far less than four copies
     assert sizes[-1] < 2.5 * sizes[0], sizes
+
+
+def test_source_step_is_read_where_the_page_starts(tmp_path: Path) -> None:
+    """Stored heatmap buckets coarsen with age: a page reads the step at its own start."""
+    from warehouse.reads_report import heatmap_source_step
+
+    db = tmp_path / "liqheat.duckdb"
+    migrate(db)
+    parts = _run(T0, "ab12")
+    run, outputs = parts["run"], dict(parts["outputs"])  # type: ignore[call-overload]
+    old = [T0 - timedelta(days=10) + timedelta(hours=4 * i) for i in range(6)]
+    new = [T0 - timedelta(hours=2) + timedelta(minutes=15 * i) for i in range(8)]
+    outputs["heatmap_cells"] = pl.DataFrame(
+        {"ts": old + new, "price": 100.0, "long_usd": 1.0, "short_usd": 0.0}
+    )
+    write_model_outputs(
+        db,
+        exchange="binance",
+        symbol="BTCUSDT",
+        params_hash="ab12",
+        run=run,  # type: ignore[arg-type]
+        outputs=outputs,
+    )
+    step = heatmap_source_step(db, "binance", "BTCUSDT", "ab12")
+    assert step == timedelta(hours=4)
+    since = T0 - timedelta(hours=3)
+    assert heatmap_source_step(db, "binance", "BTCUSDT", "ab12", since=since) == timedelta(
+        minutes=15
+    )
