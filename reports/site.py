@@ -21,7 +21,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -859,6 +859,7 @@ def build_site(
     days: Sequence[Range | str | int] | None = None,
     exchanges: Sequence[str] | None = None,
     force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SiteResult:
     """Render the report site from the warehouse at ``db_path`` into ``site_dir``; return the
     pages written, the pages left as they were, notes and per-symbol failures.
@@ -875,12 +876,13 @@ def build_site(
     symbol pages rebuilt (default: every symbol with data); the index always lists every
     symbol. Pages whose inputs did not change are left alone (``force`` rebuilds them). A
     symbol whose pages fail to build is reported in ``failures`` and never stops the others.
-    Reads only, over one warehouse connection.
+    Reads only, over one warehouse connection. ``progress(done, total)`` is called after
+    each symbol (``total``: the symbols on the index, ``done`` from 1 to ``total``).
     """
     db_path = Path(db_path)
     site_dir = Path(site_dir)
     with rr.one_connection(db_path):
-        return _build(db_path, site_dir, symbols, days, exchanges, force)
+        return _build(db_path, site_dir, symbols, days, exchanges, force, progress)
 
 
 def _requested(days: Sequence[Range | str | int] | None) -> list[Range] | None:
@@ -897,6 +899,7 @@ def _build(
     days: Sequence[Range | str | int] | None,
     exchanges: Sequence[str] | None,
     force: bool,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SiteResult:
     env = environment()
     requested = _requested(days)
@@ -930,7 +933,7 @@ def _build(
     index_rows: list[dict[str, Any]] = []
     newest: datetime | None = None
     try:
-        for symbol in all_symbols:
+        for done, symbol in enumerate(all_symbols, start=1):
             sym_dir = site_dir / safe_component(symbol)
             try:
                 built = _build_symbol(
@@ -960,6 +963,8 @@ def _build(
                 failures.append((symbol, f"{type(exc).__name__}: {exc}"))
                 staged.drop_under(sym_dir)
                 pages[:] = [p for p in pages if sym_dir not in p.parents]
+            if progress is not None:
+                progress(done, len(all_symbols))
         mark_stale(index_rows)
         # symbols with a model first, then the most recent data, then by name
         index_rows.sort(key=lambda r: (r["run"] is None, -_ordinal(r["last_day"]), r["symbol"]))

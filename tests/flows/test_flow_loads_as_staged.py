@@ -19,6 +19,7 @@ import pytest
 
 from flows.sources.binance.paths import daily_path
 from tests.httpmirror import Fault, serve_mirror, write_day
+from tests.terminal import run_on_a_terminal
 from warehouse.reads import query
 
 pytestmark = pytest.mark.slow
@@ -158,3 +159,31 @@ def test_the_backfill_flow_reports_progress_to_the_end(
     heard = len(events)
     progress.report("staged", 1, 1)
     assert len(events) == heard
+
+
+def test_backfill_shows_flow_progress_on_a_terminal(
+    tmp_path: Path, prefect_harness: object
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    root = tmp_path / "mirror"
+    write_day(root, SYM, DAYS[0])
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LIQHEAT_HOME": str(home),
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),  # the session's test server
+        "COLUMNS": "160",
+    }
+    env.pop("LIQHEAT_DEBUG", None)
+    day = DAYS[0].isoformat()
+    args = [sys.executable, "-m", "flows.cli", "backfill", "--symbol", SYM]
+    args += ["--start", day, "--end", day]
+    with serve_mirror(root) as mirror:
+        code, out, err = run_on_a_terminal([*args, "--base-url", mirror.base_url], env, tmp_path)
+    assert code == 0, out + err
+    assert "symbol-days staged" in err
+    assert "1/1" in err
+    assert "files loaded" in err
+    assert "symbols modelled" in err
