@@ -13,10 +13,11 @@ list``) never create state: without a warehouse they say where they looked and h
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -206,7 +207,7 @@ def demo(symbols: tuple[str, ...], days: int, seed: int, end: date | None) -> No
     from flows.pipeline import run_demo
 
     chosen = list(symbols) or ["BTCUSDT", "ETHUSDT"]
-    with _status(f"demo: {len(chosen)} symbol(s) x {days} synthetic day(s)"):
+    with _flow_progress(f"demo: {len(chosen)} symbol(s) x {days} synthetic day(s)"):
         summary = run_demo(settings, chosen, days=days, seed=seed, end=end or _yesterday())
     console = _console()
     console.print(summary.render(), markup=False)
@@ -218,15 +219,34 @@ def demo(symbols: tuple[str, ...], days: int, seed: int, end: date | None) -> No
     console.print("(synthetic data: every page and table is labelled as such)")
 
 
-def _status(text: str) -> Any:
-    """A spinner with elapsed time on stderr while a flow runs (quiet when not a terminal)."""
-    import contextlib
+#: the rows of a flow's progress display, by the stage :mod:`flows.progress` reports
+_FLOW_STAGES = {
+    "staged": "symbol-days staged",
+    "loaded": "files loaded",
+    "modelled": "symbols modelled",
+}
 
+
+@contextlib.contextmanager
+def _flow_progress(text: str) -> Iterator[None]:
+    """While a flow runs: a rich progress display on stderr (the label with a spinner, then
+    one bar per stage as the flow reports it: symbol-days staged, files loaded, symbols
+    modelled, each done of total); nothing at all when stderr is not a terminal."""
     if not sys.stderr.isatty():
-        return contextlib.nullcontext()
-    from rich.console import Console
+        yield
+        return
+    from flows import progress
 
-    return Console(stderr=True).status(text)
+    bars = _progress(text)
+    rows: dict[str, Any] = {}
+
+    def show(stage: str, done: int, total: int) -> None:
+        if stage not in rows:
+            rows[stage] = bars.add_task(_FLOW_STAGES.get(stage, stage), total=total)
+        bars.update(rows[stage], completed=done, total=total)
+
+    with bars, progress.listening(show):
+        yield
 
 
 @cli.command()
@@ -452,10 +472,23 @@ def report(symbols: tuple[str, ...], ranges: tuple[str, ...], force: bool) -> No
     settings = _settings()
     _need_warehouse(settings)
     _check_symbols(settings, symbols)
-    from flows.steps import run_report
+    # build_site directly (what flows.steps.run_report calls) for its per-symbol progress
+    from reports.site import build_site
 
-    with _locked(settings):
-        result = run_report(settings, list(symbols) or None, days=list(ranges) or None, force=force)
+    with _locked(settings), _progress("report") as bar:
+        task = bar.add_task("symbols", total=None)
+
+        def step(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = build_site(
+            settings.db_path,
+            settings.site_dir,
+            symbols=list(symbols) or None,
+            days=list(ranges) or None,
+            force=force,
+            progress=step,
+        )
     console = _console()
     for note in result.notes:
         console.print(f"note: {note}", markup=False, highlight=False)
@@ -517,7 +550,7 @@ def _run_flow(settings: Any, label: str, call: Any) -> None:
     from flows.pipeline import PipelineError
 
     try:
-        with _status(label):
+        with _flow_progress(label):
             summary = call()
     except PipelineError as exc:
         raise Failure(

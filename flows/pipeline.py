@@ -11,8 +11,10 @@ skips those already loaded (reading ``ingest_log``); one ``stage-symbol-day`` ta
 tasks may run anywhere: on Prefect's thread pool (default) or on a Dask cluster
 (``task_runner="dask"``, prefect-dask's ``DaskTaskRunner``; ``dask_address`` names a running
 scheduler, otherwise a temporary local cluster is started). They never open the warehouse.
-Then ONE ``load-staged`` task in the flow process -- the single DuckDB writer -- loads every
-staged unit (:func:`flows.sources.loader.load_staged`) and the staging folder is removed.
+The flow process -- the single DuckDB writer -- loads the staged units as the staging tasks
+finish (``load-staged`` tasks, :func:`flows.sources.loader.load_staged`): each load takes every
+job finished since the previous one, so a slow or hung download never holds back (or, if the
+run is killed, loses) the days already staged. The staging folder is removed at the end.
 Staging tasks retry only for network failures (:class:`StageNetworkError`); the model and
 report steps run in the flow process too, because they write.
 """
@@ -20,11 +22,13 @@ report steps run in the flow process too, because they write.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -34,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows import progress
 from flows.lock import pipeline_lock
 from flows.settings import Settings
 from flows.sources.base import Source, StagedUnit, UnitRequest
@@ -293,14 +298,18 @@ def stage_symbol_day(
 
 
 @task(name="load-staged", cache_policy=NO_CACHE)
-def load_staged_task(db_path: str, units: list[dict[str, Any]]) -> dict[str, Any]:
-    """The single writer: refresh ``symbol_map`` and load every staged unit into the
-    warehouse (in the flow process)."""
+def load_staged_task(
+    db_path: str, units: list[dict[str, Any]], symbol_map: bool = True
+) -> dict[str, Any]:
+    """The single writer: refresh ``symbol_map`` (unless ``symbol_map`` is false: an earlier
+    load of the run did) and load the staged units into the warehouse (in the flow
+    process)."""
     from flows.sources.loader import load_staged
     from flows.sources.symbols import symbol_map_frame
     from warehouse.writes import write_symbol_map
 
-    write_symbol_map(Path(db_path), symbol_map_frame())
+    if symbol_map:
+        write_symbol_map(Path(db_path), symbol_map_frame())
     outcomes = load_staged(Path(db_path), [_staged(u) for u in units])
     return {
         "outcomes": [
@@ -339,11 +348,17 @@ def model_symbols_task(
     settings = Settings(home=Path(home))
     logger = get_run_logger()
 
+    pairs = [(str(exchange), str(symbol)) for exchange, symbol in jobs]
+    modelled = 0
+    progress.report("modelled", 0, len(pairs))
+
     def log(o: steps.ModelOutcome) -> None:
+        nonlocal modelled
+        modelled += 1
+        progress.report("modelled", modelled, len(pairs))
         if o.error is not None:
             logger.warning("model %s %s failed: %s", o.exchange, o.symbol, o.error)
 
-    pairs = [(str(exchange), str(symbol)) for exchange, symbol in jobs]
     out = []
     for o in steps.model_symbols(settings, pairs, days=days, on_done=log):
         line = o.summary.line() if o.summary is not None else ""
@@ -518,6 +533,84 @@ def _failed_units(
     ]
 
 
+#: while a job of one of these exchanges waits on the Binance job of the same symbol-day, its
+#: units wait too: the Bybit open-interest check compares with Binance's day in the same load
+_WAITS_FOR_BINANCE = ("bybit",)
+#: how often the batching loop looks at the futures' states besides their done callbacks
+_POLL_S = 5.0
+
+
+def _put_index(
+    finished: queue.SimpleQueue[int], index: int
+) -> Callable[[PrefectFuture[dict[str, Any]]], None]:
+    def done(_future: PrefectFuture[dict[str, Any]]) -> None:
+        finished.put(index)
+
+    return done
+
+
+def _is_done(future: PrefectFuture[Any]) -> bool:
+    wrapped = getattr(future, "wrapped_future", None)
+    if wrapped is not None and callable(getattr(wrapped, "done", None)):
+        return bool(wrapped.done())
+    return bool(future.state.is_final())
+
+
+def _finished_batches(
+    jobs: Sequence[tuple[str, list[tuple[str, str, str]]]],
+    futures: Sequence[PrefectFuture[dict[str, Any]]],
+) -> Iterator[list[int]]:
+    """Yield the indexes of finished staging jobs, in batches as they finish: each batch is
+    every job finished since the previous one (at least one), so the caller loads finished
+    units while the others still download, in few writes when many finish together. A Bybit
+    job whose symbol-day also has a pending Binance job is held back until that one is done
+    (see :data:`_WAITS_FOR_BINANCE`). Every job is yielded exactly once."""
+    finished: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index, fut in enumerate(futures):
+        fut.add_done_callback(_put_index(finished, index))
+
+    def key(index: int) -> tuple[str, str]:
+        return jobs[index][1][0][1], jobs[index][1][0][2]  # (symbol, ISO day)
+
+    pending_binance: Counter[tuple[str, str]] = Counter(
+        key(i) for i, (exchange, job) in enumerate(jobs) if exchange == "binance" and job
+    )
+    seen: set[int] = set()
+    held: list[int] = []
+    done = 0
+    while len(seen) < len(futures):
+        try:
+            new = [finished.get(timeout=_POLL_S)]
+        except queue.Empty:  # a missed callback never hangs the run: look at the states
+            new = [i for i, fut in enumerate(futures) if i not in seen and _is_done(fut)]
+        while True:
+            try:
+                new.append(finished.get_nowait())
+            except queue.Empty:
+                break
+        ready: list[int] = []
+        for index in dict.fromkeys(new):
+            if index in seen:
+                continue
+            seen.add(index)
+            done += 1
+            if jobs[index][0] == "binance" and jobs[index][1]:
+                pending_binance[key(index)] -= 1
+            ready.append(index)
+        progress.report("staged", done, len(futures))
+        waiting = [
+            i
+            for i in ready + held
+            if jobs[i][0] in _WAITS_FOR_BINANCE and jobs[i][1] and pending_binance[key(i)] > 0
+        ]
+        batch = [i for i in held + ready if i not in waiting]
+        held = waiting
+        if batch:
+            yield batch
+    if held:
+        yield held
+
+
 def _ingest_all(
     settings: Settings,
     pairs: Sequence[tuple[str, date]],
@@ -528,7 +621,8 @@ def _ingest_all(
     task_runner: str = "thread",
     dask_address: str | None = None,
 ) -> None:
-    """Plan, skip loaded, stage (fan-out per symbol-day), then load once in this process."""
+    """Plan, skip loaded, stage (fan-out per symbol-day), and load in this process what the
+    staging jobs finished, as they finish (:func:`_finished_batches`)."""
     from prefect.runtime import flow_run
 
     t0 = time.perf_counter()
@@ -542,7 +636,6 @@ def _ingest_all(
         url = base_url if exchange == "binance" or len(exchanges) == 1 else None
         todo = _plan(settings, exchange, pairs, url, summary)
         jobs += [(exchange, job) for job in _jobs(todo).values()]
-    staged: list[dict[str, Any]] = []
     try:
         with _stage_runner(task_runner, dask_address) as runner:
             futures: list[PrefectFuture[dict[str, Any]]] = []
@@ -560,20 +653,33 @@ def _ingest_all(
                     if runner is not None
                     else stage_symbol_day.submit(**params)
                 )
-            for (exchange, job), fut in zip(jobs, futures, strict=True):
-                try:
-                    result = fut.result()
-                except StageNetworkError as exc:
-                    staged += exc.units
-                except Exception as exc:  # a crashed worker, a bug: the job's units failed
-                    staged += _failed_units(exchange, job, exc)
-                else:
-                    staged += result["units"]
-                    summary.stagers.add(result["where"])
+            loads = 0
+            loaded_units = 0
+            total_units = sum(len(job) for _, job in jobs)
+            progress.report("staged", 0, len(jobs))
+            progress.report("loaded", 0, total_units)
+            for ready in _finished_batches(jobs, futures):
+                units: list[dict[str, Any]] = []
+                for index in ready:
+                    exchange, job = jobs[index]
+                    try:
+                        result = futures[index].result()
+                    except StageNetworkError as exc:
+                        units += exc.units
+                    except Exception as exc:  # a crashed worker, a bug: the job's units failed
+                        units += _failed_units(exchange, job, exc)
+                    else:
+                        units += result["units"]
+                        summary.stagers.add(result["where"])
+                loaded = load_staged_task(str(settings.db_path), units, symbol_map=loads == 0)
+                loads += 1
+                loaded_units += len(units)
+                summary.loader = loaded["where"]
+                summary.add_outcomes(loaded["outcomes"])
+                progress.report("loaded", loaded_units, total_units)
         summary.stage_jobs = len(jobs)
-        loaded = load_staged_task(str(settings.db_path), staged)
-        summary.loader = loaded["where"]
-        summary.add_outcomes(loaded["outcomes"])
+        if not loads:  # nothing to stage: the symbol map is still refreshed, as before
+            summary.loader = load_staged_task(str(settings.db_path), [])["where"]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     summary.ingest_seconds = time.perf_counter() - t0

@@ -22,7 +22,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -882,6 +882,7 @@ def build_site(
     exchanges: Sequence[str] | None = None,
     force: bool = False,
     workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SiteResult:
     """Render the report site from the warehouse at ``db_path`` into ``site_dir``; return the
     pages written, the pages left as they were, notes and per-symbol failures.
@@ -901,12 +902,13 @@ def build_site(
     Reads only, over one warehouse connection per process: from :data:`MIN_PARALLEL_SYMBOLS`
     symbols on, the symbols' pages are built in worker processes (``workers``, default the
     usable cores; see :func:`site_workers`) and every page is still renamed into place at the
-    end, together.
+    end, together. ``progress(done, total)`` is called after each symbol (``total``: the
+    symbols on the index, ``done`` from 1 to ``total``).
     """
     db_path = Path(db_path)
     site_dir = Path(site_dir)
     with rr.one_connection(db_path):
-        return _build(db_path, site_dir, symbols, days, exchanges, force, workers)
+        return _build(db_path, site_dir, symbols, days, exchanges, force, workers, progress)
 
 
 def _requested(days: Sequence[Range | str | int] | None) -> list[Range] | None:
@@ -924,6 +926,7 @@ def _build(
     exchanges: Sequence[str] | None,
     force: bool,
     workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SiteResult:
     env = environment()
     requested = _requested(days)
@@ -973,7 +976,7 @@ def _build(
         for symbol in all_symbols
     ]
     try:
-        for done in _symbol_results(jobs, env, workers):
+        for count, done in enumerate(_symbol_results(jobs, env, workers), start=1):
             staged.moves += done.moves
             pages += done.pages
             kept += done.kept
@@ -985,6 +988,8 @@ def _build(
                 last_ts = done.row["last_ts"]
                 if last_ts is not None:
                     newest = max(newest, last_ts) if newest else last_ts
+            if progress is not None:
+                progress(count, len(all_symbols))
         mark_stale(index_rows)
         # symbols with a model first, then the most recent data, then by name
         index_rows.sort(key=lambda r: (r["run"] is None, -_ordinal(r["last_day"]), r["symbol"]))

@@ -266,10 +266,78 @@ def _connect(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConne
         _release(announced)
 
 
-def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
-    """Check an open database: DuckDB can read its catalog and ``schema_version`` is sane
-    (versions 1..N, no gaps, the core tables present). Return the version (``None`` for a
-    file without any table, i.e. a brand-new database); raise :class:`CorruptDatabaseError`.
+#: bytes before the first block of a DuckDB file (its three header blocks)
+_HEADER_BYTES = 3 * 4096
+#: files whose blocks were checked (or written by this process), by path: the file's
+#: (device, inode, size, mtime) then; an unchanged file is not checked again
+_VERIFIED: dict[str, tuple[int, int, int, int]] = {}
+
+
+def _signature(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def trust_file(path: Path) -> None:
+    """Record ``path`` as checked: this process just wrote it through DuckDB (cleanly closed),
+    so the next open skips :func:`check_blocks` unless someone changed the file since."""
+    sig = _signature(path)
+    if sig is not None:
+        _VERIFIED[str(path)] = sig
+
+
+def check_blocks(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Check that the file holds every block the database uses (a truncated file does not).
+
+    DuckDB trims free blocks off the end of the file, so the file is often shorter than the
+    block count in its header; what must be in it is every *used* block. Two checks, both on
+    metadata only (milliseconds, no data is read): the file has room for at least
+    ``used_blocks`` blocks, and the highest block that any table's storage or the metadata
+    references lies inside the file. Raise :class:`CorruptDatabaseError`.
+    """
+    sig = _signature(path)
+    if sig is None or _VERIFIED.get(str(path)) == sig:
+        return
+    size = sig[2]
+    rows = con.execute(
+        "SELECT block_size, total_blocks - free_blocks FROM pragma_database_size() "
+        "WHERE database_name = current_database()"
+    ).fetchall()
+    if not rows or not int(rows[0][0]):
+        return
+    block_size, used = int(rows[0][0]), int(rows[0][1])
+    in_file = max(0, size - _HEADER_BYTES) // block_size
+    tables = [
+        str(r[0])
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND NOT temporary"
+        ).fetchall()
+    ]
+    parts = ["SELECT max(block_id) AS b FROM pragma_metadata_info()"]
+    parts += [
+        "SELECT max(greatest(block_id, coalesce(list_max(additional_block_ids), -1))) "
+        f"FROM pragma_storage_info('{table.replace(chr(39), chr(39) * 2)}') WHERE persistent"
+        for table in tables
+    ]
+    got = con.execute(f"SELECT max(b) FROM ({' UNION ALL '.join(parts)})").fetchall()
+    highest = int(got[0][0]) if got and got[0][0] is not None else -1
+    if used > in_file or highest >= in_file:
+        needed = _HEADER_BYTES + max(used, highest + 1) * block_size
+        raise CorruptDatabaseError(
+            corrupt_message(path, f"truncated: {size:,} bytes, its blocks need {needed:,}")
+        )
+    _VERIFIED[str(path)] = sig
+
+
+def check_schema(con: duckdb.DuckDBPyConnection, path: Path, *, blocks: bool = True) -> int | None:
+    """Check an open database: DuckDB can read its catalog, ``schema_version`` is sane
+    (versions 1..N, no gaps, the core tables present) and, unless ``blocks`` is false, the
+    file is not truncated (:func:`check_blocks`). Return the version (``None`` for a file
+    without any table, i.e. a brand-new database); raise :class:`CorruptDatabaseError`.
     """
     try:
         tables = {
@@ -289,6 +357,8 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
             return None
         rows = con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
         versions = [int(r[0]) for r in rows]
+        if blocks:
+            check_blocks(con, path)
     except duckdb.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CorruptDatabaseError(corrupt_message(path, first)) from exc
@@ -446,8 +516,10 @@ def write_connection(path: Path, wait_s: float = 60.0) -> Iterator[duckdb.DuckDB
     if not path.exists():
         migrate(path, wait_s=wait_s)
     con = _connect(path, read_only=False, wait_s=wait_s)
+    checked = False
     try:
         _migrate_open(con, path)
+        checked = True
         yield con
     except duckdb.Error as exc:
         if is_no_space(exc):
@@ -460,6 +532,8 @@ def write_connection(path: Path, wait_s: float = 60.0) -> Iterator[duckdb.DuckDB
             if is_no_space(exc):
                 raise NoSpaceError(no_space_message(path)) from exc
             raise
+        if checked:  # what DuckDB just wrote and closed cleanly needs no check on reopen
+            trust_file(path)
 
 
 @contextmanager

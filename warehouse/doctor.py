@@ -22,6 +22,7 @@ from warehouse.db import (
     SchemaTooNewError,
     WarehouseError,
     _connect,
+    check_blocks,
     check_schema,
     latest_version,
 )
@@ -78,9 +79,15 @@ def check_database(path: Path, *, wait_s: float = 5.0) -> list[Finding]:
     findings: list[Finding] = []
     try:
         try:
-            version = check_schema(con, path)
+            version = check_schema(con, path, blocks=False)
         except CorruptDatabaseError as exc:
             return [Finding("problem", str(exc))]
+        try:
+            check_blocks(con, path)
+        except CorruptDatabaseError as exc:
+            findings.append(Finding("problem", str(exc)))  # the scan says which tables
+        except duckdb.Error as exc:
+            findings.append(Finding("problem", f"corrupt database {path}: {_first(exc)}"))
         latest = latest_version()
         if version is None:
             findings.append(Finding("ok", f"{path}: an empty DuckDB file (no schema yet)"))
