@@ -71,8 +71,13 @@ def _clone_symbol(root: str, base: str, symbol: str, start: str, days: int) -> s
     """Write ``symbol``'s archive files as copies of ``base``'s (the symbol renamed inside)."""
     import zipfile
 
-    from flows.archive import atomic_write, daily_path, monthly_path, write_archive_file
     from flows.demo_data import SYNTHETIC_DIR
+    from flows.sources.binance.paths import (
+        atomic_write,
+        daily_path,
+        monthly_path,
+        write_archive_file,
+    )
 
     first = date.fromisoformat(start)
     paths = []

@@ -224,6 +224,7 @@ _FLOW_STAGES = {
     "staged": "symbol-days staged",
     "loaded": "files loaded",
     "modelled": "symbols modelled",
+    "reported": "symbols' pages built",
 }
 
 
@@ -472,8 +473,7 @@ def report(symbols: tuple[str, ...], ranges: tuple[str, ...], force: bool) -> No
     settings = _settings()
     _need_warehouse(settings)
     _check_symbols(settings, symbols)
-    # build_site directly (what flows.steps.run_report calls) for its per-symbol progress
-    from reports.site import build_site
+    from flows.steps import run_report
 
     with _locked(settings), _progress("report") as bar:
         task = bar.add_task("symbols", total=None)
@@ -481,10 +481,9 @@ def report(symbols: tuple[str, ...], ranges: tuple[str, ...], force: bool) -> No
         def step(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = build_site(
-            settings.db_path,
-            settings.site_dir,
-            symbols=list(symbols) or None,
+        result = run_report(
+            settings,
+            list(symbols) or None,
             days=list(ranges) or None,
             force=force,
             progress=step,

@@ -393,7 +393,9 @@ def report_task(home: str, symbols: list[str] | None = None) -> str:
     from flows import steps
 
     settings = Settings(home=Path(home))
-    result = steps.run_report(settings, symbols)
+    result = steps.run_report(
+        settings, symbols, progress=lambda done, total: progress.report("reported", done, total)
+    )
     for symbol, error in result.failures:
         get_run_logger().error("report for %s failed: %s", symbol, error)
     return str(result.index)

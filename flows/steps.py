@@ -699,14 +699,21 @@ def run_report(
     *,
     days: Sequence[str] | str | int | None = None,
     force: bool = False,
+    progress: Any = None,
 ) -> SiteResult:
     """Rebuild the static site from the warehouse (``days``: only these ranges, e.g. "3d";
-    default every range the data covers). Unchanged pages are kept unless ``force``."""
+    default every range the data covers). Unchanged pages are kept unless ``force``;
+    ``progress(done, total)`` is called after each symbol (see `reports.site.build_site`)."""
     from reports.site import build_site
 
     ranges = None if days is None else [days] if isinstance(days, str | int) else list(days)
     return build_site(
-        settings.db_path, settings.site_dir, symbols=symbols, days=ranges, force=force
+        settings.db_path,
+        settings.site_dir,
+        symbols=symbols,
+        days=ranges,
+        force=force,
+        progress=progress,
     )
 
 

@@ -206,7 +206,8 @@ def test_finished_units_are_committed_while_one_trickles_even_after_kill_9(
     write_day(root, SYM, DAY)
     write_day(root, SYM, NEXT)
     slow = daily_path("klines", SYM, NEXT)
-    faults = {slow: [Fault(length=10**8, trickle_s=1.0, times=9)]}  # ~30 hours at this pace
+    # 32 MB: under the klines size cap (64 MB), so it trickles rather than being refused
+    faults = {slow: [Fault(length=32 * 10**6, trickle_s=1.0, times=9)]}  # ~9 hours
     home = tmp_path / "home"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LIQHEAT_DOWNLOAD_DEADLINE_S": "3600"}
     with serve_mirror(root, faults) as mirror:
