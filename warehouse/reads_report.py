@@ -791,7 +791,9 @@ def long_short_over_time(
         "SELECT ts, sum(long_usd) AS long_usd, sum(short_usd) AS short_usd FROM heatmap_cells "
         "WHERE exchange = ? AND symbol = ? AND params_hash = ? GROUP BY ts) "
         f"SELECT time_bucket(INTERVAL '{interval}', ts) AS ts, avg(long_usd) AS long_usd, "
-        "avg(short_usd) AS short_usd, avg(long_usd) - avg(short_usd) AS delta_usd "
+        "avg(short_usd) AS short_usd, "
+        # to the cent: a parallel sum's last bits vary, which would show as 1e-9 USD deltas
+        "round(avg(long_usd) - avg(short_usd), 2) AS delta_usd "
         "FROM per_bucket GROUP BY 1 ORDER BY 1",
         [exchange, symbol, params_hash],
     )
