@@ -112,7 +112,7 @@ def import_realized(
     )
 
 
-def _time_step(bars: pl.DataFrame) -> Any:
+def _heatmap_tiers(bars: pl.DataFrame) -> Any:
     """The stored heatmap's time buckets (`transforms.heatmap.display_tiers`): 5 minutes on a
     history of 3 days or less, else 15 minutes for the last 4 days, coarser further back."""
     from transforms.heatmap import display_tiers
@@ -208,7 +208,7 @@ def compute_model(
         params = ModelParams.model_validate({**params.model_dump(), "price_step": price_step})
     bars, events = inputs.bars, inputs.events
     t0 = time.perf_counter()
-    tiers = _time_step(bars)
+    tiers = _heatmap_tiers(bars)
     result = run_model(bars, params, time_step=tiers, with_heatmap=False)
     display = _display_heatmaps(result, bars, tiers)
     heat = display["heatmap_cells"]
@@ -566,7 +566,9 @@ def aggregate_symbol(
     predicted = []
     for ex, run in runs.items():
         cells = rr.heatmap_cells(db, ex, symbol, params_hash)
-        parts.append((cells, _time_step(pl.DataFrame({"ts": [run["start_ts"], run["end_ts"]]}))))
+        parts.append(
+            (cells, _heatmap_tiers(pl.DataFrame({"ts": [run["start_ts"], run["end_ts"]]})))
+        )
         maps.append(rr.latest_liquidation_map(db, ex, symbol, params_hash))
         predicted.append(rr.predicted_liquidations(db, ex, symbol, params_hash))
     heat = sum_heatmaps(parts, price_step=step)
@@ -654,7 +656,7 @@ def _sum_band_outputs(
     cells: dict[str, list[tuple[pl.DataFrame, str]]] = {}
     maps = []
     for ex, run in runs.items():
-        every = _time_step(pl.DataFrame({"ts": [run["start_ts"], run["end_ts"]]}))
+        every = _heatmap_tiers(pl.DataFrame({"ts": [run["start_ts"], run["end_ts"]]}))
         for band, part in rr.band_heatmap_cells(db, ex, symbol, params_hash).group_by("band"):
             cells.setdefault(str(band[0]), []).append((part.drop("band"), every))
         maps.append(rr.latest_band_map(db, ex, symbol, params_hash))

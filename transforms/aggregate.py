@@ -25,7 +25,6 @@ Conventions of the aggregate (exchange ``"all"``):
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -33,7 +32,7 @@ import numpy as np
 import polars as pl
 
 from transforms.clusters import cluster_key_levels
-from transforms.heatmap import HEATMAP_SCHEMA, LIQUIDATION_MAP_SCHEMA, TimeTiers
+from transforms.heatmap import HEATMAP_SCHEMA, LIQUIDATION_MAP_SCHEMA, TimeTiers, as_timedelta
 from transforms.levels import KEY_LEVELS_SCHEMA
 
 __all__ = [
@@ -60,28 +59,6 @@ PER_TS_SCHEMA: dict[str, pl.DataType] = {
 
 # tolerance (in bucket units) against float noise in stored bucket edges
 _EPS = 1e-9
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*(m|h|d)\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-
-
-def as_timedelta(step: str | timedelta) -> timedelta:
-    """Return a time step (``"5m"``, ``"1h"``, ``"1d"`` or a timedelta) as a positive timedelta.
-
-    Examples
-    --------
-    >>> as_timedelta("15m"), as_timedelta(timedelta(hours=1))
-    (datetime.timedelta(seconds=900), datetime.timedelta(seconds=3600))
-    """
-    if isinstance(step, timedelta):
-        value = step
-    else:
-        m = _DURATION_RE.match(step)
-        if m is None:
-            raise ValueError(f"time step must look like 5m, 1h or 1d, got {step!r}")
-        value = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
-    if value <= timedelta(0):
-        raise ValueError(f"time step must be positive, got {step!r}")
-    return value
 
 
 #: a heatmap's time step: a fixed bucket or buckets coarsening with age

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +28,7 @@ __all__ = [
     "HEATMAP_SCHEMA",
     "LIQUIDATION_MAP_SCHEMA",
     "TimeTiers",
+    "as_timedelta",
     "display_price_range",
     "display_tiers",
     "heatmap",
@@ -140,21 +142,32 @@ def display_tiers(step: str | timedelta) -> TimeTiers:
     >>> [str(s) for _, s in display_tiers("15m").coarser]
     ['1:00:00', '4:00:00', '12:00:00', '1 day, 0:00:00']
     """
-    fine = _as_timedelta(step)
-    return TimeTiers(fine, tuple((a, s) for a, s in DISPLAY_AGES if s > fine and s % fine == _Z))
+    fine = as_timedelta(step)
+    return TimeTiers(fine, tuple((a, s) for a, s in DISPLAY_AGES if s > fine and not s % fine))
 
 
-_Z = timedelta(0)
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*(m|h|d)\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
-def _as_timedelta(step: str | timedelta) -> timedelta:
+def as_timedelta(step: str | timedelta) -> timedelta:
+    """Return a time step (``"5m"``, ``"1h"``, ``"1d"`` or a timedelta) as a positive timedelta.
+
+    Examples
+    --------
+    >>> as_timedelta("15m"), as_timedelta(timedelta(hours=1))
+    (datetime.timedelta(seconds=900), datetime.timedelta(seconds=3600))
+    """
     if isinstance(step, timedelta):
-        return step
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    text = step.strip()
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise ValueError(f"time step must look like 5m, 1h or 1d, got {step!r}")
-    return timedelta(**{units[text[-1]]: int(text[:-1])})
+        value = step
+    else:
+        m = _DURATION_RE.match(step)
+        if m is None:
+            raise ValueError(f"time step must look like 5m, 1h or 1d, got {step!r}")
+        value = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    if value <= timedelta(0):
+        raise ValueError(f"time step must be positive, got {step!r}")
+    return value
 
 
 def display_price_range(
