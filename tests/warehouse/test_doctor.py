@@ -5,7 +5,6 @@ reads every block and reports what it found."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -17,37 +16,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.cli import liqheat, one_error_line, sha
 from warehouse.db import CorruptDatabaseError, migrate, read_connection, write_connection
 from warehouse.doctor import check_database
 
 ROOT = Path(__file__).resolve().parents[2]
 INGEST = ("ingest", "--symbol", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-01")
-
-
-def liqheat(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LIQHEAT_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    env.pop("LIQHEAT_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=home.parent,
-        timeout=180,
-        check=False,
-    )
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("liqheat: error: ")
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 def test_a_truncated_warehouse_is_found_by_the_doctor(warehouse_db: Path) -> None:

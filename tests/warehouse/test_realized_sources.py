@@ -5,31 +5,13 @@ one rule everywhere (exit 1, one line, the symbols that exist)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.cli import liqheat
 from warehouse.reads import query, realized_liquidations
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def liqheat(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LIQHEAT_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    env.pop("LIQHEAT_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=home.parent,
-        timeout=300,
-        check=False,
-    )
 
 
 def events_csv(path: Path, n: int, *, start_minute: int = 60, usd: float = 250_000.0) -> Path:

@@ -5,15 +5,13 @@ tail blocks, so the file is shorter than its header's block count), with a pendi
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from tests.cli import liqheat, one_error_line, sha
 from warehouse.db import (
     CorruptDatabaseError,
     migrate,
@@ -22,35 +20,8 @@ from warehouse.db import (
     write_connection,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 HEADER_BYTES = 3 * 4096
 BIG_TABLES = ("klines", "mark_klines", "predicted_liquidations", "heatmap_cells")
-
-
-def liqheat(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LIQHEAT_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    env.pop("LIQHEAT_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=home.parent,
-        timeout=180,
-        check=False,
-    )
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("liqheat: error: ")
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 def header_blocks(db: Path) -> tuple[int, int, int]:
