@@ -31,9 +31,8 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 
-from transforms.clusters import cluster_key_levels
+from transforms.clusters import KEY_LEVELS_SCHEMA, cluster_key_levels
 from transforms.heatmap import HEATMAP_SCHEMA, LIQUIDATION_MAP_SCHEMA, TimeTiers, as_timedelta
-from transforms.levels import KEY_LEVELS_SCHEMA
 
 __all__ = [
     "AGGREGATE_EXCHANGE",

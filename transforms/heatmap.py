@@ -11,16 +11,16 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from transforms.bars import as_model_input, utc_series
 from transforms.levels import (
     EXPIRY_FRACTION,
     F64,
     I64,
-    _normalized,
-    _ts_series,
     bar_index,
     log_survival,
     snapshot,
 )
+from transforms.map_cells import LIQUIDATION_MAP_SCHEMA, map_cells
 from transforms.params import ModelParams
 
 __all__ = [
@@ -46,19 +46,6 @@ HEATMAP_SCHEMA: dict[str, pl.DataType] = {
     "price": pl.Float64(),
     "long_usd": pl.Float64(),
     "short_usd": pl.Float64(),
-}
-
-#: One snapshot. ``price`` is the bucket's lower edge; longs lie below ``ref_price`` and shorts
-#: above; ``long_cum_usd`` sums longs from ``ref_price`` down to the bucket, ``short_cum_usd``
-#: shorts from ``ref_price`` up to the bucket.
-LIQUIDATION_MAP_SCHEMA: dict[str, pl.DataType] = {
-    "as_of": _UTC,
-    "ref_price": pl.Float64(),
-    "price": pl.Float64(),
-    "long_usd": pl.Float64(),
-    "short_usd": pl.Float64(),
-    "long_cum_usd": pl.Float64(),
-    "short_cum_usd": pl.Float64(),
 }
 
 #: the site's time resolution by age (see `display_tiers`): bars older than ``age`` before the
@@ -389,7 +376,7 @@ def heatmap(
     params = params or ModelParams()
     if price_range is not None:
         levels = levels.filter(pl.col("price").is_between(price_range[0], price_range[1]))
-    norm = _normalized(bars)
+    norm = as_model_input(bars)
     n = norm.height
     if n == 0 or levels.height == 0:
         return _empty_heatmap(group)
@@ -468,7 +455,7 @@ def heatmap(
             pl.Series(group, pb // raw_span), pl.Series("pb", pb % raw_span + raw_min)
         ).sort(group, "tb", "pb")
     cols: list[pl.Series | pl.Expr | str] = [
-        _ts_series("ts", bucket_ts[bstart][out["tb"].to_numpy()]),
+        utc_series("ts", bucket_ts[bstart][out["tb"].to_numpy()]),
         (pl.col("pb").cast(pl.Float64) * price_step).alias("price"),
         "long_usd",
         "short_usd",
@@ -530,27 +517,6 @@ def liquidation_map(
     (109.0, 0.0, 0.0, 1000.0)
     """
     params = params or ModelParams()
-    step = price_step if price_step is not None else params.resolve_price_step(_normalized(bars))
+    step = price_step if price_step is not None else params.resolve_price_step(as_model_input(bars))
     snap = snapshot(levels, bars, at, params)
-    cells = (
-        pl.DataFrame(
-            {
-                "pb": np.floor(snap.price / step).astype(np.int64),
-                "long": np.where(snap.side == 0, snap.usd, 0.0),
-                "short": np.where(snap.side == 1, snap.usd, 0.0),
-            }
-        )
-        .group_by("pb")
-        .agg(pl.col("long").sum().alias("long_usd"), pl.col("short").sum().alias("short_usd"))
-        .filter((pl.col("long_usd") > 0) | (pl.col("short_usd") > 0))
-        .sort("pb")
-    )
-    return cells.select(
-        _ts_series("as_of", np.full(cells.height, snap.ts, dtype=np.int64)),
-        pl.lit(snap.ref_price, pl.Float64).alias("ref_price"),
-        (pl.col("pb").cast(pl.Float64) * step).alias("price"),
-        "long_usd",
-        "short_usd",
-        pl.col("long_usd").cum_sum(reverse=True).alias("long_cum_usd"),
-        pl.col("short_usd").cum_sum().alias("short_cum_usd"),
-    ).select([pl.col(c).cast(t) for c, t in LIQUIDATION_MAP_SCHEMA.items()])
+    return map_cells(snap.ts, snap.ref_price, snap.side, snap.price, snap.usd, step)

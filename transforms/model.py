@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from transforms.backtest import _in_input_order, baseline_liquidations, predicted_from_core
+from transforms.backtest import baseline_liquidations, predicted_from_core
 from transforms.bars import model_input
 from transforms.clusters import cluster_key_levels
 from transforms.heatmap import HEATMAP_SCHEMA, TimeTiers, heatmap, liquidation_map
@@ -107,7 +107,7 @@ def run_model(
         ),
         key_levels=cluster_key_levels(lm, price_step=step, top=top),
         predicted=predicted_from_core(core),
-        baseline=_in_input_order(norm, baseline_liquidations(norm)),
+        baseline=baseline_liquidations(norm),
         price_step=step,
         params=params,
     )
