@@ -25,12 +25,15 @@ from transforms.params import ModelParams
 
 __all__ = [
     "DISPLAY_AGES",
+    "FINEST_DISPLAY_STEP",
     "HEATMAP_SCHEMA",
     "LIQUIDATION_MAP_SCHEMA",
+    "SHORT_HISTORY",
     "TimeTiers",
     "as_timedelta",
     "display_price_range",
     "display_tiers",
+    "display_tiers_for",
     "heatmap",
     "liquidation_map",
 ]
@@ -131,6 +134,28 @@ def display_tiers(step: str | timedelta) -> TimeTiers:
     """
     fine = as_timedelta(step)
     return TimeTiers(fine, tuple((a, s) for a, s in DISPLAY_AGES if s > fine and not s % fine))
+
+
+#: the finest time bucket of a stored heatmap (a history of at most `SHORT_HISTORY`)
+FINEST_DISPLAY_STEP = timedelta(minutes=5)
+#: histories up to this long are stored at `FINEST_DISPLAY_STEP`, longer ones at 15 minutes
+SHORT_HISTORY = timedelta(days=3)
+
+
+def display_tiers_for(first: datetime | None, last: datetime | None) -> TimeTiers:
+    """The stored heatmap's time buckets for a history of bars from ``first`` to ``last``:
+    `display_tiers` of 5 minutes on a history of 3 days or less, else of 15 minutes (the last
+    4 days; coarser further back). The one decision of the display resolution: the model
+    (`transforms.model.run_model`), the exchanges' sum and the pages' grid use it.
+
+    Examples
+    --------
+    >>> t = datetime(2024, 1, 1)
+    >>> [display_tiers_for(t, t + timedelta(days=d)).step for d in (3, 4)]
+    [datetime.timedelta(seconds=300), datetime.timedelta(seconds=900)]
+    """
+    short = first is not None and last is not None and last - first <= SHORT_HISTORY
+    return display_tiers(FINEST_DISPLAY_STEP if short else "15m")
 
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(m|h|d)\s*$")
