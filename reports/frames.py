@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from transforms.heatmap import FINEST_DISPLAY_STEP
+from transforms.display import FINEST_DISPLAY_STEP
 
 #: time-column widths the heatmap may use, finest first
 NICE_TIME_STEPS = tuple(
@@ -513,7 +513,7 @@ def grid_geometry(
     (datetime.timedelta(seconds=3600), 168, 0.2, 100)
     """
     # never finer than the stored heatmap: its step at the page's start (read from the
-    # warehouse), else the finest the model stores (`transforms.heatmap.display_tiers_for`)
+    # warehouse), else the finest the model stores (`transforms.display.display_tiers_for`)
     step_t = choose_time_step(
         start, end, min_step=source_step or FINEST_DISPLAY_STEP, max_columns=max_columns
     )
