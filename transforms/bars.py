@@ -20,6 +20,7 @@ __all__ = [
     "as_model_input",
     "model_input",
     "utc_series",
+    "utc_ts",
 ]
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("ts", "open", "high", "low", "close", "oi_usd")
@@ -51,7 +52,15 @@ BARS_SCHEMA: dict[str, pl.DataType] = {
 _PRICES = ("open", "high", "low", "close")
 
 
-def _utc_ts(frame: pl.DataFrame) -> pl.DataFrame:
+def utc_ts(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its ``ts`` column as UTC microseconds (naive = UTC).
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> utc_ts(pl.DataFrame({"ts": [datetime(2024, 1, 1)]})).schema["ts"]
+    Datetime(time_unit='us', time_zone='UTC')
+    """
     dtype = frame.schema["ts"]
     if not isinstance(dtype, pl.Datetime):
         raise ValueError(f"bars.ts must be a datetime column, got {dtype}")
@@ -106,7 +115,7 @@ def model_input(bars: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in bars.columns]
     if missing:
         raise ValueError(f"bars is missing required column(s): {', '.join(missing)}")
-    frame = _utc_ts(bars)
+    frame = utc_ts(bars)
     present = [c for c in OPTIONAL_COLUMNS if c in frame.columns]
     frame = frame.select(
         "ts",
