@@ -67,7 +67,8 @@ def run_model(
     time_step
         Heatmap time bucket (polars duration string, timedelta or `TimeTiers`).
     at
-        Snapshot time of the liquidation map and key levels; default the last bar.
+        Snapshot time of the liquidation map and key levels (the book after the last bar
+        closed by then, see `transforms.levels.snapshot`); default the last bar.
     top
         Key levels per side.
     with_heatmap
