@@ -201,6 +201,7 @@ def compute_model(
     from transforms.model import run_model
     from transforms.params import ModelParams
     from transforms.realized import realized_per_bar
+    from transforms.where import where_scores
 
     started = time.perf_counter()
     params = params or ModelParams()
@@ -215,6 +216,7 @@ def compute_model(
     seconds = time.perf_counter() - t0
 
     scores = pl.DataFrame()
+    realized = None
     if events.height:
         realized = realized_per_bar(events.select("ts", "side", "usd"), bars)
         scores = score(
@@ -229,6 +231,12 @@ def compute_model(
             pl.lit(",".join(sorted(set(events["source"].to_list())))).alias("realized_source"),
             pl.lit(datetime.now(UTC)).alias("computed_at"),
         )
+    where = where_scores(bars, result.levels, params, realized=realized).with_columns(
+        pl.lit(bars["ts"].min()).alias("start_ts"),
+        pl.lit(bars["ts"].max()).alias("end_ts"),
+        pl.lit(",".join(sorted(set(events["source"].to_list())))).alias("realized_source"),
+        pl.lit(datetime.now(UTC)).alias("computed_at"),
+    )
     params_hash = params.params_hash()
     run = pl.DataFrame(
         {
@@ -260,6 +268,7 @@ def compute_model(
         "key_levels": result.key_levels.select(list(KEY_LEVELS_SCHEMA)),
         "predicted_liquidations": result.predicted.select("ts", "long_usd", "short_usd"),
         "backtest_scores": scores,
+        "where_scores": where,
         "heatmap_band_cells": display["heatmap_band_cells"],
         "liquidation_map_bands": display["liquidation_map_bands"],
     }

@@ -99,6 +99,9 @@ WHERE_SCORE_SCHEMA: dict[str, pl.DataType] = {
 
 SIDES = ("long", "short")
 
+#: (level, decision) pairs handled at once by `book_buckets` (bounds its memory)
+_CHUNK = 2_000_000
+
 
 @dataclass(frozen=True)
 class WhereMethod:
@@ -201,8 +204,9 @@ def book_buckets(
     """The book after each bar in ``bars_i``, bucketed by distance in the band (no look-ahead).
 
     Only levels created by bars ``j <= i``, not liquidated by bar ``i`` (``liquidated_at`` bar
-    ``> i``) and with a remaining share ``D[i] / D[j] >= EXPIRY_FRACTION`` count. O(k W) for
-    ``k`` decisions and ``W`` levels in the recent window (chunked per decision).
+    ``> i``) and with a remaining share ``D[i] / D[j] >= EXPIRY_FRACTION`` count. Each level is
+    expanded over the decisions at which it is in the book, so the work is the sum of the
+    levels' book lives in decisions (chunked), not decisions x levels.
 
     Examples
     --------
@@ -229,33 +233,39 @@ def book_buckets(
     ts = norm.get_column("ts").dt.epoch("us").to_numpy().astype(np.int64)
     j = bar_index(ts, levels.get_column("created_at"))
     m = bar_index(ts, levels.get_column("liquidated_at"))
-    keep = (j >= 0) & (m > j)  # never alive after a bar: liquidated inside its creation bar
-    order = np.argsort(j[keep], kind="stable")
-    j = j[keep][order]
-    m = m[keep][order]
-    side = (levels.get_column("side") == "short").to_numpy()[keep][order].astype(np.int64)
-    price = levels.get_column("price").to_numpy().astype(np.float64)[keep][order]
-    notional = levels.get_column("notional_usd").to_numpy().astype(np.float64)[keep][order]
-    cut = -math.log(EXPIRY_FRACTION)
-    for row, i in enumerate(bars_i.tolist()):
-        oldest = int(np.searchsorted(-log_d, -(log_d[i] + cut), side="left"))
-        lo = int(np.searchsorted(j, oldest, side="left"))
-        hi = int(np.searchsorted(j, i, side="right"))
-        alive = m[lo:hi] > i
-        if not alive.any():
-            continue
-        s = side[lo:hi][alive]
-        p = price[lo:hi][alive]
-        usd = notional[lo:hi][alive] * np.exp(log_d[i] - log_d[j[lo:hi][alive]])
+    # decisions (sorted bars_i) at which each level is in the book: j <= i < min(m, expiry)
+    expiry = np.searchsorted(-log_d, -(log_d[np.clip(j, 0, None)] + math.log(EXPIRY_FRACTION)),
+                             side="right")  # fmt: skip
+    k0 = np.searchsorted(bars_i, j, side="left")
+    k1 = np.searchsorted(bars_i, np.minimum(m, expiry), side="left")
+    use = np.flatnonzero((j >= 0) & (k1 > k0))
+    k0, count = k0[use], (k1 - k0)[use]
+    j = j[use]
+    side = (levels.get_column("side") == "short").to_numpy()[use].astype(np.int64)
+    price = levels.get_column("price").to_numpy().astype(np.float64)[use]
+    notional = levels.get_column("notional_usd").to_numpy().astype(np.float64)[use]
+    usd_flat = np.zeros(k * 2 * nb)
+    dist_flat = np.zeros(k * 2 * nb)
+    ends = np.cumsum(count)
+    first = 0
+    while first < count.shape[0]:  # chunks of about CHUNK (level, decision) pairs
+        base = ends[first - 1] if first else 0
+        last = max(first + 1, int(np.searchsorted(ends, base + _CHUNK, side="right")))
+        c = count[first:last]
+        lev = np.repeat(np.arange(first, last), c)
+        row = k0[lev] + (np.arange(lev.shape[0]) - np.repeat(np.cumsum(c) - c, c))
+        i = bars_i[row]
+        usd = notional[lev] * np.exp(log_d[i] - log_d[j[lev]])
         r = ref[row]
-        dist = np.where(s == 0, r - p, p - r) / r
-        b = np.floor((dist - method.band[0]) / method.bucket).astype(np.int64)
-        inside = (b >= 0) & (b < nb) & (dist < method.band[1])
-        cell = s[inside] * nb + b[inside]
-        usd_out[row] = np.bincount(cell, weights=usd[inside], minlength=2 * nb).reshape(2, nb)
-        dist_out[row] = np.bincount(
-            cell, weights=usd[inside] * dist[inside], minlength=2 * nb
-        ).reshape(2, nb)
+        dist = np.where(side[lev] == 0, r - price[lev], price[lev] - r) / r
+        bucket = np.floor((dist - method.band[0]) / method.bucket).astype(np.int64)
+        inside = (bucket >= 0) & (bucket < nb) & (dist < method.band[1])
+        cell = (row[inside] * 2 + side[lev][inside]) * nb + bucket[inside]
+        usd_flat += np.bincount(cell, weights=usd[inside], minlength=k * 2 * nb)
+        dist_flat += np.bincount(cell, weights=usd[inside] * dist[inside], minlength=k * 2 * nb)
+        first = last
+    usd_out = usd_flat.reshape(k, 2, nb)
+    dist_out = dist_flat.reshape(k, 2, nb)
     return Buckets(usd_out, dist_out, ref)
 
 
