@@ -285,8 +285,8 @@ def write_model_outputs(
     The ``model_runs`` row of ``params_hash`` is replaced (rows of other params stay: they
     describe the history below). Tables in :data:`CURRENT_RUN_TABLES` keep the current run
     only: every older row of the (exchange, symbol) is deleted, whatever its params. Tables in
-    :data:`HISTORY_KEYS` (key levels, backtest and where-scores) keep their history: only rows of the
-    same params and snapshot (``as_of`` / scored window) are replaced. ``outputs`` maps table
+    :data:`HISTORY_KEYS` (key levels, backtest and where-scores) keep their history: only rows of
+    the same params and snapshot (``as_of`` / scored window) are replaced. ``outputs`` maps table
     name -> frame without the key columns. A large delete is followed by a ``CHECKPOINT``.
 
     Examples
