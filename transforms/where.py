@@ -41,6 +41,7 @@ from datetime import timedelta
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+from numba import njit
 
 from transforms.bars import _utc_ts, model_input
 from transforms.levels import (
@@ -99,8 +100,29 @@ WHERE_SCORE_SCHEMA: dict[str, pl.DataType] = {
 
 SIDES = ("long", "short")
 
-#: (level, decision) pairs handled at once by `book_buckets` (bounds its memory)
-_CHUNK = 2_000_000
+
+@njit(cache=True)
+def _bucket_kernel(  # pragma: no cover - compiled
+    k0: I64, k1: I64, j: I64, side: I64, price: F64, notional: F64, bars_i: I64, log_d: F64,
+    ref: F64, band0: float, band1: float, bucket: float, usd_out: F64, dist_out: F64,
+) -> None:  # fmt: skip
+    """Add each level's remaining USD (and USD x distance) to its distance bucket at every
+    decision ``k0 <= row < k1`` at which it is in the book (compiled: no pair arrays)."""
+    nb = usd_out.shape[2]
+    for q in range(k0.shape[0]):
+        s = side[q]
+        p = price[q]
+        for row in range(k0[q], k1[q]):
+            r = ref[row]
+            d = (r - p) / r if s == 0 else (p - r) / r
+            if d < band0 or d >= band1:
+                continue
+            b = int(np.floor((d - band0) / bucket))
+            if b < 0 or b >= nb:
+                continue
+            u = notional[q] * np.exp(log_d[bars_i[row]] - log_d[j[q]])
+            usd_out[row, s, b] += u
+            dist_out[row, s, b] += u * d
 
 
 @dataclass(frozen=True)
@@ -205,8 +227,8 @@ def book_buckets(
 
     Only levels created by bars ``j <= i``, not liquidated by bar ``i`` (``liquidated_at`` bar
     ``> i``) and with a remaining share ``D[i] / D[j] >= EXPIRY_FRACTION`` count. Each level is
-    expanded over the decisions at which it is in the book, so the work is the sum of the
-    levels' book lives in decisions (chunked), not decisions x levels.
+    visited at the decisions at which it is in the book (a compiled loop), so the work is the
+    sum of the levels' book lives in decisions, not decisions x levels.
 
     Examples
     --------
@@ -244,28 +266,22 @@ def book_buckets(
     side = (levels.get_column("side") == "short").to_numpy()[use].astype(np.int64)
     price = levels.get_column("price").to_numpy().astype(np.float64)[use]
     notional = levels.get_column("notional_usd").to_numpy().astype(np.float64)[use]
-    usd_flat = np.zeros(k * 2 * nb)
-    dist_flat = np.zeros(k * 2 * nb)
-    ends = np.cumsum(count)
-    first = 0
-    while first < count.shape[0]:  # chunks of about CHUNK (level, decision) pairs
-        base = ends[first - 1] if first else 0
-        last = max(first + 1, int(np.searchsorted(ends, base + _CHUNK, side="right")))
-        c = count[first:last]
-        lev = np.repeat(np.arange(first, last), c)
-        row = k0[lev] + (np.arange(lev.shape[0]) - np.repeat(np.cumsum(c) - c, c))
-        i = bars_i[row]
-        usd = notional[lev] * np.exp(log_d[i] - log_d[j[lev]])
-        r = ref[row]
-        dist = np.where(side[lev] == 0, r - price[lev], price[lev] - r) / r
-        bucket = np.floor((dist - method.band[0]) / method.bucket).astype(np.int64)
-        inside = (bucket >= 0) & (bucket < nb) & (dist < method.band[1])
-        cell = (row[inside] * 2 + side[lev][inside]) * nb + bucket[inside]
-        usd_flat += np.bincount(cell, weights=usd[inside], minlength=k * 2 * nb)
-        dist_flat += np.bincount(cell, weights=usd[inside] * dist[inside], minlength=k * 2 * nb)
-        first = last
-    usd_out = usd_flat.reshape(k, 2, nb)
-    dist_out = dist_flat.reshape(k, 2, nb)
+    _bucket_kernel(
+        np.ascontiguousarray(k0, dtype=np.int64),
+        np.ascontiguousarray(k0 + count, dtype=np.int64),
+        np.ascontiguousarray(j, dtype=np.int64),
+        np.ascontiguousarray(side, dtype=np.int64),
+        np.ascontiguousarray(price),
+        np.ascontiguousarray(notional),
+        np.ascontiguousarray(bars_i, dtype=np.int64),
+        np.ascontiguousarray(log_d, dtype=np.float64),
+        np.ascontiguousarray(ref, dtype=np.float64),
+        float(method.band[0]),
+        float(method.band[1]),
+        float(method.bucket),
+        usd_out,
+        dist_out,
+    )
     return Buckets(usd_out, dist_out, ref)
 
 
