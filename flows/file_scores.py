@@ -71,7 +71,7 @@ def file_score_lines(res: FileScores) -> list[str]:
     """The report printed by ``liqheat backtest --file`` (plain text lines)."""
     from transforms.where_words import where_sentences
 
-    ts = res.bars["ts"]
+    ts = res.bars["ts"].sort()
     first, last = ts[0], ts[-1]
     lines = [
         f"{res.file}: {res.bars.height} bars {first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC, "
