@@ -10,11 +10,23 @@ CSV column mapping (``liqheat calibrate --file``), first match wins, names case-
 - prices: ``open``, ``high``, ``low``, ``close``; volume (optional): ``volume``;
 - open interest in USD: ``oi_usd``, ``open_interest_usd``, ``sum_open_interest_value``,
   ``open_interest_value``, or any column starting ``open_interest_usd``;
+- funding rate (optional, carried along): ``funding_rate``, ``funding``;
 - realized long USD: ``long_usd``, ``realized_long_usd``, or any column starting
-  ``liquidated_long_usd``; realized short USD likewise with ``short``.
+  ``liquidated_long_usd``; realized short USD likewise with ``short`` (required by
+  ``calibrate``; optional for ``liqheat backtest --file``, which then gives the bars-only
+  where-scores).
+
+OI is taken as given on each row (a file that stamps OI at the bar's close is read as is: the
+scores use a bar only after it closed).
 
 The real 4h file in ``../shared/data`` maps as open_time_ms, OHLC, volume,
-open_interest_usd_all_exchanges, liquidated_long_usd_binance, liquidated_short_usd_binance.
+open_interest_usd_all_exchanges, liquidated_long_usd_binance, liquidated_short_usd_binance;
+the where-dev files as open_time_ms, OHLC, volume, oi_usd, funding_rate (no realized).
+
+Coverage (`coverage_for`): the share of the OI's market that the realized feed covers. A
+file whose OI column says ``all_exchanges`` and whose realized columns end in ``_binance`` (the
+4h file: all-exchange BTC OI, Binance's realized liquidations; Binance held roughly 10-15 % of
+BTC open interest in late 2025) gets ``BINANCE_OF_ALL_COVERAGE`` = 0.12; any other file 1.0.
 """
 
 from __future__ import annotations
@@ -29,7 +41,14 @@ import polars as pl
 from flows.settings import Settings
 from warehouse import profiles, reads
 
-__all__ = ["CSV_COLUMNS", "CalibrationInput", "read_calibration_csv", "resolve_params"]
+__all__ = [
+    "CSV_COLUMNS",
+    "CalibrationInput",
+    "coverage_for",
+    "read_calibration_csv",
+    "read_per_bar_csv",
+    "resolve_params",
+]
 
 #: role -> (exact names, name prefixes), see the module docstring
 CSV_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -43,10 +62,20 @@ CSV_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("oi_usd", "open_interest_usd", "sum_open_interest_value", "open_interest_value"),
         ("open_interest_usd",),
     ),
+    "funding_rate": (("funding_rate", "funding"), ()),
     "long_usd": (("long_usd", "realized_long_usd"), ("liquidated_long_usd",)),
     "short_usd": (("short_usd", "realized_short_usd"), ("liquidated_short_usd",)),
 }
-_OPTIONAL = {"volume"}
+_OPTIONAL = {"volume", "funding_rate"}
+_REALIZED = ("long_usd", "short_usd")
+_REALIZED_SCHEMA: dict[str, pl.DataType] = {
+    "ts": pl.Datetime("us", "UTC"),
+    "long_usd": pl.Float64(),
+    "short_usd": pl.Float64(),
+}
+
+#: assumed share of all-exchange BTC OI held by Binance (late 2025: roughly 10-15 %)
+BINANCE_OF_ALL_COVERAGE = 0.12
 
 
 class CalibrationError(ValueError):
@@ -61,6 +90,8 @@ class CalibrationInput:
     realized: pl.DataFrame
     fitted_on: str
     symbol: str | None = None
+    #: role -> the CSV column it was read from (files only)
+    columns: dict[str, str] | None = None
 
 
 def _pick(columns: list[str], role: str) -> str | None:
@@ -77,7 +108,13 @@ def _pick(columns: list[str], role: str) -> str | None:
 
 
 def read_calibration_csv(path: Path) -> CalibrationInput:
-    """Read one per-bar CSV (see the module docstring for the column mapping)."""
+    """Read one per-bar CSV with realized columns (see the module docstring for the mapping)."""
+    return read_per_bar_csv(path, need_realized=True)
+
+
+def read_per_bar_csv(path: Path, *, need_realized: bool = False) -> CalibrationInput:
+    """Read one per-bar CSV (see the module docstring); ``realized`` is empty (no rows) when
+    the file has no realized columns and ``need_realized`` is False."""
     try:
         raw = pl.read_csv(path, infer_schema_length=10_000)
     except (OSError, pl.exceptions.PolarsError) as exc:
@@ -88,13 +125,18 @@ def read_calibration_csv(path: Path) -> CalibrationInput:
         col = _pick(raw.columns, role)
         if col is not None:
             picked[role] = col
-        elif role not in _OPTIONAL:
+        elif role not in _OPTIONAL and (need_realized or role not in _REALIZED):
             missing.append(role)
+    has_realized = all(r in picked for r in _REALIZED)
+    if not has_realized and any(r in picked for r in _REALIZED):
+        missing += [r for r in _REALIZED if r not in picked]
     if missing:
         raise CalibrationError(
             f"{path.name}: no column for {', '.join(missing)} (header: {','.join(raw.columns)}); "
-            "see `liqheat calibrate --help` for the accepted names"
+            "see docs/model.md (column mapping) for the accepted names"
         )
+    if raw.height == 0:
+        raise CalibrationError(f"{path.name}: no rows")
     ts_col = raw.get_column(picked["ts"])
     if ts_col.dtype.is_numeric():
         ts = pl.from_epoch(ts_col.cast(pl.Int64), time_unit="ms").dt.replace_time_zone("UTC")
@@ -104,23 +146,56 @@ def read_calibration_csv(path: Path) -> CalibrationInput:
         raise CalibrationError(
             f"{path.name}: {ts.null_count()} unreadable time(s) in {picked['ts']}"
         )
-    frame = raw.select(
-        ts.alias("ts"),
-        *[pl.col(picked[c]).cast(pl.Float64).alias(c) for c in ("open", "high", "low", "close")],
-        *(
-            [pl.col(picked["volume"]).cast(pl.Float64).alias("volume")]
-            if "volume" in picked
-            else []
-        ),
-        pl.col(picked["oi_usd"]).cast(pl.Float64).alias("oi_usd"),
-        pl.col(picked["long_usd"]).cast(pl.Float64).fill_null(0.0).alias("long_usd"),
-        pl.col(picked["short_usd"]).cast(pl.Float64).fill_null(0.0).alias("short_usd"),
+    optional = [
+        pl.col(picked[c]).cast(pl.Float64).alias(c)
+        for c in ("volume", "funding_rate")
+        if c in picked
+    ]
+    realized_cols = [
+        pl.col(picked[c]).cast(pl.Float64).fill_null(0.0).alias(c)
+        for c in _REALIZED
+        if has_realized
+    ]
+    try:
+        frame = raw.select(
+            ts.alias("ts"),
+            *[
+                pl.col(picked[c]).cast(pl.Float64).alias(c)
+                for c in ("open", "high", "low", "close")
+            ],
+            *optional,
+            pl.col(picked["oi_usd"]).cast(pl.Float64).alias("oi_usd"),
+            *realized_cols,
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise CalibrationError(f"{path.name}: {str(exc).splitlines()[0]}") from exc
+    realized = (
+        frame.select("ts", *_REALIZED) if has_realized else pl.DataFrame(schema=_REALIZED_SCHEMA)
     )
     return CalibrationInput(
-        bars=frame.drop("long_usd", "short_usd"),
-        realized=frame.select("ts", "long_usd", "short_usd"),
+        bars=frame.drop(*_REALIZED, strict=False),
+        realized=realized,
         fitted_on=f"file:{path.name}",
+        columns=picked,
     )
+
+
+def coverage_for(columns: dict[str, str]) -> tuple[float, str]:
+    """The documented coverage of a file's column mapping, and why (see the module docstring).
+
+    Examples
+    --------
+    >>> coverage_for({"oi_usd": "open_interest_usd_all_exchanges",
+    ...               "long_usd": "liquidated_long_usd_binance"})
+    (0.12, 'OI of all exchanges, realized liquidations of Binance only')
+    >>> coverage_for({"oi_usd": "oi_usd"})
+    (1.0, 'OI and realized liquidations of the same market')
+    """
+    oi = columns.get("oi_usd", "").lower()
+    real = columns.get("long_usd", "").lower()
+    if "all_exchanges" in oi and real.endswith("_binance"):
+        return BINANCE_OF_ALL_COVERAGE, "OI of all exchanges, realized liquidations of Binance only"
+    return 1.0, "OI and realized liquidations of the same market"
 
 
 def warehouse_input(

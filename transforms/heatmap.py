@@ -377,7 +377,8 @@ def liquidation_map(
 ) -> pl.DataFrame:
     """Snapshot of alive long liquidations below and short liquidations above the price.
 
-    At the last bar with ``ts <= at`` (default: last bar), per price bucket (lower edge), with
+    As of ``at``: after the last bar closed by ``at`` (default: the last bar; see
+    `transforms.levels.snapshot`), per price bucket (lower edge), with
     the OI-decrease shrinkage applied; ``long_cum_usd`` = "if price drops to this bucket, this
     much of longs liquidates on the way" (cumulated from ``ref_price`` downward), likewise
     ``short_cum_usd`` upward. ``ref_price`` is that bar's close. O(N + n).
@@ -387,7 +388,8 @@ def liquidation_map(
     levels
         Output of `transforms.levels.liquidation_levels` on ``bars``.
     at
-        Snapshot time (UTC; naive = UTC); default the last bar.
+        Snapshot time (UTC; naive = UTC): the book after the last bar that closed by
+        then; default the last bar.
     bars
         The bars the levels were computed from.
     price_step

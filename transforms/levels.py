@@ -507,6 +507,42 @@ def bar_index(ts: I64, when: pl.Series) -> I64:
     return out
 
 
+def bar_closes(ts: I64) -> I64:
+    """Close time (epoch us) of each bar: its open plus the bar interval, at most the next open.
+
+    The bar interval is the median gap between bar opens (one minute for a single bar), so a
+    bar before a gap in the data still closes one interval after it opened.
+
+    Examples
+    --------
+    >>> bar_closes(np.array([0, 60, 120, 600], dtype=np.int64)).tolist()
+    [60, 120, 180, 660]
+    """
+    n = ts.shape[0]
+    if n == 0:
+        return ts.copy()
+    if n == 1:
+        return ts + 60_000_000
+    gaps = np.diff(ts)
+    step = int(np.median(gaps))
+    return np.asarray(ts + np.minimum(np.append(gaps, step), step), dtype=np.int64)
+
+
+def closed_bar_index(ts: I64, at_us: I64) -> I64:
+    """Index of the last bar CLOSED by each time (``open + interval <= at``; -1 if none).
+
+    The book "as of ``at``" is the book after that bar: the bar that opens at ``at`` is still
+    running (its high, low, close and the levels it creates are in the future at ``at``).
+
+    Examples
+    --------
+    >>> ts = np.array([0, 60, 120], dtype=np.int64)
+    >>> closed_bar_index(ts, np.array([59, 60, 119, 120, 10_000], dtype=np.int64)).tolist()
+    [-1, 0, 0, 1, 2]
+    """
+    return np.asarray(np.searchsorted(bar_closes(ts), at_us, side="right") - 1, dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Alive levels at one bar (internal): bar index, ts, ref price and per-level arrays."""
@@ -523,10 +559,19 @@ class Snapshot:
 
 def snapshot(levels: pl.DataFrame, bars: pl.DataFrame, at: datetime | None, params: ModelParams
              ) -> Snapshot:  # fmt: skip
-    """Alive notional of each level at the last bar with ``ts <= at`` (default: the last bar).
+    """The book as of ``at``: alive notional of each level after the close of the last bar
+    that CLOSED by ``at`` (``ts + bar interval <= at``, see `closed_bar_index`); ``at=None``:
+    after the last bar.
 
-    Longs at or above, and shorts at or below, the bar's close are dropped (they are crossed in
-    the next bar). O(N + n).
+    So ``at`` on a bar's open gives the book after the previous bar: nothing of the bar that
+    opens at ``at`` (its levels, its high/low/close) is used, so a decision at ``at`` sees no
+    future. ``ref_price`` is that closed bar's close. Longs at or above, and shorts at or below,
+    it are dropped (they are crossed in the next bar). O(N + n).
+
+    Raises
+    ------
+    ValueError
+        Empty bars, or ``at`` before the close of the first bar.
     """
     norm = as_model_input(bars)
     if norm.height == 0:
@@ -539,9 +584,12 @@ def snapshot(levels: pl.DataFrame, bars: pl.DataFrame, at: datetime | None, para
         at_ts = pl.Series([at]).cast(pl.Datetime("us", "UTC") if at.tzinfo else pl.Datetime("us"))
         if at.tzinfo is None:
             at_ts = at_ts.dt.replace_time_zone("UTC")
-        i = int(bar_index(ts, at_ts)[0])
+        at_us = at_ts.dt.epoch("us").to_numpy().astype(np.int64)
+        i = int(closed_bar_index(ts, at_us)[0])
         if i < 0:
-            raise ValueError(f"at={at} is before the first bar ({norm.get_column('ts')[0]})")
+            raise ValueError(
+                f"at={at} is before the close of the first bar ({norm.get_column('ts')[0]} open)"
+            )
     j = bar_index(ts, levels.get_column("created_at"))
     m = bar_index(ts, levels.get_column("liquidated_at"))
     # a null liquidated_at maps to n; a level liquidated in bar m is not alive at m
@@ -567,7 +615,7 @@ def key_levels(
 ) -> pl.DataFrame:
     """Key levels (liquidation clusters) per side at one moment.
 
-    The liquidation map at the last bar with ``ts <= at`` (default: last bar; see
+    The liquidation map as of ``at`` (after the last bar closed by then; default: last bar; see
     `transforms.heatmap.liquidation_map`) on ``price_step`` buckets (default:
     ``params.resolve_price_step(bars)``), clustered by `transforms.clusters.cluster_key_levels`
     with its default smoothing, merge distance and significance threshold: the ``top`` clusters
@@ -580,7 +628,8 @@ def key_levels(
     bars
         The bars the levels were computed from.
     at
-        Snapshot time (UTC; naive = UTC). Default: the last bar.
+        Snapshot time (UTC; naive = UTC): the book after the last bar that closed by
+        then (see `snapshot`). Default: the last bar.
     top
         Number of clusters per side (by USD).
     price_step
