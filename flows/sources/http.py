@@ -14,9 +14,11 @@ One :class:`RestClient` talks to one host. Every request goes through the same p
 * ``404`` raises :class:`NotFoundError` at once; any other ``4xx`` raises :class:`HttpError`
   at once.
 
-Errors are :class:`RestError` subclasses with a ``kind`` that maps onto
-:attr:`flows.sources.base.StagedUnit.kind` (``"network"``, ``"http"``, ``"missing"``,
-``"parse"``) and a one-line ``str()``.
+Errors are those of :mod:`flows.sources.errors` (the family every source shares):
+:class:`~flows.sources.errors.NetworkError`, :class:`~flows.sources.errors.HttpError`,
+:class:`~flows.sources.errors.NotFoundError` and :class:`~flows.sources.errors.DecodeError`, each
+with a ``kind`` that maps onto :attr:`flows.sources.base.StagedUnit.kind` and a one-line
+``str()``.
 
 Examples
 --------
@@ -44,6 +46,14 @@ from urllib.parse import urlencode, urlparse
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
+from flows.sources.errors import (
+    DecodeError,
+    HttpError,
+    NetworkError,
+    NotFoundError,
+    short_reason,
+)
+
 USER_AGENT = "liqheat (+https://github.com/liqheat/liqheat)"
 #: largest JSON body accepted
 MAX_JSON_BYTES = 64 * 1024**2
@@ -51,41 +61,6 @@ _CHUNK = 1 << 20
 
 T = TypeVar("T")
 Params = Mapping[str, str | int | float]
-
-
-class RestError(Exception):
-    """Base class: a request failed. ``str(exc)`` is a one-line reason, ``kind`` its class."""
-
-    kind = "error"
-
-    def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.url = url
-        self.status = status
-
-
-class NetworkError(RestError):
-    """Network failure, ``5xx`` or ``429`` that persisted through all retries."""
-
-    kind = "network"
-
-
-class HttpError(RestError):
-    """A non-retryable HTTP status (``4xx`` other than ``404`` and ``429``)."""
-
-    kind = "http"
-
-
-class NotFoundError(RestError):
-    """The server answered ``404``."""
-
-    kind = "missing"
-
-
-class DecodeError(RestError):
-    """A ``200`` whose body is not the JSON expected (e.g. an HTML maintenance page)."""
-
-    kind = "parse"
 
 
 class _Transient(Exception):
@@ -171,11 +146,6 @@ def shared_limiter(key: str, rate_per_s: float, burst: int = 1) -> RateLimiter:
         return limiter
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:120]
-
-
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
 
@@ -204,19 +174,26 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _network_reason(exc: BaseException) -> str:
+def network_reason(exc: BaseException) -> str:
+    """A short reason for an ``httpx`` transport error (refused, not resolved, timed out...).
+
+    Examples
+    --------
+    >>> network_reason(httpx.ReadTimeout("read timed out"))
+    'timed out'
+    """
     if isinstance(exc, httpx.ConnectError):
         text = str(exc).lower()
         if "refused" in text:
             return "connection refused"
         if "name" in text or "resolv" in text or "nodename" in text:
             return "host name not resolved"
-        return f"cannot connect ({_short(exc)})"
+        return f"cannot connect ({short_reason(exc)})"
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     if isinstance(exc, httpx.RemoteProtocolError):
         return "connection dropped mid-response"
-    return _short(exc)
+    return short_reason(exc)
 
 
 @dataclass(frozen=True)
@@ -341,7 +318,7 @@ class RestClient:
                 f"too many redirects (a redirect loop?) for {url}", url=url, status=None
             ) from exc
         except httpx.TransportError as exc:
-            raise _Transient(_network_reason(exc)) from exc
+            raise _Transient(network_reason(exc)) from exc
         status = resp.status_code
         if status == 200:
             return resp
@@ -364,7 +341,7 @@ class RestClient:
 
         Raises
         ------
-        RestError
+        SourceError
             :class:`NotFoundError`, :class:`HttpError`, :class:`NetworkError` (after the
             retries) or :class:`DecodeError` (a ``200`` that is not JSON).
         """
@@ -380,7 +357,7 @@ class RestClient:
                         raise DecodeError(f"body larger than {MAX_JSON_BYTES} bytes: {url}")
                 return bytes(buf)
             except httpx.TransportError as exc:
-                raise _Transient(_network_reason(exc)) from exc
+                raise _Transient(network_reason(exc)) from exc
             finally:
                 resp.close()
 
@@ -395,7 +372,7 @@ class RestClient:
         """GET ``path`` into ``target`` atomically (temp file + rename); return its sha256.
 
         A truncated body is retried like a network error; nothing partial is ever left at
-        ``target``. Raises the same :class:`RestError` subclasses as :meth:`get_json`.
+        ``target``. Raises the same ``SourceError`` subclasses as :meth:`get_json`.
         """
         url = self.url(path)
 
@@ -414,7 +391,7 @@ class RestClient:
                 os.replace(tmp, target)
             except httpx.TransportError as exc:
                 Path(tmp).unlink(missing_ok=True)
-                raise _Transient(_network_reason(exc)) from exc
+                raise _Transient(network_reason(exc)) from exc
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
