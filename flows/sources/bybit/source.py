@@ -181,6 +181,10 @@ class BybitSource:
                 self._clients[base_url] = client
             return client
 
+    def api(self) -> RestClient:
+        """The REST client of ``api_url`` (created on first use, shared by threads)."""
+        return self._client(self.api_url)
+
     def close(self) -> None:
         """Close the HTTP clients (they are re-created on next use)."""
         with self._lock:

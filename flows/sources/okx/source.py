@@ -445,7 +445,9 @@ class OkxSource:
         )
 
     # -- open interest ---------------------------------------------------------------------
-    def _oi_rows(self, inst_id: str, period: str, start: datetime, end: datetime) -> list[Any]:
+    def fetch_open_interest_rows(
+        self, inst_id: str, period: str, start: datetime, end: datetime
+    ) -> list[Any]:
         """Page backwards through open-interest-history for ``[start, end)``.
 
         OKX's ``begin`` ("records newer than") and ``end`` ("earlier than") are both exclusive,
@@ -488,7 +490,7 @@ class OkxSource:
             reason = "day not over: open interest is pulled once the UTC day has ended"
             return StagedUnit(**base, status="skipped", reason=reason)
         for period in OI_PERIODS:
-            rows = self._oi_rows(inst_id, period, start, end)
+            rows = self.fetch_open_interest_rows(inst_id, period, start, end)
             frame = parse_open_interest(rows).filter((pl.col("ts") >= start) & (pl.col("ts") < end))
             if frame.height:
                 break
