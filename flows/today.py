@@ -23,7 +23,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from flows.sources.errors import SourceError, short_reason
 from flows.sources.today.source import TABLES, VENUES, Fetcher, fetcher
@@ -31,7 +35,7 @@ from warehouse.db import migrate
 from warehouse.today import archived_days, drop_rest_day, log_rest_failure, write_rest_day
 
 if TYPE_CHECKING:
-    from flows.settings import Settings
+    from flows.settings import Settings as SettingsT
 
 #: days topped up by default: yesterday (until its archive appears) and today
 DEFAULT_DAYS = 2
@@ -85,7 +89,7 @@ def topup_days(now: datetime, days: int = DEFAULT_DAYS) -> list[date]:
 
 
 def top_up(
-    settings: Settings,
+    settings: SettingsT,
     symbols: Sequence[str],
     exchanges: Sequence[str] = ("binance",),
     *,
@@ -117,7 +121,7 @@ def top_up(
 
 
 def _top_up_symbol(
-    settings: Settings, venue: Fetcher, symbol: str, days: list[date], now: datetime
+    settings: SettingsT, venue: Fetcher, symbol: str, days: list[date], now: datetime
 ) -> list[TopUp]:
     db, exchange = settings.db_path, venue.exchange
     out: list[TopUp] = []
@@ -152,3 +156,41 @@ def _top_up_symbol(
                 log_rest_failure(db, table, exchange, symbol, day, reason=reason, url=url)
                 out.append(TopUp(exchange, symbol, table, day, "failed", reason=reason))
     return out
+
+
+def summary_lines(results: Sequence[TopUp]) -> list[str]:
+    """The run summary's lines: one total, then every failure.
+
+    Examples
+    --------
+    >>> day = date(2026, 12, 6)
+    >>> lines = summary_lines([TopUp("okx", "BTCUSDT", "klines", day, "loaded", 545),
+    ...     TopUp("okx", "BTCUSDT", "open_interest", day, "failed", reason="HTTP 503")])
+    >>> print("\\n".join(lines))
+    top-up from REST: 545 rows loaded, 0 days left to the archive, 1 failed
+    top-up okx BTCUSDT open_interest 2026-12-06: failed: HTTP 503
+    """
+    rows = sum(r.rows for r in results if r.status == "loaded")
+    replaced = sum(1 for r in results if r.status == "replaced")
+    failed = [r for r in results if r.status == "failed"]
+    head = (
+        f"top-up from REST: {rows} rows loaded, {replaced} days left to the archive, "
+        f"{len(failed)} failed"
+    )
+    return [head, *(r.line() for r in failed)]
+
+
+@task(name="top-up-today", cache_policy=NO_CACHE)
+def topup_task(home: str, symbols: list[str], exchanges: list[str]) -> list[str]:
+    """Run :func:`top_up` for the flow; return lines for the run summary. Never fails the
+    run (the archive data stands whatever REST answers): an unexpected error is a note."""
+    from flows.settings import Settings
+
+    logger = get_run_logger()
+    try:
+        lines = summary_lines(top_up(Settings(home=Path(home)), symbols, exchanges))
+    except Exception as exc:  # the top-up is a convenience on top of the archive
+        lines = [f"top-up from REST failed: {type(exc).__name__}: {short_reason(exc)}"]
+    for line in lines:
+        logger.info(line)
+    return lines

@@ -22,6 +22,7 @@ from flows.sources.today.parsing import (
     okx_mark_candles,
 )
 from flows.today import top_up
+from tests.flows.test_cli import run_cli
 from tests.httpmirror import serve_mirror, write_day
 from tests.rest_fakes import sample, serve_rest
 from warehouse.db import read_connection
@@ -205,3 +206,17 @@ def test_bybit_and_okx_today_through_the_stand_in(settings: Settings) -> None:
             "SELECT count(*) FROM open_interest WHERE exchange = 'bybit' AND oi_usd > 0"
         ).fetchone()
     assert usd == (72,)
+
+
+def test_liqheat_today_tops_up_from_the_configured_rest_root(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    bad = run_cli("today", "--exchange", "nope", home=home)
+    assert bad.returncode == 2
+    assert "unknown exchange 'nope'" in bad.stderr
+    with serve_rest(datetime.now(UTC)) as rest:
+        os_env = {"LIQHEAT_BINANCE_API_URL": rest.base_url}
+        done = run_cli("today", "--symbol", SYM, "--days", "1", home=home, env=os_env)
+    assert done.returncode == 0, done.stderr
+    assert "top-up binance BTCUSDT klines" in done.stdout
+    assert "0 failed" in done.stdout
+    assert counts(home / "liqheat.duckdb", "open_interest")
