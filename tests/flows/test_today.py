@@ -220,3 +220,43 @@ def test_liqheat_today_tops_up_from_the_configured_rest_root(tmp_path: Path) -> 
     assert "top-up binance BTCUSDT klines" in done.stdout
     assert "0 failed" in done.stdout
     assert counts(home / "liqheat.duckdb", "open_interest")
+
+
+@pytest.mark.slow
+def test_an_hourly_nightly_run_tops_up_today_after_the_archive_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: object
+) -> None:
+    """What `liqheat serve --cron "5 * * * *" --today` runs every hour: yesterday from the
+    archive, today from REST, then the model and the site on both."""
+    from flows.demo_data import write_demo_archive
+    from flows.pipeline import nightly_flow
+
+    now = datetime.now(UTC)
+    yesterday = now.date() - timedelta(days=1)
+    archive = write_demo_archive(tmp_path / "mirror", [SYM], yesterday, 1, seed=3)
+    home = tmp_path / "home"
+    monkeypatch.setenv("LIQHEAT_HOME", str(home))
+    with serve_mirror(archive.root) as mirror, serve_rest(now) as rest:
+        monkeypatch.setenv("LIQHEAT_BINANCE_API_URL", rest.base_url)
+        summary = nightly_flow(
+            date=yesterday.isoformat(),
+            symbols=[SYM],
+            base_url=mirror.base_url,
+            backfill_days=0,
+            today=True,
+        )
+    assert "top-up from REST:" in summary
+    assert "0 failed" in summary
+    closed = (now - datetime(now.year, now.month, now.day, tzinfo=UTC)) // timedelta(minutes=1)
+    got = counts(home / "liqheat.duckdb", "klines")
+    assert got[(yesterday, "archive")] == 1440
+    assert got.get((now.date(), "rest"), 0) == closed
+    assert (yesterday, "rest") not in got
+    with read_connection(home / "liqheat.duckdb") as con:
+        row = con.execute(
+            "SELECT max(end_ts) FROM model_runs WHERE exchange = 'binance'"
+        ).fetchone()
+    assert row is not None
+    # the model ran over today's bars: its newest bar is within the hour
+    assert now.replace(tzinfo=None) - row[0] < timedelta(hours=1)
+    assert (home / "site" / "BTCUSDT" / "index.html").is_file()
