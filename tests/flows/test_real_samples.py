@@ -39,7 +39,8 @@ from flows.sources.okx.parsing import (
     parse_trades_csv,
     trades_to_klines,
 )
-from flows.sources.okx.source import OkxSource, okx_file_span
+from flows.sources.okx.paths import okx_file_span
+from flows.sources.okx.source import OkxSource
 from flows.sources.symbols import UnknownContractSizeError
 from tests.exchange_fakes import OKX_OI_PATH, serve_exchanges
 

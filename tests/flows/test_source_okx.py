@@ -28,7 +28,8 @@ from flows.sources.binance.paths import zip_csv
 from flows.sources.errors import ParseError
 from flows.sources.loader import load_staged
 from flows.sources.okx.parsing import LIQUIDATION_SOURCE, parse_trades_csv, trades_to_klines
-from flows.sources.okx.source import OkxSource, from_settings, okx_file_span, trades_path
+from flows.sources.okx.paths import okx_file_span, trades_path
+from flows.sources.okx.source import OkxSource, from_settings
 from flows.sources.registry import get_source
 from tests.flows.test_source_http import Reply, serve_api
 from warehouse.reads import query

@@ -55,7 +55,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +91,7 @@ from flows.sources.okx.parsing import (
     parse_trades_csv,
     trades_to_klines,
 )
+from flows.sources.okx.paths import inst_family, okx_file_days, trades_path
 from flows.sources.symbols import ContractSpec, UnknownContractSizeError, instrument
 
 if TYPE_CHECKING:
@@ -103,67 +104,12 @@ TABLES = {
     "open_interest": "open_interest",
     "liquidations": "realized_liquidations",
 }
-#: OKX file days start at 16:00 UTC of the previous UTC day (UTC+8)
-OKX_DAY_OFFSET = timedelta(hours=8)
-#: 5 requests / 2 s per IP on the public rubik and liquidation endpoints
 API_RATE_PER_S = 2.5
 STATIC_RATE_PER_S = 10.0
 PAGE_LIMIT = 100
 MAX_PAGES = 200
 OI_PERIODS = ("5m", "1H")
 _OI_PER_DAY = {"5m": 288, "1H": 24}
-
-
-# -- paths and days ------------------------------------------------------------------------
-def trades_path(inst_id: str, okx_day: date) -> str:
-    """Return the URL path of the trades file OKX dates ``okx_day`` (a UTC+8 day).
-
-    Examples
-    --------
-    >>> trades_path("BTC-USDT-SWAP", date(2025, 6, 1))
-    'cdn/okex/traderecords/trades/daily/20250601/BTC-USDT-SWAP-trades-2025-06-01.zip'
-    """
-    return (
-        f"cdn/okex/traderecords/trades/daily/{okx_day:%Y%m%d}/"
-        f"{inst_id}-trades-{okx_day.isoformat()}.zip"
-    )
-
-
-def okx_file_days(day: date) -> tuple[date, date]:
-    """Return the two OKX (UTC+8) file days whose trades cover the UTC ``day``.
-
-    The file dated D covers ``[D-1 16:00, D 16:00)`` UTC, so UTC day D takes its first 16 hours
-    from file D and its last 8 from file D+1.
-
-    Examples
-    --------
-    >>> okx_file_days(date(2025, 6, 1))
-    (datetime.date(2025, 6, 1), datetime.date(2025, 6, 2))
-    """
-    return day, day + timedelta(days=1)
-
-
-def okx_file_span(okx_day: date) -> tuple[datetime, datetime]:
-    """Return the UTC span ``[start, end)`` of the OKX file dated ``okx_day``.
-
-    Examples
-    --------
-    >>> [t.isoformat() for t in okx_file_span(date(2025, 6, 1))]
-    ['2025-05-31T16:00:00+00:00', '2025-06-01T16:00:00+00:00']
-    """
-    start, end = day_bounds(okx_day)
-    return start - OKX_DAY_OFFSET, end - OKX_DAY_OFFSET
-
-
-def inst_family(inst_id: str) -> str:
-    """Return the instrument family of a swap, e.g. ``BTC-USDT`` for ``BTC-USDT-SWAP``.
-
-    Examples
-    --------
-    >>> inst_family("ETH-USDT-SWAP")
-    'ETH-USDT'
-    """
-    return inst_id.removesuffix("-SWAP")
 
 
 def _ms(ts: datetime) -> int:
