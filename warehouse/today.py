@@ -60,10 +60,13 @@ def archived_days(
     first, _ = _bounds(min(days))
     _, last = _bounds(max(days))
     with read_connection(db_path) as con:
+        # a lone midnight row does not make a day: a metrics file of the old label convention
+        # (00:05 .. 00:00 of the next day) ends on the next day's midnight
         rows = con.execute(
             f"SELECT DISTINCT CAST(ts AS DATE) FROM {table} WHERE exchange = ? AND symbol = ? "
-            "AND ts >= ? AND ts < ? AND origin = ?",
-            [exchange, symbol, first, last, ARCHIVE],
+            "AND ts >= ? AND ts < ? AND ts > date_trunc('day', ts) "
+            "AND origin IS DISTINCT FROM ?",
+            [exchange, symbol, first, last, REST],
         ).fetchall()
     return {r[0] for r in rows} & set(days)
 
@@ -82,7 +85,8 @@ def write_rest_day(
 ) -> int:
     """Replace the ``rest`` rows of one day with ``frame`` and log the pull, in one
     transaction; return the rows written. Archive rows of the day are never touched (the
-    caller writes only days without them)."""
+    caller writes only days without them), and no row is written at a time an archive row
+    already holds."""
     _check(table)
     keys = {"exchange": exchange, "symbol": symbol, "ts": _bounds(day), "origin": REST}
     rows = frame.drop("exchange", "symbol", "origin", strict=False).with_columns(
@@ -90,9 +94,21 @@ def write_rest_day(
         pl.lit(symbol).alias("symbol"),
         pl.lit(REST).alias("origin"),
     )
+    start, end = _bounds(day)
     with WRITE_LOCK, write_connection(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
+            # never a second row beside an archive row of the same time (e.g. the midnight
+            # sample an archive metrics file of the day before carries)
+            taken = con.execute(
+                f"SELECT ts FROM {table} WHERE exchange = ? AND symbol = ? AND ts >= ? "
+                "AND ts < ? AND origin IS DISTINCT FROM ?",
+                [exchange, symbol, start, end, REST],
+            ).fetchall()
+            if taken:
+                held = pl.Series([r[0] for r in taken], dtype=pl.Datetime("us")).implode()
+                naive = pl.col("ts").dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+                rows = rows.filter(~naive.is_in(held))
             written = replace_rows(con, table, keys, rows)
             log_ingest(
                 con,

@@ -25,7 +25,7 @@ from flows.today import top_up
 from tests.flows.test_cli import run_cli
 from tests.httpmirror import serve_mirror, write_day
 from tests.rest_fakes import sample, serve_rest
-from warehouse.db import read_connection
+from warehouse.db import migrate, read_connection, write_connection
 
 SYM = "BTCUSDT"
 D1, D2 = date(2024, 1, 1), date(2024, 1, 2)
@@ -184,6 +184,28 @@ def test_a_failing_endpoint_leaves_the_archive_and_earlier_rows(
     assert "HTTP 503" in str(failed.reason)
     assert {t: counts(db, t) for t in before} == before
     assert ledger(db)[("binance", "rest-klines", D2)][0] == "failed"
+
+
+def test_a_midnight_archive_row_neither_makes_a_day_nor_gets_a_twin(settings: Settings) -> None:
+    """A metrics file of the old label convention ends on the next day's 00:00: that lone
+    archive row must not stop the top-up of the day, nor get a REST row beside it."""
+    db = settings.db_path
+    migrate(db)
+    with write_connection(db) as con:
+        con.execute(
+            "INSERT INTO open_interest (exchange, symbol, ts, oi_base, oi_usd) "
+            "VALUES ('binance', ?, ?, 1.0, 42000.0)",
+            [SYM, datetime(2024, 1, 2)],
+        )
+    with serve_rest(NOW) as rest:
+        got = top_up(settings, [SYM], ["binance"], now=NOW, base_url=rest.base_url, days=1)
+    assert {u.status for u in got} == {"loaded"}
+    assert counts(db, "open_interest") == {(D2, "archive"): 1, (D2, "rest"): 120}
+    with read_connection(db) as con:
+        twins = con.execute(
+            "SELECT count(*) FROM (SELECT ts FROM open_interest GROUP BY ts HAVING count(*) > 1)"
+        ).fetchone()
+    assert twins == (0,)
 
 
 def test_bybit_and_okx_today_through_the_stand_in(settings: Settings) -> None:
