@@ -208,6 +208,31 @@ def test_a_midnight_archive_row_neither_makes_a_day_nor_gets_a_twin(settings: Se
     assert twins == (0,)
 
 
+def test_bybit_mark_bars_go_with_the_archive_klines_day(settings: Settings) -> None:
+    """Bybit publishes no mark-price files: its REST mark bars of a day leave when the day's
+    archive klines (from the trade files) are in."""
+    db = settings.db_path
+    with serve_rest(NOW) as rest:
+        first = top_up(settings, [SYM], ["bybit"], now=NOW, base_url=rest.base_url)
+        assert {u.status for u in first} == {"loaded"}
+        with write_connection(db) as con:  # what loading D1's trade file leaves behind
+            con.execute(
+                "UPDATE klines SET origin = 'archive' WHERE exchange = 'bybit' AND ts < ?",
+                [datetime(2024, 1, 2)],
+            )
+        again = top_up(settings, [SYM], ["bybit"], now=NOW, base_url=rest.base_url)
+    done = {(u.table, u.day): (u.status, u.rows) for u in again}
+    assert done[("klines", D1)] == ("replaced", 0)
+    assert done[("mark_klines", D1)] == ("replaced", 1440)
+    assert done[("open_interest", D1)] == ("loaded", 288)  # its own archive route is separate
+    assert counts(db, "mark_klines", "bybit") == {(D2, "rest"): 600}
+    assert ledger(db)[("bybit", "rest-mark_klines", D1)] == (
+        "loaded",
+        0,
+        "replaced by the archive day",
+    )
+
+
 def test_bybit_and_okx_today_through_the_stand_in(settings: Settings) -> None:
     now = datetime(2026, 12, 6, 5, 55, 10, tzinfo=UTC)
     today = now.date()
