@@ -57,7 +57,7 @@ from flows.sources.errors import (
     short_reason,
 )
 from flows.sources.files import MAX_MEMBER_BYTES, sha256_file
-from flows.sources.http import USER_AGENT, network_reason
+from flows.sources.http import USER_AGENT, network_reason, parse_retry_after
 
 #: largest expanded member per dataset: a day of 1m klines is ~150 KB, of metrics ~30 KB, a
 #: month of funding ~10 KB; only aggTrades are large (streamed to disk, never held in memory)
@@ -211,14 +211,6 @@ def _bounded(
         if deadline is not None and time.monotonic() > deadline:
             raise DeadlineError(_deadline_reason(deadline_s))
         yield chunk
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header given in seconds (HTTP dates are ignored)."""
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 class ArchiveClient:
@@ -392,7 +384,8 @@ class ArchiveClient:
                     raise NotPublishedError("404 not published")
                 if status == 429 or status >= 500:
                     raise _Transient(
-                        f"HTTP {status}", retry_after=_retry_after(resp.headers.get("Retry-After"))
+                        f"HTTP {status}",
+                        retry_after=parse_retry_after(resp.headers.get("Retry-After")),
                     )
                 if status != 200:
                     raise HttpError(f"HTTP {status}")
