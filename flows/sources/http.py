@@ -400,3 +400,69 @@ class RestClient:
             return Download(url, target, digest.hexdigest(), size)
 
         return self._with_retries(once, url)
+
+
+class ClientPool:
+    """One :class:`RestClient` per (base URL, rate), created on first use and shared by the
+    threads of a process; it pickles empty (a Dask worker opens its own connections).
+
+    Examples
+    --------
+    >>> pool = ClientPool(timeout_s=5.0, retries=1)
+    >>> pool.get("https://www.okx.com", 2.5) is pool.get("https://www.okx.com", 2.5)
+    True
+    >>> import pickle
+    >>> len(pickle.loads(pickle.dumps(pool))), len(pool)
+    (0, 1)
+    >>> pool.close()
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 30.0,
+        retries: int = 4,
+        backoff_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self._clients: dict[tuple[str, float], RestClient] = {}
+        self._lock = threading.Lock()
+
+    def get(self, base_url: str, rate_per_s: float) -> RestClient:
+        """The client of ``base_url`` at ``rate_per_s`` (created on first use)."""
+        with self._lock:
+            client = self._clients.get((base_url, rate_per_s))
+            if client is None:
+                client = self._clients[(base_url, rate_per_s)] = RestClient(
+                    base_url,
+                    timeout_s=self.timeout_s,
+                    retries=self.retries,
+                    backoff_s=self.backoff_s,
+                    backoff_max_s=self.backoff_max_s,
+                    rate_per_s=rate_per_s,
+                )
+            return client
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def close(self) -> None:
+        """Close every client (they are re-created on next use)."""
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_clients"] = {}
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()

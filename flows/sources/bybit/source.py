@@ -77,7 +77,7 @@ from flows.sources.bybit.parsing import (
 )
 from flows.sources.errors import NotFoundError, SourceError, short_reason
 from flows.sources.files import atomic_write, day_bounds, sha256_file, write_staged_frame
-from flows.sources.http import USER_AGENT, RestClient
+from flows.sources.http import ClientPool, RestClient
 from flows.sources.symbols import ContractSpec, UnknownContractSizeError, instrument
 
 if TYPE_CHECKING:
@@ -159,27 +159,15 @@ class BybitSource:
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
         self.rate_per_s = rate_per_s
-        self._clients: dict[str, RestClient] = {}
-        self._lock = threading.Lock()
+        self._pool = ClientPool(
+            timeout_s=timeout_s, retries=retries, backoff_s=backoff_s, backoff_max_s=backoff_max_s
+        )
         self._contracts: dict[tuple[str, date], ContractSpec] = {}
         self._contracts_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
     def _client(self, base_url: str) -> RestClient:
-        with self._lock:
-            client = self._clients.get(base_url)
-            if client is None:
-                client = RestClient(
-                    base_url,
-                    timeout_s=self.timeout_s,
-                    retries=self.retries,
-                    backoff_s=self.backoff_s,
-                    backoff_max_s=self.backoff_max_s,
-                    rate_per_s=self.rate_per_s,
-                    user_agent=USER_AGENT,
-                )
-                self._clients[base_url] = client
-            return client
+        return self._pool.get(base_url, self.rate_per_s)
 
     def api(self) -> RestClient:
         """The REST client of ``api_url`` (created on first use, shared by threads)."""
@@ -187,10 +175,7 @@ class BybitSource:
 
     def close(self) -> None:
         """Close the HTTP clients (they are re-created on next use)."""
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+        self._pool.close()
 
     def __enter__(self) -> BybitSource:
         return self
@@ -200,13 +185,11 @@ class BybitSource:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_clients"] = {}
-        del state["_lock"], state["_contracts_lock"]
+        del state["_contracts_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._lock = threading.Lock()
         self._contracts_lock = threading.Lock()
 
     # -- contract sizes --------------------------------------------------------------------

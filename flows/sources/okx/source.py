@@ -76,7 +76,7 @@ from flows.sources.files import (
     sha256_file,
     write_staged_frame,
 )
-from flows.sources.http import RestClient
+from flows.sources.http import ClientPool, RestClient
 from flows.sources.okx.parsing import (
     EXCHANGE,
     INSTRUMENTS_PATH,
@@ -167,43 +167,24 @@ class OkxSource:
         self.api_rate_per_s = api_rate_per_s
         self.static_rate_per_s = static_rate_per_s
         self.now = now
-        self._api: RestClient | None = None
-        self._static: RestClient | None = None
-        self._lock = threading.Lock()
+        self._pool = ClientPool(
+            timeout_s=timeout_s, retries=retries, backoff_s=backoff_s, backoff_max_s=backoff_max_s
+        )
         self._contracts: tuple[dict[str, OkxContract], date] | None = None
         self._contracts_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
-    def _client(self, url: str, rate: float) -> RestClient:
-        return RestClient(
-            url,
-            timeout_s=self.timeout_s,
-            retries=self.retries,
-            backoff_s=self.backoff_s,
-            backoff_max_s=self.backoff_max_s,
-            rate_per_s=rate,
-        )
-
     def api(self) -> RestClient:
         """The REST client of ``api_url`` (created on first use, shared by threads)."""
-        with self._lock:
-            if self._api is None:
-                self._api = self._client(self.api_url, self.api_rate_per_s)
-            return self._api
+        return self._pool.get(self.api_url, self.api_rate_per_s)
 
     def static(self) -> RestClient:
         """The client of ``static_url`` (created on first use, shared by threads)."""
-        with self._lock:
-            if self._static is None:
-                self._static = self._client(self.static_url, self.static_rate_per_s)
-            return self._static
+        return self._pool.get(self.static_url, self.static_rate_per_s)
 
     def close(self) -> None:
-        with self._lock:
-            for client in (self._api, self._static):
-                if client is not None:
-                    client.close()
-            self._api = self._static = None
+        """Close the HTTP clients (they are re-created on next use)."""
+        self._pool.close()
 
     def __enter__(self) -> OkxSource:
         return self
@@ -213,13 +194,11 @@ class OkxSource:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_api"] = state["_static"] = None
-        del state["_lock"], state["_contracts_lock"]
+        del state["_contracts_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._lock = threading.Lock()
         self._contracts_lock = threading.Lock()
 
     def _now(self) -> datetime:
