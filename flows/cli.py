@@ -66,6 +66,9 @@ SYMBOL = SymbolType()
 DAY = DateType()
 
 
+TODAY_HELP = "Top up the days not yet archived from the exchanges' REST endpoints."
+
+
 def _yesterday() -> date:
     return datetime.now(UTC).date() - timedelta(days=1)
 
@@ -577,12 +580,14 @@ def _run_flow(settings: Any, label: str, call: Any) -> None:
 @click.option("--symbol", "symbols", type=SYMBOL, multiple=True, help="Default: LIQHEAT_SYMBOLS.")
 @click.option("--base-url", default=None, help="Archive root (env LIQHEAT_BINANCE_BASE_URL).")
 @click.option("--backfill-days", type=click.IntRange(0, 366), default=None)
+@click.option("--today", is_flag=True, help=TODAY_HELP)
 @scale_options
 def nightly(
     day: date | None,
     symbols: tuple[str, ...],
     base_url: str | None,
     backfill_days: int | None,
+    today: bool,
     exchanges: tuple[str, ...],
     task_runner: str,
     dask_address: str | None,
@@ -610,6 +615,7 @@ def nightly(
             exchanges=chosen,
             task_runner=task_runner,
             dask_address=dask_address,
+            today=today,
         ),
     )
 
@@ -899,11 +905,13 @@ def doctor() -> None:
 @click.option("--cron", default="30 8 * * *", show_default=True, help="Schedule (UTC).")
 @click.option("--symbol", "symbols", type=SYMBOL, multiple=True)
 @click.option("--base-url", default=None)
+@click.option("--today", is_flag=True, help=TODAY_HELP)
 @scale_options
 def serve(
     cron: str,
     symbols: tuple[str, ...],
     base_url: str | None,
+    today: bool,
     exchanges: tuple[str, ...],
     task_runner: str,
     dask_address: str | None,
@@ -926,7 +934,29 @@ def serve(
         exchanges=chosen if exchanges else None,
         task_runner=task_runner,
         dask_address=dask_address,
+        today=today,
     )
+
+
+@cli.command()
+@click.option("--symbol", "symbols", type=SYMBOL, multiple=True, help="Default: LIQHEAT_SYMBOLS.")
+@click.option("--exchange", "exchanges", multiple=True, help="binance, bybit, okx (repeatable).")
+@click.option("--days", type=click.IntRange(1, 7), default=2, show_default=True)
+def today(symbols: tuple[str, ...], exchanges: tuple[str, ...], days: int) -> None:
+    """Top up the last DAYS UTC days not yet archived from the exchanges' REST endpoints."""
+    chosen = _check_exchanges(exchanges)
+    settings = _settings()
+    from flows.today import summary_lines, top_up
+
+    with _locked(settings):
+        results = top_up(settings, list(symbols) or list(settings.symbols), chosen, days=days)
+    console = _console()
+    for result in results:
+        console.print(result.line(), markup=False)
+    console.print(summary_lines(results)[0], markup=False)
+    console.print(_home_line(settings))
+    if any(r.status == "failed" for r in results):
+        raise Failure("some REST pulls failed (see above); archive rows are unchanged")
 
 
 def _check_cron(cron: str) -> None:
