@@ -236,7 +236,7 @@ def test_backtest_for_all_uses_every_exchanges_realized(two_exchanges: Settings)
     )
     assert scores.height == 4
     assert scores["realized_source"].unique().to_list() == ["bybit:test"]
-    # the model's warm-up (log2(10) x 12 h = 2,392 minutes) is dropped from every score
+    # the model's warm-up (log2(10) x the half-life: 4,785 min at 24 h) is dropped from all
     warm = math.ceil(warmup_hours(ModelParams()) * 60)
     assert scores["bars"].unique().to_list() == [4 * 1440 - warm]
     realized = scores.filter(pl.col("method") == "model")["realized_usd"].sum()
