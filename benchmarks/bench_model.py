@@ -126,7 +126,7 @@ def reference(bars: pl.DataFrame, params: ModelParams, step: float) -> dict[str,
             w = w / w.sum() if w.sum() > 0 else np.full(s1 - s0, 1.0 / (s1 - s0))
             contracts[s0:s1] += d * w
     wts = [bin_weights(params, 0), bin_weights(params, 1)]
-    keep = liquidatable_fraction(params)
+    book_share = liquidatable_fraction(params)
     bucket = norm["ts"].dt.truncate(TIME_STEP).dt.epoch("us").to_numpy()
     pb = np.zeros(0, np.int64)
     side = np.zeros(0, np.int8)
@@ -151,7 +151,7 @@ def reference(bars: pl.DataFrame, params: ModelParams, step: float) -> dict[str,
             entry = np.array([p[0] for p in points])
             offsets = rotation_offsets(np.full(len(points), ts_us[i]), np.arange(len(points)))
             for s_ in (0, 1):
-                usd = contracts[i] / len(points) * keep * entry[:, None] * wts[s_][None, :]
+                usd = contracts[i] / len(points) * book_share * entry[:, None] * wts[s_][None, :]
                 lev = leverage_quantiles(params, offsets, s_)
                 new_p = liquidation_prices(entry[:, None], lev, params, s_)
                 reach = (
