@@ -16,8 +16,10 @@ The model (see ``docs/model.md``), with ``n`` bars and ``N`` levels:
    and of shorts) enter at up to ``entry_points`` prices spread evenly along the bar's path
    ``O -> L -> H -> C`` (close >= open) or ``O -> H -> L -> C``, one point per
    ``entry_resolution`` of the bar's relative range.
-4. **Leverage density.** Each entry's notional is split into equal-mass bins of the log-normal
-   leverage density (`transforms.leverage`); the bins' quantiles rotate from bar to bar.
+4. **Leverage density.** Each entry's notional, times `liquidatable_fraction` (the leveraged
+   share of OI not closed before liquidation), is split over the notional-weighted leverage
+   density (`transforms.leverage`): rotating equal-mass bins of its smooth part plus the common
+   leverage settings.
    Liquidation price: long ``P (1 - 1/L - a) / (1 - r)``, short ``P (1 + 1/L + a) / (1 + r)``
    with the maintenance rate ``r`` and amount/notional ``a`` (`transforms.brackets`).
 5. **Liquidation.** Intra-bar (``intrabar``): a level is liquidated in its creation bar when
