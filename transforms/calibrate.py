@@ -97,7 +97,7 @@ def scoring_start(bars: pl.DataFrame, grid: dict[str, tuple[float, ...]] | None 
     >>> b = pl.DataFrame({"ts": t, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0,
     ...                   "oi_usd": 1.0})
     >>> scoring_start(b).isoformat()
-    '2024-01-05T12:00:00+00:00'
+    '2024-01-07T16:00:00+00:00'
     """
     grid = GRID if grid is None else grid
     ts = model_input(bars).get_column("ts")
