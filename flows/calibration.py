@@ -280,25 +280,31 @@ def run_calibration(
             f"held back {cal.test[0]:{fmt}} .. {cal.test[1]:{fmt}} UTC"
         )
     )
-    headers = ("split", "method", "side", "bars", "AUC", "top10 overlap", "top10 holds", "log corr")
+    headers = (
+        "split", "method", "side", "bars", "AUC", "top10 overlap", "top10 holds", "log corr",
+        "size",
+    )  # fmt: skip
     for col in headers:
         table.add_column(col, justify="left" if col in ("split", "method", "side") else "right")
     for r in cal.table.iter_rows(named=True):
         table.add_row(
             r["split"], r["method"], r["side"], str(r["bars"]),
             f"{r['capture_auc']:.3f}", f"{r['top_decile_overlap']:.2f}",
-            f"{r['top_decile_capture']:.0%}", f"{r['log_corr']:.3f}",
+            f"{r['top_decile_capture']:.0%}", f"{r['log_corr']:.3f}", f"{r['size_ratio']:.3g}",
         )  # fmt: skip
     fitted = cal.params
     hl = fitted.turnover_half_life_hours or 0.0
     lines = [
         f"fitted: half-life {hl:g} h, leverage median {fitted.leverage_median:g}x, "
-        f"width {fitted.leverage_sigma:g}, side tilt {fitted.side_tilt:+g} "
+        f"width {fitted.leverage_sigma:g}, on settings {fitted.leverage_setting_share:g}, "
+        f"side tilt {fitted.side_tilt:+g} "
         f"({cal.evaluations} parameter sets tried, train mean AUC {cal.objective:.3f})",
         "size on the held-back part: predicted / realized USD = "
         f"long {cal.size_ratio.get('long', float('nan')):.3g}, "
         f"short {cal.size_ratio.get('short', float('nan')):.3g} "
-        "(realized feeds are throttled, so realized USD is a lower bound)",
+        f"(book = {fitted.leveraged_share:g} of OI leveraged x "
+        f"{1 - fitted.closed_before_liquidation:g} not closed before liquidation; realized "
+        "feeds are throttled and may cover fewer venues than the OI, so the true ratio is lower)",
     ]
     if store and name:
         profiles.write_profile(

@@ -117,7 +117,7 @@ def predicted_liquidations(bars: pl.DataFrame, params: ModelParams | None = None
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": [101.0, 101.0, 101.0],
     ...     "low": [99.0, 99.0, 80.0], "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0]})
     >>> p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=None,
-    ...                 entry_points=1)
+    ...                 entry_points=1, leveraged_share=1.0, closed_before_liquidation=0.0)
     >>> predicted_liquidations(bars, p)["long_usd"].to_list()
     [0.0, 0.0, 1000.0]
     """

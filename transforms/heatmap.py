@@ -263,7 +263,7 @@ def heatmap(
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": 101.0, "low": 99.0,
     ...                      "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0, 1000.0]})
     >>> p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=None,
-    ...                 entry_points=1)
+    ...                 entry_points=1, leveraged_share=1.0, closed_before_liquidation=0.0)
     >>> hm = heatmap(liquidation_levels(bars, p), bars, 1.0, "10m", params=p)
     >>> for row in hm.select(pl.col("ts").dt.minute(), "price", "long_usd", "short_usd").rows():
     ...     print(row)
@@ -410,7 +410,8 @@ def liquidation_map(
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": 101.0, "low": 99.0,
     ...                      "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0]})
     >>> p = ModelParams(leverages=(10.0, 25.0), weights=(0.5, 0.5), price_step=1.0,
-    ...                 turnover_half_life_hours=None, entry_points=1)
+    ...                 turnover_half_life_hours=None, entry_points=1, leveraged_share=1.0,
+    ...                 closed_before_liquidation=0.0)
     >>> lm = liquidation_map(liquidation_levels(bars, p), bars=bars, params=p)
     >>> for row in lm.select("price", "long_usd", "long_cum_usd", "short_cum_usd").rows():
     ...     print(row)

@@ -16,8 +16,10 @@ The model (see ``docs/model.md``), with ``n`` bars and ``N`` levels:
    and of shorts) enter at up to ``entry_points`` prices spread evenly along the bar's path
    ``O -> L -> H -> C`` (close >= open) or ``O -> H -> L -> C``, one point per
    ``entry_resolution`` of the bar's relative range.
-4. **Leverage density.** Each entry's notional is split into equal-mass bins of the log-normal
-   leverage density (`transforms.leverage`); the bins' quantiles rotate from bar to bar.
+4. **Leverage density.** Each entry's notional, times `liquidatable_fraction` (the leveraged
+   share of OI not closed before liquidation), is split over the notional-weighted leverage
+   density (`transforms.leverage`): rotating equal-mass bins of its smooth part plus the common
+   leverage settings.
    Liquidation price: long ``P (1 - 1/L - a) / (1 - r)``, short ``P (1 + 1/L + a) / (1 + r)``
    with the maintenance rate ``r`` and amount/notional ``a`` (`transforms.brackets`).
 5. **Liquidation.** Intra-bar (``intrabar``): a level is liquidated in its creation bar when
@@ -63,6 +65,7 @@ __all__ = [
     "LEVELS_SCHEMA",
     "first_crossing",
     "key_levels",
+    "liquidatable_fraction",
     "liquidation_levels",
     "log_survival",
     "turnover_share",
@@ -198,6 +201,21 @@ def turnover_share(bars: pl.DataFrame, params: ModelParams) -> F64:
         good = ok & np.isfinite(mean) & (mean > 0)
         rel[good] = np.clip(vol[good] / dt[good] / mean[good], 0.0, MAX_RELATIVE_VOLUME)
     return np.asarray(-np.expm1(-math.log(2.0) * dt * rel / half_life), dtype=np.float64)
+
+
+def liquidatable_fraction(params: ModelParams) -> float:
+    """Share of an opened contract's notional that the book carries (and can liquidate).
+
+    ``leveraged_share * (1 - closed_before_liquidation)``: only the leveraged traders' part of
+    the open interest is in the book, and of it only what is not closed or rescued before the
+    liquidation price is reached.
+
+    Examples
+    --------
+    >>> liquidatable_fraction(ModelParams(leveraged_share=0.5, closed_before_liquidation=0.9))
+    0.05
+    """
+    return round(params.leveraged_share * (1.0 - params.closed_before_liquidation), 12)
 
 
 def warmup_hours(params: ModelParams) -> float:
@@ -381,8 +399,9 @@ def compute_core(bars: pl.DataFrame, params: ModelParams) -> Core:
     ent = _entries(norm, params, opening)
     ts = norm.get_column("ts").dt.epoch("us").to_numpy().astype(np.int64, copy=False)
     usd = contracts[ent.bar] * ent.share * ent.price
-    w = bin_weights(params)
-    t = w.shape[0]
+    w_long = bin_weights(params, 0)
+    w_short = w_long if params.side_tilt == 0 else bin_weights(params, 1)
+    t = w_long.shape[0]
     p = ent.bar.shape[0]
     offsets = rotation_offsets(ts[ent.bar], ent.point)
     lev_long = leverage_quantiles(params, offsets, 0)  # (points, bins)
@@ -410,7 +429,9 @@ def compute_core(bars: pl.DataFrame, params: ModelParams) -> Core:
         """(points, bins) per side -> one array ordered by point, side (long first), bin."""
         return np.stack([a_long, a_short], axis=1).reshape(-1)
 
-    notional = usd[:, None] * w[None, :]
+    usd = usd * liquidatable_fraction(params)
+    notional_long = usd[:, None] * w_long[None, :]
+    notional_short = usd[:, None] * w_short[None, :]
     return Core(
         ts=ts,
         close=norm.get_column("close").to_numpy().astype(np.float64, copy=False),
@@ -421,7 +442,7 @@ def compute_core(bars: pl.DataFrame, params: ModelParams) -> Core:
         leverage=both(lev_long, lev_short).astype(np.float64, copy=False),
         price=both(price_long, price_short).astype(np.float64, copy=False),
         entry=np.repeat(ent.price, 2 * t).astype(np.float64, copy=False),
-        notional=both(notional, notional).astype(np.float64, copy=False),
+        notional=both(notional_long, notional_short).astype(np.float64, copy=False),
     )
 
 
@@ -489,7 +510,7 @@ def liquidation_levels(bars: pl.DataFrame, params: ModelParams | None = None) ->
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": [101.0, 101.0, 101.0],
     ...     "low": [99.0, 99.0, 80.0], "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0]})
     >>> p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=None,
-    ...                 entry_points=1)
+    ...                 entry_points=1, leveraged_share=1.0, closed_before_liquidation=0.0)
     >>> lv = liquidation_levels(bars, p)
     >>> row = lv.row(0, named=True)
     >>> row["side"], round(row["price"], 4), row["notional_usd"], row["liquidated_at"].minute
@@ -649,7 +670,8 @@ def key_levels(
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": 101.0, "low": 99.0,
     ...                      "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0]})
     >>> p = ModelParams(leverages=(10.0,), weights=(1.0,), price_step=1.0,
-    ...                 turnover_half_life_hours=None, entry_points=1)
+    ...                 turnover_half_life_hours=None, entry_points=1, leveraged_share=1.0,
+    ...                 closed_before_liquidation=0.0)
     >>> key_levels(liquidation_levels(bars, p), bars, params=p).select("side", "usd").rows()
     [('long', 1000.0), ('short', 1000.0)]
     """
