@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 import click
 
 from flows.errors import Failure
+from flows.options import check_exchanges, check_task_runner
 from flows.sources.binance.paths import SYMBOL_RE
 
 DATE_FORMAT = "%Y-%m-%d"
@@ -207,7 +208,7 @@ def demo(symbols: tuple[str, ...], days: int, seed: int, end: date | None) -> No
     from flows.server import start_early
 
     start_early(Path(os.environ.get("PREFECT_HOME", settings.prefect_home)))  # boots meanwhile
-    from flows.pipeline import run_demo
+    from flows.prefect_runtime import run_demo
 
     chosen = list(symbols) or ["BTCUSDT", "ETHUSDT"]
     with _flow_progress(f"demo: {len(chosen)} symbol(s) x {days} synthetic day(s)"):
@@ -517,20 +518,17 @@ def report(symbols: tuple[str, ...], ranges: tuple[str, ...], force: bool) -> No
 
 
 def _check_exchanges(exchanges: Sequence[str]) -> list[str]:
-    from flows.sources.registry import EXCHANGES
-
-    for name in exchanges:
-        if name not in EXCHANGES:
-            known = ", ".join(sorted(EXCHANGES))
-            raise click.UsageError(f"unknown exchange {name!r} (expected one of {known})")
-    return list(dict.fromkeys(exchanges)) or ["binance"]
+    try:
+        return check_exchanges(exchanges)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _check_runner(task_runner: str, dask_address: str | None) -> None:
-    if dask_address is not None and task_runner != "dask":
-        raise click.UsageError("--dask-address needs --task-runner dask")
-    if dask_address is not None and not dask_address.startswith(("tcp://", "tls://")):
-        raise click.UsageError(f"bad --dask-address {dask_address!r} (expected tcp://HOST:PORT)")
+    try:
+        check_task_runner(task_runner, dask_address)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def scale_options(fn: Any) -> Any:
@@ -558,7 +556,7 @@ def scale_options(fn: Any) -> Any:
 
 def _run_flow(settings: Any, label: str, call: Any) -> None:
     """Run a flow, print its summary (or one line on failure) and the home."""
-    from flows.pipeline import PipelineError
+    from flows.run_summary import PipelineError
 
     try:
         with _flow_progress(label):
@@ -599,7 +597,8 @@ def nightly(
     from flows.server import start_early
 
     start_early(Path(os.environ.get("PREFECT_HOME", settings.prefect_home)))  # boots meanwhile
-    from flows.pipeline import nightly_flow, run_flow
+    from flows.pipeline import nightly_flow
+    from flows.prefect_runtime import run_flow
 
     the_day = day or _yesterday()
     _run_flow(
@@ -643,7 +642,8 @@ def backfill(
     from flows.server import start_early
 
     start_early(Path(os.environ.get("PREFECT_HOME", settings.prefect_home)))  # boots meanwhile
-    from flows.pipeline import backfill_flow, run_flow
+    from flows.pipeline import backfill_flow
+    from flows.prefect_runtime import run_flow
 
     _run_flow(
         settings,
@@ -924,7 +924,7 @@ def serve(
 
     configure_prefect_home(settings)
     _check_cron(cron)  # before any server starts
-    from flows.pipeline import serve_nightly
+    from flows.prefect_runtime import serve_nightly
 
     serve_nightly(
         settings,
