@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from reports import charts, frames
+from reports import charts, frames, heatmap_chart
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -66,7 +66,7 @@ def _candles() -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def heat_spec(grid: frames.HeatmapGrid) -> dict[str, Any]:
     context = _candles().select("ts", volume_usd=pl.lit(1e7), oi_usd=pl.lit(5e9))
-    return charts.heatmap_spec(
+    return heatmap_chart.heatmap_spec(
         grid,
         _candles(),
         ref_price=60_100.0,

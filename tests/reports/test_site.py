@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 import pytest
 
-from reports import ranges, site
+from reports import build, contexts, ranges, site
 from warehouse import reads_report as rr
 
 from .conftest import HOSTILE, HOSTILE_NOTE, BuiltSite
@@ -311,14 +311,14 @@ def test_unknown_symbol_is_refused(report_db: Path, tmp_path: Path) -> None:
 def test_one_symbol_failure_never_stops_the_others(
     report_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = site._range_page
+    real = contexts.range_page
 
     def flaky(db: Path, view: Any, sym: Any, rng: Any) -> Any:
         if sym.symbol == "ETHUSDT":
             raise RuntimeError("disk on fire")
         return real(db, view, sym, rng)
 
-    monkeypatch.setattr(site, "_range_page", flaky)
+    monkeypatch.setattr(contexts, "range_page", flaky)
     result = site.build_site(report_db, tmp_path)
     assert [s for s, _ in result.failures] == ["ETHUSDT"]
     assert "disk on fire" in result.failures[0][1]
@@ -339,7 +339,7 @@ def test_failed_index_keeps_previous_site(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(site, "mark_stale", broken)
+    monkeypatch.setattr(contexts, "mark_stale", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         site.build_site(built_site.db, tmp_path, days=["24h", "12h"])
     assert first.index.read_bytes() == before
@@ -451,7 +451,7 @@ def test_pages_built_in_worker_processes_equal_pages_built_here(
     """From MIN_PARALLEL_SYMBOLS symbols on, worker processes build the symbols' pages; the
     site is the same page for page, committed together, with no temporary file left."""
     assert site.site_workers(site.MIN_PARALLEL_SYMBOLS, 2) == 2
-    monkeypatch.setattr(site, "MIN_PARALLEL_SYMBOLS", 1)
+    monkeypatch.setattr(build, "MIN_PARALLEL_SYMBOLS", 1)
     here = site.build_site(report_db, tmp_path / "here", workers=1)
     there = site.build_site(report_db, tmp_path / "there", workers=2)
     assert site.site_workers(3, 1) == 0
