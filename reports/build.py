@@ -437,7 +437,9 @@ def _build_symbol(
             if b.common is None:
                 b.common = contexts.symbol_common(sym)
             if rng not in b.pages:
-                b.pages[rng] = contexts.range_page(db_path, b.view, sym, rng)
+                b.pages[rng] = contexts.range_page(
+                    db_path, b.view, sym, rng, b.common["key_levels"]
+                )
             ctx = b.pages[rng]
             page = {
                 **b.common,

@@ -4,7 +4,6 @@ model run, lineage, and the index cards."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,26 +11,14 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from reports import charts, frames, heatmap_chart
+from reports import charts, frames
 from reports.files import safe_component
+from reports.heatmap_context import heatmap_context
+from reports.params_card import param_table
 from reports.ranges import Range
-from reports.render import fmt_time
-from reports.views import Built, Symbol, View, exchange_label, price_step_of, realized_of
+from reports.render import fmt_span, fmt_time, tick_decimals
+from reports.views import Built, Symbol, View, exchange_label, price_step_of
 from warehouse import reads_report as rr
-
-
-def run_params(params_json: str) -> list[tuple[str, str]]:
-    try:
-        parsed = json.loads(params_json)
-    except (TypeError, ValueError):
-        return [("params_json", str(params_json))]
-    if not isinstance(parsed, dict):
-        return [("params", json.dumps(parsed))]
-    out: list[tuple[str, str]] = []
-    for key, value in sorted(parsed.items()):
-        text = value if isinstance(value, str) else json.dumps(value)
-        out.append((str(key), text))
-    return out
 
 
 def score_rows(scores: pl.DataFrame) -> list[dict[str, Any]]:
@@ -120,7 +107,37 @@ def level_rows(sym: Symbol) -> list[dict[str, Any]]:
         r["largest"] = bool(r.get("is_largest"))
         r.setdefault("price_low", None)
         r.setdefault("price_high", None)
+    shown_ranges(rows, price_step_of(sym))
     return rows
+
+
+def shown_ranges(rows: list[dict[str, Any]], step: float | None) -> None:
+    """Set ``range_low``/``range_high`` on key-level rows: the cluster's buckets from the
+    first bucket's lower edge to the last bucket's lower edge (stored ranges are half-open,
+    so neighbours touch), pushed apart so no two ranges on the page touch or overlap.
+
+    >>> rows = [{"price": 93100.0, "price_low": 92300.0, "price_high": 99000.0},
+    ...         {"price": 99100.0, "price_low": 99000.0, "price_high": 99600.0}]
+    >>> shown_ranges(rows, 100.0)
+    >>> [(r["range_low"], r["range_high"]) for r in rows]
+    [(92300.0, 98900.0), (99000.0, 99500.0)]
+    """
+    step = step or 0.0
+    ranged = sorted(
+        (r for r in rows if r.get("price_low") is not None and r.get("price_high") is not None),
+        key=lambda r: float(r["price_low"]),
+    )
+    last_high: float | None = None
+    for r in rows:
+        r["range_low"] = r["range_high"] = None
+    for r in ranged:
+        low = float(r["price_low"])
+        high = max(low, float(r["price_high"]) - step)
+        if last_high is not None and low <= last_high:
+            low = last_high + (step or (high - low) * 1e-3 or 1e-9)
+            high = max(high, low)
+        r["range_low"], r["range_high"] = low, high
+        last_high = high
 
 
 def ladder(rows: list[dict[str, Any]], ref: float | None) -> dict[str, Any]:
@@ -146,11 +163,6 @@ def picks(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
         out[f"{side}_largest"] = next((r for r in part if r["largest"]), None)
         out[side] = out[f"{side}_largest"]
     return out
-
-
-#: display resolution of the heatmap (columns x rows): keeps pages light and fast to draw
-HEAT_COLUMNS = 180
-HEAT_ROWS = 110
 
 
 def map_context(sym: Symbol) -> dict[str, Any]:
@@ -181,13 +193,21 @@ def map_context(sym: Symbol) -> dict[str, Any]:
     }
 
 
-def range_page(db_path: Path, view: View, sym: Symbol, rng: Range) -> dict[str, Any]:
+def range_page(
+    db_path: Path, view: View, sym: Symbol, rng: Range, levels: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Context of one symbol x range page."""
     assert sym.span is not None
     end = sym.span[1] + timedelta(minutes=1)
     start = max(end - rng.span, sym.span[0].replace(minute=0, second=0, microsecond=0))
     path = rr.price_path(db_path, view.price_exchange, sym.symbol, start, end)
-    stats: dict[str, Any] = {"last": None, "change": None, "high": None, "low": None}
+    stats: dict[str, Any] = {
+        "last": None,
+        "change": None,
+        "high": None,
+        "low": None,
+        "decimals": None,
+    }
     last_ts = None
     if path.height:
         first_open = float(path["open"][0])
@@ -198,80 +218,36 @@ def range_page(db_path: Path, view: View, sym: Symbol, rng: Range) -> dict[str, 
             "change": (last / first_open - 1) * 100 if first_open else None,
             "high": float(path["high"].max()),  # type: ignore[arg-type]
             "low": float(path["low"].min()),  # type: ignore[arg-type]
+            "decimals": tick_decimals(path["close"].tail(500).to_list()),
         }
-    heat_spec: dict[str, Any] | None = None
+    heat: dict[str, Any] = {
+        "heatmap_spec": None,
+        "grid": None,
+        "axis": None,
+        "edges": [],
+        "window_total": None,
+        "has_realized": False,
+        "has_sweeps": False,
+        "has_bands": False,
+    }
     ls_spec: dict[str, Any] | None = None
-    last_ls: dict[str, Any] | None = None
-    grid_info: dict[str, Any] | None = None
-    has_realized = has_sweeps = has_bands = False
+    every = "1h" if rng.hours <= 72 else "4h" if rng.hours <= 720 else "1d"
+    label = f"{sym.symbol} · {view.label} · {rng.label}"
     if sym.run is not None and path.height:
-        ph = str(sym.run["params_hash"])
-        lo, hi = frames.window_with_levels(
-            frames.price_window(path),
-            sym.key_levels["price"].to_list() if sym.key_levels.height else [],
-        )
-        ref_price = float(sym.liq_map["ref_price"][0]) if sym.liq_map.height else stats["last"]
-        base = price_step_of(sym) or max(abs(stats["last"] or 1.0) * 1e-4, 1e-9)
-        geometry = frames.grid_geometry(
+        heat = heatmap_context(
+            db_path,
+            view,
+            sym,
+            label=label,
             start=start,
             end=end,
-            price_lo=lo,
-            price_hi=hi,
-            base_step=base,
-            source_step=sym.cached(
-                ("step", start),
-                lambda: rr.heatmap_source_step(db_path, view.key, sym.symbol, ph, since=start),
-            ),
-            max_columns=HEAT_COLUMNS,
-            max_rows=HEAT_ROWS,
-        )
-        shape: dict[str, Any] = {
-            "start": start,
-            "end": end,
-            "time_step": geometry.time_step,
-            "columns": geometry.columns,
-            "p0": geometry.p0,
-            "price_step": geometry.price_step,
-            "rows": geometry.rows,
-            "tolerance": base * 1e-6,
-        }
-        has_bands = sym.band_map.height > 0
-        cells = rr.heatmap_grid_cells(db_path, view.key, sym.symbol, ph, bands=has_bands, **shape)
-        band_cells = pl.DataFrame()
-        if has_bands:
-            band_cells = cells.filter(pl.col("band").is_not_null())
-            cells = cells.filter(pl.col("band").is_null()).drop("band")
-        if has_bands and band_cells.height == 0:  # a run with a band map but no band cells
-            cells = rr.heatmap_grid_cells(db_path, view.key, sym.symbol, ph, **shape)
-            has_bands = False
-        grid = frames.with_cells(geometry, cells, band_cells)
-        candles = frames.path_at_step(path, grid.time_step, start)
-        minutes = max(1, int(grid.time_step.total_seconds() // 60))
-        context = rr.market_context(db_path, list(view.exchanges), sym.symbol, start, end, minutes)
-        realized = frames.realized_at_step(
-            realized_of(db_path, view, sym.symbol, start, end), path, grid.time_step, start
-        )
-        swept = frames.sweeps(grid, candles)
-        if swept.height and realized.height:
-            swept = swept.join(
-                realized.select("ts", "side", pl.col("usd").alias("realized")),
-                on=["ts", "side"],
-                how="left",
-            )
-        has_realized, has_sweeps = realized.height > 0, swept.height > 0
-        label = f"{sym.symbol} · {view.label} · {rng.label}"
-        heat_spec = heatmap_chart.heatmap_spec(
-            grid,
-            candles,
-            ref_price=ref_price,
+            path=path,
+            last=stats["last"],
             last_ts=last_ts,
-            title=f"{label} liquidation heatmap · estimate",
-            subtitle=f"liqheat · {fmt_time(start)} → {fmt_time(end)}",
-            context=context,
-            realized=realized,
-            swept=swept,
+            levels=levels,
+            decimals=stats["decimals"],
         )
-        every = "1h" if rng.hours <= 72 else "4h" if rng.hours <= 720 else "1d"
+        ph = str(sym.run["params_hash"])
         ls = sym.cached(
             ("ls", every), lambda: rr.long_short_over_time(db_path, view.key, sym.symbol, ph, every)
         )
@@ -280,14 +256,6 @@ def range_page(db_path: Path, view: View, sym: Symbol, rng: Range) -> dict[str, 
             ls_spec = charts.long_short_spec(
                 ls, start=start, end=end, every=every, title=f"{label} long vs short levels"
             )
-            last_ls = ls.row(-1, named=True)
-        grid_info = {
-            "columns": grid.columns,
-            "rows": grid.rows,
-            "time_step": duration(grid.time_step),
-            "price_step": grid.price_step,
-            "cells": grid.cells.height,
-        }
     data_span = sym.span[1] + timedelta(minutes=1) - sym.span[0]
     short_note = None
     if data_span < rng.span:
@@ -302,30 +270,17 @@ def range_page(db_path: Path, view: View, sym: Symbol, rng: Range) -> dict[str, 
         "end": end,
         "stats": stats,
         "last_ts": last_ts,
-        "heatmap_spec": heat_spec,
+        **heat,
         "long_short_spec": ls_spec,
-        "long_short_last": last_ls,
-        "grid": grid_info,
-        "has_realized": has_realized,
-        "has_sweeps": has_sweeps,
-        "has_bands": has_bands,
+        "long_short_every": every,
         "short_note": short_note,
         "export_name": f"{sym.slug}-{view.key}-{rng.key}-liqheat-estimate",
     }
 
 
 def duration_text(span: timedelta) -> str:
-    """'2d 23h', '11h 30m' (for notes).
-
-    >>> duration_text(timedelta(days=2, hours=23, minutes=59))
-    '2d 23h'
-    """
-    minutes = int(span.total_seconds() // 60)
-    d, rest = divmod(minutes, 1440)
-    h, m = divmod(rest, 60)
-    if d:
-        return f"{d}d {h}h" if h else f"{d}d"
-    return f"{h}h {m}m" if m else f"{h}h"
+    """The data's span in the site's one wording (see :func:`reports.render.fmt_span`)."""
+    return fmt_span(span)
 
 
 def duration(step: timedelta) -> str:
@@ -343,7 +298,7 @@ def symbol_common(sym: Symbol) -> dict[str, Any]:
     if run is not None:
         run_ctx = {
             "params_hash": run["params_hash"],
-            "params": run_params(str(run["params_json"])),
+            "params": param_table(str(run["params_json"]), run["price_step"]),
             "computed_at": run["computed_at"],
             "start_ts": run["start_ts"],
             "end_ts": run["end_ts"],
@@ -385,6 +340,19 @@ def symbol_common(sym: Symbol) -> dict[str, Any]:
         "lineage": lineage,
         "lineage_counts": {str(r["status"]): int(r["count"]) for r in statuses},
         **map_context(sym),
+        "one_total": one_total(sym),
+    }
+
+
+def one_total(sym: Symbol) -> dict[str, Any] | None:
+    """The one total every panel of a page shows: the whole stored liquidation map of the
+    current run (all leverage, every price bucket) at its time, longs and shorts."""
+    if sym.liq_map.height == 0:
+        return None
+    return {
+        "long": float(sym.liq_map["long_usd"].sum()),
+        "short": float(sym.liq_map["short_usd"].sum()),
+        "as_of": sym.liq_map["as_of"][0],
     }
 
 

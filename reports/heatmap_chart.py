@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -18,11 +18,13 @@ from reports.charts import (
     BG,
     DOWN,
     LONG_RAMP,
+    MUTED,
     PRICE,
     PRICE_FORMAT,
     REALIZED_LONG,
     REALIZED_SHORT,
     SHORT_RAMP,
+    TEXT,
     TIME_LABEL,
     UP,
     USD_FULL,
@@ -35,6 +37,7 @@ from reports.charts import (
     usd_label_expr,
 )
 from reports.frames import HeatmapGrid
+from reports.render import fmt_usd
 
 #: space the JavaScript keeps free beside the plots for the right-hand axes (px)
 AXIS_RESERVE = 78
@@ -84,10 +87,47 @@ def _frame(grid: HeatmapGrid) -> _Frame:
     )
 
 
-def _cell_layer(grid: HeatmapGrid, fr: _Frame) -> tuple[dict[str, Any], pl.DataFrame]:
-    """The cells: long and short rects on sqrt colour ramps clipped by ``clip`` x the 99th
-    percentile (per leverage group when the run stored its split); returns the layer and its
-    compact data (USD in integer units of ``unit``)."""
+def scaled(x: str) -> str:
+    """Vega expression: USD ``x`` on the colour axis of the chosen scale (``cscale``)."""
+    return (
+        f"(cscale == 'log' ? log(max({x}, 1)) / LN10 : cscale == 'sqrt' ? sqrt(max({x}, 0)) : {x})"
+    )
+
+
+def unscaled(v: str) -> str:
+    """Vega expression: the USD of colour-axis value ``v`` (inverse of :func:`scaled`)."""
+    return f"(cscale == 'log' ? pow(10, {v}) : cscale == 'sqrt' ? {v} * {v} : {v})"
+
+
+def _colour_bar(title: str) -> dict[str, Any]:
+    """A colour bar with USD ticks above the heatmap (labels in the chosen scale's USD)."""
+    return {
+        "title": title,
+        "orient": "top",
+        "direction": "horizontal",
+        "gradientLength": 130,
+        "gradientThickness": 9,
+        "tickCount": 4,
+        "labelExpr": usd_label_expr(unscaled("datum.value")),
+        "labelColor": MUTED,
+        "titleColor": TEXT,
+        "labelFontSize": 10,
+        "titleFontSize": 11,
+        "titleFontWeight": "normal",
+        "titleOrient": "left",
+        "titleAnchor": "end",
+        "labelOverlap": True,
+        "offset": 4,
+    }
+
+
+def _cell_layer(grid: HeatmapGrid, fr: _Frame) -> tuple[dict[str, Any], pl.DataFrame, float]:
+    """The cells: long and short rects on colour ramps from dark (little) to bright (a lot),
+    each with a colour bar in USD. The ramp's top is ``clip`` x the 99th percentile of the
+    shown leverage group (the leverage filter rescales), its bottom the threshold ``floor``
+    (cells under it are not drawn); ``cscale`` maps USD to colour by sqrt, linear or log
+    (a linear scale over the transformed value: Vega-Lite scale types cannot change at run
+    time). Returns the layer and its compact data (USD in integer units of ``unit``)."""
     cells = grid.cells
     has_bands = "long_low" in cells.columns
     top = float(pl.concat([cells["long_usd"], cells["short_usd"]]).max() or 0.0)  # type: ignore[arg-type]
@@ -119,10 +159,10 @@ def _cell_layer(grid: HeatmapGrid, fr: _Frame) -> tuple[dict[str, Any], pl.DataF
 
     def dom(side: str) -> str:
         if not has_bands:
-            return f"[0, clip * {q[side]!r}]"
+            return f"clip * {q[side]!r}"
         return (
-            f"[0, clip * (lev == 'low' ? {q[side + '0']!r} : lev == 'medium' ? {q[side + '1']!r}"
-            f" : lev == 'high' ? {q[side + '2']!r} : {q[side]!r})]"
+            f"clip * (lev == 'low' ? {q[side + '0']!r} : lev == 'medium' ? {q[side + '1']!r}"
+            f" : lev == 'high' ? {q[side + '2']!r} : {q[side]!r})"
         )
 
     calc = [
@@ -132,10 +172,16 @@ def _cell_layer(grid: HeatmapGrid, fr: _Frame) -> tuple[dict[str, Any], pl.DataF
         {"calculate": f"{grid.p0!r} + (datum.j + {1 + OVERLAP}) * {grid.price_step!r}", "as": "p2"},
         {"calculate": pick("l"), "as": "L"},
         {"calculate": pick("s"), "as": "S"},
-        {"filter": "datum.L > 0 || datum.S > 0"},
+        # the threshold control: cells under `floor` USD are not drawn
+        {"filter": "datum.L >= max(floor, 1e-9) || datum.S >= max(floor, 1e-9)"},
+        {"calculate": scaled("datum.L"), "as": "Lc"},
+        {"calculate": scaled("datum.S"), "as": "Sc"},
     ]
 
-    def rects(side: str, field: str, ramp: list[str], keep: str) -> dict[str, Any]:
+    def rects(side: str, field: str, ramp: list[str], keep: str, title: str) -> dict[str, Any]:
+        top = dom(side)
+        # log: two decades under the top (or the threshold, when higher) to the top
+        low = f"(cscale == 'log' ? {scaled(f'max(floor, {top} / 100)')} : {scaled('floor')})"
         return {
             "transform": [{"filter": keep}],
             # the raw datum: liqheat.js formats it on hover (per-cell tooltip text would
@@ -150,28 +196,30 @@ def _cell_layer(grid: HeatmapGrid, fr: _Frame) -> tuple[dict[str, Any], pl.DataF
                     "field": field,
                     "type": "quantitative",
                     "scale": {
-                        "type": "sqrt",
-                        "domain": {"expr": dom(side)},
+                        "type": "linear",
+                        "domain": {"expr": f"[{low}, {scaled(top)}]"},
                         "range": ramp,
                         "clamp": True,
+                        "zero": False,
+                        "nice": False,
                     },
-                    "legend": None,
+                    "legend": _colour_bar(title),
                 },
             },
         }
 
-    longs = rects("l", "L", LONG_RAMP, "datum.L >= datum.S")
+    longs = rects("l", "Lc", LONG_RAMP, "datum.L >= datum.S && datum.L >= floor", "longs USD")
     longs["params"] = [
         {"name": "zoom", "select": {"type": "interval", "encodings": ["x", "y"]}, "bind": "scales"}
     ]
-    shorts = rects("s", "S", SHORT_RAMP, "datum.S > datum.L")
+    shorts = rects("s", "Sc", SHORT_RAMP, "datum.S > datum.L && datum.S >= floor", "shorts USD")
     layer = {
         "data": {"name": "cells"},
         "transform": calc,
         "layer": [longs, shorts],
         "resolve": {"scale": {"color": "independent"}},
     }
-    return layer, data
+    return layer, data, max(q["l"], q["s"])
 
 
 def _candle_layer(candles: pl.DataFrame, fr: _Frame) -> tuple[dict[str, Any], pl.DataFrame]:
@@ -332,36 +380,90 @@ def _sweep_layer(swept: pl.DataFrame, fr: _Frame) -> tuple[dict[str, Any], pl.Da
 
 
 def _last_price_layers(
-    ref_price: float, last_ts: datetime | None, fr: _Frame
+    ref_price: float, price_text: str | None, fr: _Frame
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The last price: a dashed rule across the chart and its label at the right edge."""
-    when = last_ts.astimezone(UTC).strftime("%m-%d %H:%M UTC") if last_ts else ""
-    label = f"last {ref_price:,.6g} · {when}".strip(" ·")
-    rows = [{"c": ref_price, "t": fr.t_end, "label": label}]
+    """The last price: a dashed rule across the chart and a price tag on the price axis,
+    outside the plot (it never covers the price line, candles or circles)."""
+    rows = [{"c": ref_price, "t": fr.t_end, "label": price_text or f"{ref_price:,.6g}"}]
+    tag = {
+        "type": "text",
+        "align": "left",
+        "baseline": "middle",
+        "dx": 3,
+        "fontSize": 11,
+        "fontWeight": 600,
+    }
+    encoding = {
+        "x": {"field": "t", "type": "temporal"},
+        "y": {"field": "c", "type": "quantitative"},
+        "text": {"field": "label"},
+    }
     layers: list[dict[str, Any]] = [
         {
             "data": {"name": "last"},
             "mark": {"type": "rule", "color": PRICE, "strokeDash": [2, 3], "opacity": 0.6},
             "encoding": {"y": {"field": "c", "type": "quantitative"}},
         },
+        # a halo in the page colour under the tag hides the axis labels it sits on
         {
             "data": {"name": "last"},
             "mark": {
-                "type": "text",
-                "color": PRICE,
-                "align": "right",
-                "dy": -7,
-                "fontSize": 11,
-                "fontWeight": 600,
+                **tag,
+                "color": BG,
+                "stroke": BG,
+                "strokeWidth": 7,
+                "clip": False,
+                "name": "last_halo",
             },
-            "encoding": {
-                "x": {"field": "t", "type": "temporal"},
-                "y": {"field": "c", "type": "quantitative"},
-                "text": {"field": "label"},
-            },
+            "encoding": encoding,
+        },
+        {
+            "data": {"name": "last"},
+            "mark": {**tag, "color": PRICE, "clip": False, "name": "last_tag"},
+            "encoding": encoding,
         },
     ]
     return layers, rows
+
+
+def _edge_layers(edges: list[dict[str, Any]], grid: HeatmapGrid) -> list[dict[str, Any]]:
+    """Key levels outside the price axis as labels stacked at its top and bottom edges, in
+    the axis margin kept free for them (see `reports.heatmap_context.axis_window`)."""
+    span = grid.price_hi - grid.p0
+    # one label line on the shortest chart (340 px), in price units
+    line = span * 13.0 / 340.0
+    rows = []
+    for e in edges:
+        if e["edge"] == "top":
+            y = grid.price_hi - (e["k"] + 0.7) * line
+        else:
+            y = grid.p0 + (e["k"] + 0.7) * line
+        rows.append({"y": y, "side": e["side"], "label": e["label"]})
+    colour = {
+        "field": "side",
+        "type": "nominal",
+        "legend": None,
+        "scale": {"domain": ["long", "short"], "range": [REALIZED_LONG, REALIZED_SHORT]},
+    }
+    return [
+        {
+            "data": {"values": rows},
+            "mark": {
+                "type": "text",
+                "align": "left",
+                "baseline": "middle",
+                "fontSize": 10.5,
+                "fontWeight": 600,
+                "x": 4,
+                "name": "edge_markers",
+            },
+            "encoding": {
+                "y": {"field": "y", "type": "quantitative"},
+                "text": {"field": "label"},
+                "color": colour,
+            },
+        }
+    ]
 
 
 def _context_panels(
@@ -442,9 +544,30 @@ def _context_panels(
     return panels, ctx
 
 
-def _controls(has_bands: bool) -> list[dict[str, Any]]:
-    """Top-level params: ``dense`` (set by liqheat.js), the colour clip and, with the
-    leverage split, the leverage filter."""
+def nice_thresholds(top: float) -> list[float]:
+    """Choices of the threshold control: 0 and 1-2-5 USD values from ~1 % to ~50 % of
+    ``top`` (the colour ramp's top).
+
+    >>> nice_thresholds(1.3e8)
+    [0.0, 1000000.0, 2000000.0, 5000000.0, 10000000.0, 20000000.0, 50000000.0]
+    """
+    if not top > 0 or not math.isfinite(top):
+        return [0.0]
+    out = [0.0]
+    mag = 10 ** math.floor(math.log10(top / 100))
+    for k in range(4):
+        for m in (1, 2, 5):
+            v = float(m * mag * 10**k)
+            if top / 100 * 0.7 <= v <= top / 2:
+                out.append(v)
+    return out
+
+
+def _controls(has_bands: bool, top: float) -> list[dict[str, Any]]:
+    """Top-level params: ``dense`` (set by liqheat.js), the colour clip, the threshold (hide
+    cells under X USD), the colour scale (sqrt, linear, log) and, with the leverage split,
+    the leverage filter."""
+    floors = nice_thresholds(top)
     params: list[dict[str, Any]] = [
         {"name": "dense", "value": False},
         {
@@ -456,6 +579,26 @@ def _controls(has_bands: bool) -> list[dict[str, Any]]:
                 "max": 1,
                 "step": 0.05,
                 "name": "colour clip (× 99th percentile) ",
+            },
+        },
+        {
+            "name": "floor",
+            "value": 0,
+            "bind": {
+                "input": "select",
+                "options": floors,
+                "labels": ["show all"] + [f"hide under {fmt_usd(v)}" for v in floors[1:]],
+                "name": "threshold ",
+            },
+        },
+        {
+            "name": "cscale",
+            "value": "sqrt",
+            "bind": {
+                "input": "select",
+                "options": ["sqrt", "linear", "log"],
+                "labels": ["sqrt scale", "linear scale", "log scale"],
+                "name": "colour ",
             },
         },
     ]
@@ -486,20 +629,26 @@ def heatmap_spec(
     context: pl.DataFrame | None = None,
     realized: pl.DataFrame | None = None,
     swept: pl.DataFrame | None = None,
+    edges: list[dict[str, Any]] | None = None,
+    price_text: str | None = None,
     height: int = 460,
 ) -> dict[str, Any]:
     """Vega-Lite spec: time x price heatmap of estimated liquidation USD with candles (or the
     close line where candles would be too dense), realized liquidations, sweeps and the last
-    price, over volume and open-interest panels sharing its time axis.
+    price (a tag on the price axis, ``price_text`` at the instrument's tick), key levels
+    outside the price axis as labelled edge markers (``edges``, see
+    `reports.heatmap_context.edge_markers`), over volume and open-interest panels sharing
+    its time axis.
 
     ``grid.cells`` has ``long_usd``/``short_usd`` and, when the run stored its leverage split,
     ``long_low`` .. ``short_high``: then a leverage filter (all/low/medium/high) is bound
-    under the chart. An intensity control clips the colour scales; zoom and pan with the
+    under the chart. Controls: the colour clip, a threshold (hide cells under X USD) and the
+    colour scale (sqrt, linear, log); a colour bar per side in USD; zoom and pan with the
     mouse wheel and drag (double-click resets). Widths are set by ``liqheat.js`` to fit the
     page (``usermeta.liqheat``).
     """
     fr = _frame(grid)
-    cell_layer, cell_data = _cell_layer(grid, fr)
+    cell_layer, cell_data, top = _cell_layer(grid, fr)
     candle_layer, candle_rows = _candle_layer(candles, fr)
     layers: list[dict[str, Any]] = [cell_layer, candle_layer]
     datasets: dict[str, Any] = {"cells": cell_data, "candles": candle_rows}
@@ -509,8 +658,10 @@ def heatmap_spec(
     if swept is not None and swept.height:
         layer, datasets["sweeps"] = _sweep_layer(swept, fr)
         layers.append(layer)
+    if edges:
+        layers += _edge_layers(edges, grid)
     if ref_price is not None and math.isfinite(ref_price):
-        last_layers, datasets["last"] = _last_price_layers(ref_price, last_ts, fr)
+        last_layers, datasets["last"] = _last_price_layers(ref_price, price_text, fr)
         layers += last_layers
     panels: list[dict[str, Any]] = [{"height": height, "layer": layers}]
     bottom_axis = axis(format="%b %d %H:%M", tickCount=6, labelOverlap=True, title="time (UTC)")
@@ -524,7 +675,7 @@ def heatmap_spec(
         "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
         **base_config(),
         "title": {"text": title, "subtitle": subtitle},
-        "params": _controls("long_low" in grid.cells.columns),
+        "params": _controls("long_low" in grid.cells.columns, top),
         "datasets": datasets,
         "vconcat": panels,
         "spacing": 4,
@@ -536,6 +687,8 @@ def heatmap_spec(
                 "price_step": grid.price_step,
                 "candle_px": CANDLE_MIN_PX,
                 "phone_height": 340,
+                "axis": [grid.p0, grid.price_hi],
+                "edges": [e["price"] for e in edges or []],
             }
         },
     }

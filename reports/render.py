@@ -4,7 +4,8 @@ prices, percentages, steps and UTC times the same way on every page."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 import jinja2
 
@@ -26,6 +27,9 @@ def environment() -> jinja2.Environment:
     env.filters["num"] = fmt_num
     env.filters["step"] = fmt_step
     env.filters["pstep"] = fmt_price_step
+    env.filters["tick"] = fmt_tick
+    env.filters["span"] = fmt_span
+    env.filters["plural"] = plural
     return env
 
 
@@ -99,3 +103,61 @@ def fmt_time(value: datetime | None) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def tick_decimals(prices: Iterable[float], most: int = 8) -> int:
+    """The decimals prices are quoted with (the instrument's tick), read from the prices
+    themselves: the fewest decimals that write every one of them exactly.
+
+    >>> tick_decimals([91912.7, 91913.0]), tick_decimals([2444.89]), tick_decimals([64000.0])
+    (1, 2, 0)
+    """
+    values = [p for p in prices if p is not None and math.isfinite(p)]
+    for d in range(most + 1):
+        scale = 10**d
+        if all(
+            abs(p * scale - round(p * scale)) <= 1e-7 * max(1.0, abs(p * scale)) for p in values
+        ):
+            return d
+    return most
+
+
+def fmt_tick(value: float | None, decimals: int | None = None) -> str:
+    """A price at the instrument's tick (``decimals`` from :func:`tick_decimals`; without
+    them, :func:`fmt_price`).
+
+    >>> fmt_tick(91912.7, 1), fmt_tick(91912.7)
+    ('91,912.7', '91,912.70')
+    """
+    if value is None or not math.isfinite(value):
+        return "–"
+    if decimals is None:
+        return fmt_price(value)
+    return f"{value:,.{decimals}f}"
+
+
+def fmt_span(span: timedelta | None) -> str:
+    """The data's span, worded the same everywhere: '5d 22h', '11h 30m', '7d'.
+
+    >>> fmt_span(timedelta(days=5, hours=22, minutes=10)), fmt_span(timedelta(hours=11, minutes=30))
+    ('5d 22h', '11h 30m')
+    """
+    if span is None:
+        return "–"
+    minutes = int(span.total_seconds() // 60)
+    d, rest = divmod(minutes, 1440)
+    h, m = divmod(rest, 60)
+    if d:
+        return f"{d}d {h}h" if h else f"{d}d"
+    if not h:
+        return f"{m}m"
+    return f"{h}h {m}m" if m else f"{h}h"
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """'1 page', '2 pages' (``many`` for irregular plurals).
+
+    >>> plural(1, "page"), plural(3, "page"), plural(2, "day")
+    ('1 page', '3 pages', '2 days')
+    """
+    return f"{count:,} {word if count == 1 else (many or word + 's')}"

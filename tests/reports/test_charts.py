@@ -85,9 +85,11 @@ def test_heatmap_layers_controls_and_panels(heat_spec: dict[str, Any]) -> None:
     assert longs["params"][0]["bind"] == "scales"  # zoom and pan
     assert set(longs["params"][0]["select"]["encodings"]) == {"x", "y"}
     assert [m["mark"]["type"] for m in candles["layer"]] == ["rule", "rect", "line"]
-    assert any(m["mark"]["type"] == "text" for m in rest)  # the last price, labelled
-    text = next(m for m in rest if m["mark"]["type"] == "text")
-    assert text["data"]["values"][0]["label"] == "last 60,100 · 05-07 23:59 UTC"
+    # the last price: a tag on the price axis, outside the plot
+    text = next(m for m in rest if m["mark"].get("name") == "last_tag")
+    assert text["data"]["values"][0]["label"] == "60,100"
+    assert text["mark"]["clip"] is False
+    assert text["mark"]["align"] == "left"
     assert volume["mark"]["type"] == "rect"
     assert oi["mark"]["type"] == "line"
     assert heat_spec["resolve"]["scale"]["x"] == "shared"
@@ -96,6 +98,14 @@ def test_heatmap_layers_controls_and_panels(heat_spec: dict[str, Any]) -> None:
     assert params["lev"]["bind"]["options"] == ["all", "high", "medium", "low"]
     assert params["clip"]["bind"]["input"] == "range"
     assert "clip *" in longs["encoding"]["color"]["scale"]["domain"]["expr"]
+    # a colour bar per side with USD ticks, a threshold and the colour scale control
+    legend = longs["encoding"]["color"]["legend"]
+    assert legend["title"] == "longs USD"
+    assert "'M'" in legend["labelExpr"]
+    assert shorts["encoding"]["color"]["legend"]["title"] == "shorts USD"
+    assert params["floor"]["bind"]["options"][0] == 0
+    assert params["floor"]["bind"]["labels"][1].startswith("hide under $")
+    assert params["cscale"]["bind"]["options"] == ["sqrt", "linear", "log"]
     assert "$schema" in heat_spec
     assert json.dumps(heat_spec)
 
