@@ -421,5 +421,5 @@ def long_short_spec(
         ],
         "spacing": 4,
         "resolve": {"scale": {"x": "shared"}},
-        "usermeta": {"liqheat": {"reserve": AXIS_RESERVE}},
+        "usermeta": {"liqheat": {"reserve": AXIS_RESERVE + 18}},
     }

@@ -381,12 +381,14 @@ def index_row(db_path: Path, built: list[Built], sym_dir: Path) -> dict[str, Any
     levels = level_rows(sym)
     spark_spec = None
     last = change = None
+    decimals: int | None = None
     if sym.span is not None:
         start = sym.span[1] - timedelta(days=7)
         path = rr.price_path(db_path, main.view.price_exchange, sym.symbol, start, None)
         if path.height:
             spark_spec = charts.sparkline_chart(frames.sparkline(path)).to_dict(validate=False)
             last = float(path["close"][-1])
+            decimals = tick_decimals(path["close"].tail(500).to_list())
             day_ago = path.filter(pl.col("ts") >= sym.span[1] - timedelta(days=1))
             first = float(day_ago["open"][0]) if day_ago.height else float(path["open"][0])
             change = (last / first - 1) * 100 if first else None
@@ -422,6 +424,8 @@ def index_row(db_path: Path, built: list[Built], sym_dir: Path) -> dict[str, Any
         "exchanges": exchanges,
         "multi": len(built) > 1,
         "last_ts": sym.span[1] if sym.span is not None else None,
+        "span": sym.span[1] + timedelta(minutes=1) - sym.span[0] if sym.span is not None else None,
+        "decimals": decimals,
     }
 
 

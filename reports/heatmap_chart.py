@@ -40,7 +40,7 @@ from reports.frames import HeatmapGrid
 from reports.render import fmt_usd
 
 #: space the JavaScript keeps free beside the plots for the right-hand axes (px)
-AXIS_RESERVE = 78
+AXIS_RESERVE = 86
 #: fraction of a cell by which heatmap rects overlap their neighbours (hides seams)
 OVERLAP = 0.2
 #: candles need at least this many pixels per column, else the close line is drawn
@@ -687,6 +687,7 @@ def heatmap_spec(
                 "price_step": grid.price_step,
                 "candle_px": CANDLE_MIN_PX,
                 "phone_height": 340,
+                "phone_legend": 110,
                 "axis": [grid.p0, grid.price_hi],
                 "edges": [e["price"] for e in edges or []],
             }

@@ -20,6 +20,18 @@
       spec.width = w;
       if (phone) { spec.height = Math.min(spec.height || 300, 240); }
     }
+    if (phone && meta.phone_legend) {
+      // narrower colour bars, titles above them: both fit a phone's width
+      (function shrink(node) {
+        if (!node || typeof node !== "object") { return; }
+        if (node.legend && node.legend.gradientLength) {
+          node.legend.gradientLength = meta.phone_legend;
+          node.legend.titleOrient = "top";
+          node.legend.titleAnchor = "start";
+        }
+        Object.keys(node).forEach(function (k) { if (k !== "data") { shrink(node[k]); } });
+      })(spec);
+    }
     if (meta.columns && spec.params) {
       spec.params.forEach(function (p) {
         if (p.name === "dense") { p.value = w / meta.columns < meta.candle_px; }
