@@ -13,7 +13,7 @@ from typing import Any, cast
 import altair as alt
 import polars as pl
 
-from reports.frames import MapView
+from reports.map_frames import MapView
 
 #: space the JavaScript keeps free beside the plots for the right-hand axes (px)
 AXIS_RESERVE = 78

@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from reports import charts, frames
+from reports import charts, frames, map_frames
 from reports.files import safe_component
 from reports.heatmap_context import heatmap_context
 from reports.params_card import param_table
@@ -169,7 +169,7 @@ def map_context(sym: Symbol) -> dict[str, Any]:
     """The liquidation map of the view (one per symbol view, shared by its range pages)."""
     if sym.liq_map.height == 0:
         return {"map_spec": None, "map": None}
-    view = frames.map_view(sym.liq_map, sym.band_map if sym.band_map.height else None)
+    view = map_frames.map_view(sym.liq_map, sym.band_map if sym.band_map.height else None)
     title = f"{sym.symbol} · liquidation map · estimate"
     as_of = fmt_time(sym.liq_map["as_of"][0])
     spec = charts.liquidation_map_spec(view, title=title, subtitle=f"liqheat · {as_of}")
@@ -186,7 +186,7 @@ def map_context(sym: Symbol) -> dict[str, Any]:
             "ref": view.ref_price,
             "bands": [
                 {"label": b, "colour": charts.BAND_COLOURS[b]}
-                for b in frames._band_order(bands)
+                for b in map_frames.band_order(bands)
                 if b in charts.BAND_COLOURS
             ],
         },

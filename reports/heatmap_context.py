@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from reports import frames, heatmap_chart
+from reports.heatmap_layers import EDGE_LINE_PX, SHORTEST_CHART_PX
 from reports.render import fmt_pct, fmt_price_step, fmt_span, fmt_tick, fmt_time, fmt_usd
 from reports.views import Symbol, View, price_step_of, realized_of
 from warehouse import reads_report as rr
@@ -22,10 +23,8 @@ HEAT_ROWS = 110
 #: the axis margin: the larger of this share of the traded range and this many average bars
 MARGIN_SHARE = 0.3
 MARGIN_BARS = 3.0
-#: edge markers: at most this many per edge, each this tall (px) on the shortest chart
+#: edge markers: at most this many per edge
 MAX_EDGE_MARKERS = 5
-EDGE_LABEL_PX = 13.0
-MIN_CHART_PX = 340.0
 
 
 def axis_window(
@@ -40,7 +39,7 @@ def axis_window(
     """The price axis of a window that traded ``low`` .. ``high`` with an average bar range of
     ``bar_range``: padded by the larger of ``share`` x the range and ``bars`` average bars, and
     on each edge enough room for ``markers`` = (below, above) edge labels of
-    :data:`EDGE_LABEL_PX` on a :data:`MIN_CHART_PX` chart (so labels never cover the path).
+    :data:`EDGE_LINE_PX` on a :data:`SHORTEST_CHART_PX` chart (so labels never cover the path).
 
     Examples
     --------
@@ -56,8 +55,8 @@ def axis_window(
     base = max(share * rng, bars * bar_range)
     pads = []
     for n in markers:
-        # n labels of EDGE_LABEL_PX in a margin m of the span (rng + 2 m) on MIN_CHART_PX
-        f = min((n * EDGE_LABEL_PX + 6) / MIN_CHART_PX, 0.4) if n else 0.0
+        # n labels of EDGE_LINE_PX in a margin m of the span (rng + 2 m) on SHORTEST_CHART_PX
+        f = min((n * EDGE_LINE_PX + 6) / SHORTEST_CHART_PX, 0.4) if n else 0.0
         pads.append(max(base, rng * f / (1 - 2 * f)) if f else base)
     return low - pads[0], high + pads[1]
 

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from reports import charts, frames, heatmap_chart
+from reports import charts, frames, heatmap_chart, map_frames
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -152,12 +152,12 @@ def test_liquidation_map_spec_stacks_bands() -> None:
     )
     total = liq_map["long_usd"].sum() + liq_map["short_usd"].sum()
     # +-25 %: part of the map lies outside the window and is stated
-    clipped = frames.map_view(liq_map, band_map)
+    clipped = map_frames.map_view(liq_map, band_map)
     assert clipped.window_pct == 25.0
     inside = clipped.bars["usd"].sum()
     assert inside + sum(clipped.outside.values()) == pytest.approx(total)
     assert clipped.totals["long"] + clipped.totals["short"] == pytest.approx(total)
-    view = frames.map_view(liq_map, band_map, window_pct=50.0)
+    view = map_frames.map_view(liq_map, band_map, window_pct=50.0)
     assert view.window_pct is None  # the whole distribution fits
     spec = charts.liquidation_map_spec(view, title="t", subtitle="s")
     bars = _csv(spec["layer"][0]["data"])
