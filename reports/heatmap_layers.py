@@ -294,24 +294,27 @@ def edge_layers(edges: list[dict[str, Any]], grid: HeatmapGrid) -> list[dict[str
         "legend": None,
         "scale": {"domain": ["long", "short"], "range": [REALIZED_LONG, REALIZED_SHORT]},
     }
+    text = {
+        "type": "text",
+        "align": "left",
+        "baseline": "middle",
+        "fontSize": 10.5,
+        "fontWeight": 600,
+        "x": 4,
+    }
+    encoding = {"y": {"field": "y", "type": "quantitative"}, "text": {"field": "label"}}
     return [
+        # a dark halo keeps the labels readable on the brightest cells
         {
             "data": {"values": rows},
-            "mark": {
-                "type": "text",
-                "align": "left",
-                "baseline": "middle",
-                "fontSize": 10.5,
-                "fontWeight": 600,
-                "x": 4,
-                "name": "edge_markers",
-            },
-            "encoding": {
-                "y": {"field": "y", "type": "quantitative"},
-                "text": {"field": "label"},
-                "color": colour,
-            },
-        }
+            "mark": {**text, "color": BG, "stroke": BG, "strokeWidth": 3.5, "strokeOpacity": 0.85},
+            "encoding": encoding,
+        },
+        {
+            "data": {"values": rows},
+            "mark": {**text, "name": "edge_markers"},
+            "encoding": {**encoding, "color": colour},
+        },
     ]
 
 
