@@ -133,11 +133,18 @@ def test_phone_tables_and_charts_fit(pages: dict[str, Any]) -> None:
     page = pages["phone"]
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     wide = page.evaluate(
-        "() => [...document.querySelectorAll('table, .table-wrap, .chart')]"
+        "() => [...document.querySelectorAll('table, .table-wrap, .scroll, .chart')]"
         ".filter(e => e.scrollWidth > e.clientWidth + 1 || e.getBoundingClientRect().right > "
         "window.innerWidth).map(e => e.className + ' ' + e.scrollWidth + '/' + e.clientWidth)"
     )
     assert wide == []
+    # a chart's drawing (axis titles included) fits its box: nothing is cut off
+    cut = page.evaluate(
+        "() => [...document.querySelectorAll('.chart canvas')].filter(c => "
+        "c.getBoundingClientRect().width > c.closest('.chart').clientWidth + 0.5)"
+        ".map(c => c.closest('.chart').id)"
+    )
+    assert cut == []
 
 
 @pytest.mark.parametrize("which", ["desktop", "phone"])
