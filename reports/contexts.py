@@ -243,7 +243,6 @@ def range_page(
             end=end,
             path=path,
             last=stats["last"],
-            last_ts=last_ts,
             levels=levels,
             decimals=stats["decimals"],
         )

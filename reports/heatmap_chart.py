@@ -9,7 +9,6 @@ open-interest panels under it on the same time axis, and the bound controls (her
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -251,7 +250,6 @@ def heatmap_spec(
     candles: pl.DataFrame,
     *,
     ref_price: float | None,
-    last_ts: datetime | None,
     title: str,
     subtitle: str,
     context: pl.DataFrame | None = None,

@@ -122,7 +122,6 @@ def heatmap_context(
     end: datetime,
     path: pl.DataFrame,
     last: float | None,
-    last_ts: datetime | None,
     levels: list[dict[str, Any]],
     decimals: int | None = None,
 ) -> dict[str, Any]:
@@ -197,7 +196,6 @@ def heatmap_context(
         grid,
         candles,
         ref_price=last,
-        last_ts=last_ts,
         title=f"{label} liquidation heatmap · estimate",
         subtitle=f"liqheat · {fmt_time(start)} → {fmt_time(end)}",
         context=context,

@@ -70,7 +70,6 @@ def heat_spec(grid: frames.HeatmapGrid) -> dict[str, Any]:
         grid,
         _candles(),
         ref_price=60_100.0,
-        last_ts=T0 + timedelta(days=7, minutes=-1),
         title="BTCUSDT · 7D liquidation heatmap · estimate",
         subtitle="liqheat",
         context=context,
