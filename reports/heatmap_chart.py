@@ -56,7 +56,7 @@ def _colour_bar(title: str) -> dict[str, Any]:
         "direction": "horizontal",
         "gradientLength": 130,
         "gradientThickness": 9,
-        "tickCount": 4,
+        "tickCount": 3,
         "labelExpr": usd_label_expr(unscaled("datum.value")),
         "labelColor": MUTED,
         "titleColor": TEXT,

@@ -261,6 +261,7 @@ def last_price_layers(
                 "color": BG,
                 "stroke": BG,
                 "strokeWidth": 7,
+                "strokeJoin": "round",
                 "clip": False,
                 "name": "last_halo",
             },
@@ -307,7 +308,14 @@ def edge_layers(edges: list[dict[str, Any]], grid: HeatmapGrid) -> list[dict[str
         # a dark halo keeps the labels readable on the brightest cells
         {
             "data": {"values": rows},
-            "mark": {**text, "color": BG, "stroke": BG, "strokeWidth": 3.5, "strokeOpacity": 0.85},
+            "mark": {
+                **text,
+                "color": BG,
+                "stroke": BG,
+                "strokeWidth": 3.5,
+                "strokeOpacity": 0.85,
+                "strokeJoin": "round",
+            },
             "encoding": encoding,
         },
         {
