@@ -23,8 +23,8 @@ HEAT_ROWS = 110
 #: the axis margin: the larger of this share of the traded range and this many average bars
 MARGIN_SHARE = 0.3
 MARGIN_BARS = 3.0
-#: edge markers: at most this many per edge
-MAX_EDGE_MARKERS = 5
+#: edge markers: at most this many per edge (the key levels: 5 largest + the nearest per side)
+MAX_EDGE_MARKERS = 6
 
 
 def axis_window(
