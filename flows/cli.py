@@ -292,7 +292,7 @@ def ingest(
         for exchange in chosen:
             url = base_url if exchange == "binance" or len(chosen) == 1 else None
             if exchange == "binance":
-                from flows.steps import run_ingest
+                from flows.ingest import run_ingest
 
                 report = run_ingest(
                     settings,
@@ -352,7 +352,7 @@ def model(symbols: tuple[str, ...], days: int | None, profile: str | None) -> No
     _need_warehouse(settings)
     _check_symbols(settings, symbols)
     from flows.calibration import CalibrationError, profile_params
-    from flows.steps import model_plan, outcome_line, run_model_plan
+    from flows.modelling import model_plan, outcome_line, run_model_plan
     from warehouse.reads import symbols_loaded
 
     try:
@@ -486,7 +486,7 @@ def report(symbols: tuple[str, ...], ranges: tuple[str, ...], force: bool) -> No
     settings = _settings()
     _need_warehouse(settings)
     _check_symbols(settings, symbols)
-    from flows.steps import run_report
+    from flows.reporting import run_report
 
     with _locked(settings), _progress("report") as bar:
         task = bar.add_task("symbols", total=None)

@@ -48,6 +48,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.settings import Settings
 from flows.sources.base import Source, StagedUnit, UnitRequest
 from flows.sources.binance.client import ArchiveClient
 from flows.sources.binance.source import (
@@ -339,7 +340,6 @@ def _source_for(
             backoff_max_s=backoff_max_s,
             today=today,
         )
-    from flows.settings import Settings
     from flows.sources.registry import get_source
 
     settings = Settings(home=raw_dir.parent, http_timeout_s=timeout_s, http_retries=retries)
@@ -461,3 +461,29 @@ def gap_days(
         done = [loaded.get((ds, symbol), set()) for ds in datasets]
         gaps[symbol] = [d for d in window if not all(d in s for s in done)]
     return gaps
+
+
+def run_ingest(
+    settings: Settings,
+    symbols: Sequence[str],
+    days: Sequence[date],
+    *,
+    base_url: str | None = None,
+    with_trades: bool = False,
+    force: bool = False,
+    progress: bool | None = None,
+) -> IngestReport:
+    """:func:`ingest` with the paths, archive root and HTTP settings of ``settings`` (the
+    ``liqheat ingest`` door)."""
+    return ingest(
+        settings.db_path,
+        settings.raw_dir,
+        base_url or settings.binance_base_url,
+        list(symbols),
+        list(days),
+        with_trades=with_trades,
+        force=force,
+        progress=progress,
+        timeout_s=settings.http_timeout_s,
+        retries=settings.http_retries,
+    )

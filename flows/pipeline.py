@@ -1,10 +1,11 @@
 """Prefect flows: nightly, backfill and the offline demo.
 
 Tasks are thin: they take keys and paths (exchange, symbol, ISO day, folders), call one step
-in :mod:`flows.steps` or a source from :mod:`flows.sources.registry`, and return small dicts,
-never DataFrames. Each flow ingests (:func:`flows.staging.ingest_all`: plan -> skip loaded ->
-stage, fanned out on a task runner -> load in this process, the single writer), models and
-reports (:func:`_model_and_report`, in this process too because they write), and records its
+(:mod:`flows.modelling`, :mod:`flows.reporting`, :mod:`flows.realized`) or a source from
+:mod:`flows.sources.registry`, and return small dicts, never DataFrames. Each flow ingests
+(:func:`flows.staging.ingest_all`: plan -> skip loaded -> stage, fanned out on a task runner
+-> load in this process, the single writer), models and reports (:func:`_model_and_report`,
+in this process too because they write), and records its
 :class:`flows.run_summary.RunSummary`. Running them on a Prefect API (a server tied to this
 process) and serving the nightly deployment is :mod:`flows.prefect_runtime`.
 """
@@ -20,13 +21,15 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import progress, steps
+from flows import modelling, progress
 from flows.alerts import alerts_task
 from flows.demo_data import SYNTHETIC_DIR, write_demo_archive
 from flows.errors import first_line
 from flows.ingest import gap_days
 from flows.lock import pipeline_lock
 from flows.options import check_exchanges, check_task_runner
+from flows.realized import import_realized
+from flows.reporting import run_report
 from flows.run_summary import RunSummary, finish_run, record_run
 from flows.settings import Settings
 from flows.sources.registry import get_source
@@ -42,7 +45,7 @@ def model_symbols_task(
 ) -> list[dict[str, Any]]:
     """Model many (exchange, symbol) pairs: compute in a pool of worker processes, write in
     this process (the single writer), one transaction per pair; a failing pair is returned
-    with its error and never stops the others (:func:`flows.steps.model_symbols`)."""
+    with its error and never stops the others (:func:`flows.modelling.model_symbols`)."""
     settings = Settings(home=Path(home))
     logger = get_run_logger()
 
@@ -50,7 +53,7 @@ def model_symbols_task(
     modelled = 0
     progress.report("modelled", 0, len(pairs))
 
-    def log(o: steps.ModelOutcome) -> None:
+    def log(o: modelling.ModelOutcome) -> None:
         nonlocal modelled
         modelled += 1
         progress.report("modelled", modelled, len(pairs))
@@ -58,7 +61,7 @@ def model_symbols_task(
             logger.warning("model %s %s failed: %s", o.exchange, o.symbol, o.error)
 
     out = []
-    for o in steps.model_symbols(settings, pairs, days=days, on_done=log):
+    for o in modelling.model_symbols(settings, pairs, days=days, on_done=log):
         line = o.summary.line() if o.summary is not None else ""
         if line and o.exchange != "binance":
             line = f"[{o.exchange}] {line}"
@@ -78,7 +81,7 @@ def model_symbols_task(
 def aggregate_symbol_task(home: str, symbol: str, exchanges: list[str]) -> str:
     """Sum the exchanges' model outputs of one symbol (exchange "all"); return its line."""
     settings = Settings(home=Path(home))
-    summary = steps.aggregate_symbol(settings, symbol, exchanges)
+    summary = modelling.aggregate_symbol(settings, symbol, exchanges)
     return f"[all] {summary.line()}"
 
 
@@ -87,7 +90,7 @@ def report_task(home: str, symbols: list[str] | None = None) -> str:
     """Rebuild the static site; return the index path. A symbol whose pages fail is logged
     (and named on the index); the other symbols and the index are still built."""
     settings = Settings(home=Path(home))
-    result = steps.run_report(
+    result = run_report(
         settings, symbols, progress=lambda done, total: progress.report("reported", done, total)
     )
     for symbol, error in result.failures:
@@ -116,7 +119,7 @@ def demo_archive_task(
 def import_realized_task(home: str, symbol: str, csv_path: str, source: str) -> int:
     """Load realized liquidations for one symbol from a CSV."""
     settings = Settings(home=Path(home))
-    return steps.import_realized(settings, symbol, Path(csv_path), source=source)
+    return import_realized(settings, symbol, Path(csv_path), source=source)
 
 
 def _model_and_report(
@@ -125,13 +128,13 @@ def _model_and_report(
     summary: RunSummary,
     exchanges: Sequence[str] = ("binance",),
 ) -> None:
-    """The model route (:func:`flows.steps.model_plan`, the same as ``liqheat model``): model
+    """The model route (:func:`flows.modelling.model_plan`, the same as ``liqheat model``): model
     each (exchange, symbol) with data (binance always) -- computed in parallel worker
     processes, written here -- sum the exchanges (exchange "all") when several have data, then
     rebuild the site. A symbol whose model or sum fails is recorded as failed with the reason;
     the other symbols and the site are still done."""
     t0 = time.perf_counter()
-    plan = steps.model_plan(settings, symbols, exchanges)
+    plan = modelling.model_plan(settings, symbols, exchanges)
     outcomes = model_symbols_task(str(settings.home), plan.jobs)
     for o in outcomes:
         run = summary.symbol(o["symbol"])

@@ -1,27 +1,35 @@
-"""Pipeline steps as plain functions (no Prefect): ingest, model, backtest, report.
+"""The model route of the flows and the CLI: read -> compute -> write, per (exchange, symbol).
 
-The Prefect flows in :mod:`flows.pipeline` wrap these in thin tasks that pass keys and paths;
-the quick CLI commands (``ingest``, ``model``, ``report``, ``backtest``) call them directly.
+One door for "where does the model run?": :func:`model_plan` lists the (exchange, symbol) pairs
+with data and the symbols whose exchanges are summed; :func:`run_model_plan` models the pairs
+(:func:`model_symbols`: :func:`read_model_inputs` here, :func:`compute_model` -- a call of
+`transforms.model.run_model` -- in worker processes, :func:`store_model` here, the single
+writer) and then stores each sum (:func:`aggregate_symbol`, exchange ``"all"``). ``liqheat
+model`` and the flows of :mod:`flows.pipeline` run the same plan. No Prefect here.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import polars as pl
 
+from flows.calibration import resolve_params
+from flows.errors import first_line
 from flows.settings import Settings
+from transforms.aggregate import AGGREGATE_EXCHANGE, ExchangeRun, sum_exchanges
+from transforms.levels import KEY_LEVELS_SCHEMA
+from transforms.model import run_model
+from transforms.params import ModelParams
 from warehouse import reads, writes
-
-if TYPE_CHECKING:
-    from flows.ingest import IngestReport
-    from reports.site import SiteResult
-    from transforms.params import ModelParams
+from warehouse import reads_report as rr
 
 EXCHANGE = "binance"
 
@@ -57,59 +65,6 @@ class ModelSummary:
                     f"vs baseline {base[side]['capture_auc']:.3f}"
                 )
         return text
-
-
-def run_ingest(
-    settings: Settings,
-    symbols: Sequence[str],
-    days: Sequence[date],
-    *,
-    base_url: str | None = None,
-    with_trades: bool = False,
-    force: bool = False,
-    progress: bool | None = None,
-) -> IngestReport:
-    """Ingest archive files for symbol-days into the warehouse (see :mod:`flows.ingest`)."""
-    from flows.ingest import ingest
-
-    return ingest(
-        settings.db_path,
-        settings.raw_dir,
-        base_url or settings.binance_base_url,
-        list(symbols),
-        list(days),
-        with_trades=with_trades,
-        force=force,
-        progress=progress,
-        timeout_s=settings.http_timeout_s,
-        retries=settings.http_retries,
-    )
-
-
-def import_realized(
-    settings: Settings,
-    symbol: str,
-    csv_path: Path,
-    *,
-    exchange: str = EXCHANGE,
-    source: str | None = None,
-) -> int:
-    """Load a realized-liquidations CSV for one symbol (replacing that source's rows)."""
-    from flows.realized import read_realized_csv
-
-    events = read_realized_csv(csv_path)
-    src = source or f"csv:{csv_path.name}"
-    frame = events.with_columns(
-        pl.lit(exchange).alias("exchange"),
-        pl.lit(symbol).alias("symbol"),
-        pl.lit(src).alias("source"),
-    )
-    return writes.replace_partition(
-        settings.db_path,
-        "realized_liquidations",
-        {"exchange": exchange, "symbol": symbol, "source": src},
-        frame,
-    )
 
 
 @dataclass(frozen=True)
@@ -162,9 +117,6 @@ def compute_model(
     The heatmaps are kept at display resolution; the raw levels (``liq_levels``, about 65k
     rows per symbol-day of 1-minute bars) only with ``keep_levels``: they are reproducible
     from the bars and the run's ``params_json``."""
-    from transforms.levels import KEY_LEVELS_SCHEMA
-    from transforms.model import run_model
-    from transforms.params import ModelParams
 
     started = time.perf_counter()
     params = params or ModelParams()
@@ -275,8 +227,6 @@ def model_symbol(
 
     ``price_step`` overrides the price bucket of ``params`` (default: its own, auto = 0.1 % of
     the median close); it is part of the params hash the outputs are stored under."""
-    from flows.calibration import resolve_params
-    from transforms.params import ModelParams
 
     params = resolve_params(settings, symbol, params)
     inputs = read_model_inputs(settings, symbol, exchange=exchange, days=days)
@@ -303,11 +253,6 @@ class ModelOutcome:
     seconds: float
 
 
-def _error_line(exc: BaseException) -> str:
-    text = (str(exc).strip().splitlines() or [""])[0][:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _compute_in_worker(
     inputs: ModelInputs, params: ModelParams | None, keep_levels: bool = False
 ) -> ModelComputed:
@@ -316,8 +261,7 @@ def _compute_in_worker(
 
 
 def _no_bars(exchange: str, symbol: str) -> ModelSummary:
-    from transforms.params import ModelParams
-
+    """The summary of a pair without bars (nothing modelled)."""
     return ModelSummary(exchange, symbol, ModelParams().params_hash(), 0, 0, 0, 0.0)
 
 
@@ -335,7 +279,6 @@ def model_workers(jobs: int, workers: int | None = None) -> int:
     >>> model_workers(2, 4), model_workers(100, 2), model_workers(100, 1)
     (0, 2, 0)
     """
-    import os
 
     cores = workers if workers is not None else len(os.sched_getaffinity(0))
     if jobs <= MIN_PARALLEL_JOBS or cores <= 1:
@@ -358,7 +301,6 @@ def model_symbols(
     per pair. A pair that fails (bad data, a bug) is reported in its outcome with the reason
     and never stops the others. ``on_done(outcome)`` is called as each pair finishes.
     Returns the outcomes in ``jobs`` order."""
-    from flows.calibration import resolve_params
 
     n = model_workers(len(jobs), workers)
     outcomes: dict[tuple[str, str], ModelOutcome] = {}
@@ -373,7 +315,7 @@ def model_symbols(
             on_done(outcome)
 
     def fail(key: tuple[str, str], exc: BaseException, t0: float) -> None:
-        done(key, ModelOutcome(*key, None, _error_line(exc), time.perf_counter() - t0))
+        done(key, ModelOutcome(*key, None, first_line(exc), time.perf_counter() - t0))
 
     def read(key: tuple[str, str]) -> ModelInputs | None:
         exchange, symbol = key
@@ -396,9 +338,6 @@ def model_symbols(
             else:
                 done(key, ModelOutcome(*key, summary, None, time.perf_counter() - t0))
         return [outcomes[k] for k in jobs]
-
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
     # spawn, not fork: the flow process runs threads (Prefect's), which fork would copy
     # mid-flight. At most 2 x workers inputs are in memory at once.
@@ -466,10 +405,6 @@ def aggregate_symbol(
     any exist. The "all" ``model_runs`` row has the same params and hash, ``bars`` = distinct
     bar times over the exchanges, ``levels`` = their sum.
     """
-    from flows.calibration import resolve_params
-    from transforms.aggregate import AGGREGATE_EXCHANGE, ExchangeRun, sum_exchanges
-    from transforms.params import ModelParams
-    from warehouse import reads_report as rr
 
     db = settings.db_path
     params = resolve_params(settings, symbol, params)
@@ -603,7 +538,6 @@ def model_plan(
     exchange with bars or runs of the symbol) that has bars, binance always (it reports "no
     bars" when it has none), then the sum of the exchanges with bars when there are two or
     more."""
-    from warehouse import reads_report as rr
 
     jobs: list[tuple[str, str]] = []
     sums: dict[str, list[str]] = {}
@@ -646,7 +580,6 @@ def run_model_plan(
     (:func:`aggregate_symbol`). A pair or sum that fails is reported in its outcome and never
     stops the others; ``on_done(outcome)`` is called as each finishes. Returns the pairs'
     outcomes in plan order, then the sums'."""
-    from transforms.aggregate import AGGREGATE_EXCHANGE
 
     outcomes = model_symbols(settings, plan.jobs, days=days, params=params, on_done=on_done)
     for symbol, found in plan.sums.items():
@@ -654,7 +587,7 @@ def run_model_plan(
         try:
             summary = aggregate_symbol(settings, symbol, found, params=params, days=days)
         except Exception as exc:
-            error = _error_line(exc)
+            error = first_line(exc)
             outcome = ModelOutcome(
                 AGGREGATE_EXCHANGE, symbol, None, error, time.perf_counter() - t0
             )
@@ -665,45 +598,3 @@ def run_model_plan(
         if on_done is not None:
             on_done(outcome)
     return outcomes
-
-
-def run_report(
-    settings: Settings,
-    symbols: Sequence[str] | None = None,
-    *,
-    days: Sequence[str] | str | int | None = None,
-    force: bool = False,
-    progress: Any = None,
-) -> SiteResult:
-    """Rebuild the static site from the warehouse (``days``: only these ranges, e.g. "3d";
-    default every range the data covers). Unchanged pages are kept unless ``force``;
-    ``progress(done, total)`` is called after each symbol (see `reports.site.build_site`)."""
-    from reports.site import build_site
-
-    ranges = None if days is None else [days] if isinstance(days, str | int) else list(days)
-    return build_site(
-        settings.db_path,
-        settings.site_dir,
-        symbols=symbols,
-        days=ranges,
-        force=force,
-        progress=progress,
-    )
-
-
-def run_backtest(
-    settings: Settings,
-    symbol: str,
-    realized_csv: Path,
-    *,
-    exchange: str = EXCHANGE,
-    store: str | None = None,
-) -> Any:
-    """Score the model against the realized liquidations of ``realized_csv`` alone (stored
-    only under ``store``, see :func:`flows.realized.backtest_file`); return a rich table of
-    model vs baseline."""
-    from flows.realized import backtest_file, scores_table
-
-    return scores_table(
-        backtest_file(settings, symbol, realized_csv, exchange=exchange, store=store)
-    )
