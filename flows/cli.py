@@ -291,33 +291,18 @@ def ingest(
     with _locked(settings):
         for exchange in chosen:
             url = base_url if exchange == "binance" or len(chosen) == 1 else None
-            if exchange == "binance":
-                from flows.ingest import run_ingest
+            from flows.ingest import run_ingest
 
-                report = run_ingest(
-                    settings,
-                    list(symbols),
-                    days,
-                    base_url=url,
-                    with_trades=with_trades,
-                    force=force,
-                )
-                urls.append(url or settings.binance_base_url)
-            else:
-                from flows.ingest import ingest as run
-                from flows.sources.registry import get_source
-
-                report = run(
-                    settings.db_path,
-                    settings.raw_dir,
-                    url or "",
-                    list(symbols),
-                    days,
-                    with_trades=with_trades,
-                    force=force,
-                    source=get_source(exchange, settings, base_url=url),
-                )
-                urls.append(url or exchange)
+            report = run_ingest(
+                settings,
+                list(symbols),
+                days,
+                exchange=exchange,
+                base_url=url,
+                with_trades=with_trades,
+                force=force,
+            )
+            urls.append(url or (settings.binance_base_url if exchange == "binance" else exchange))
             outcomes += report.outcomes
     _finish_ingest(IngestReport(tuple(outcomes)), ", ".join(urls), settings)
 

@@ -233,6 +233,38 @@ def split_loaded(
     return skipped, todo
 
 
+def plan_ingest(
+    source: Source,
+    db_path: Path,
+    pairs: Sequence[tuple[str, date]],
+    *,
+    with_trades: bool = False,
+    force: bool = False,
+) -> tuple[list[Outcome], list[UnitRequest]]:
+    """Plan ``source``'s units for (symbol, day) pairs and split off those already ``loaded``
+    in ``ingest_log`` (unless ``force``): return ``(skipped outcomes, units to stage)``. The one
+    planner of ``liqheat ingest`` (:func:`ingest`) and the flows (:mod:`flows.staging`).
+
+    Symbols asking for the same days are planned in one call of ``source.plan``.
+
+    Examples
+    --------
+    >>> skipped, todo = plan_ingest(source, db, [("BTCUSDT", day)])  # doctest: +SKIP
+    """
+    by_symbol: dict[str, list[date]] = {}
+    for symbol, day in pairs:
+        by_symbol.setdefault(symbol, []).append(day)
+    by_days: dict[tuple[date, ...], list[str]] = {}
+    for symbol, days in by_symbol.items():
+        by_days.setdefault(tuple(sorted(set(days))), []).append(symbol)
+    requests: list[UnitRequest] = []
+    for days_key, symbols in by_days.items():
+        requests += source.plan(symbols, list(days_key), with_trades=with_trades)
+    # the id rows are stored under (binance-cm stores as "binance"), not the registry name
+    loaded = loaded_units(db_path, list(by_symbol), exchange=source.exchange)
+    return split_loaded(requests, {} if force else loaded)
+
+
 def stage_units(
     source: Source,
     requests: Sequence[UnitRequest],
@@ -393,10 +425,10 @@ def ingest(
         backoff_max_s=backoff_max_s,
         today=today,
     )
-    requests = src.plan(list(symbols), list(days), with_trades=with_trades)
     # also creates the database
-    loaded = loaded_units(db_path, list(dict.fromkeys(symbols)), exchange=src.exchange)
-    outcomes, todo = split_loaded(requests, {} if force else loaded)
+    outcomes, todo = plan_ingest(
+        src, db_path, [(s, d) for s in symbols for d in days], with_trades=with_trades, force=force
+    )
 
     show = sys.stderr.isatty() if progress is None else progress
     bar = Progress(
@@ -468,22 +500,33 @@ def run_ingest(
     symbols: Sequence[str],
     days: Sequence[date],
     *,
+    exchange: str = EXCHANGE,
     base_url: str | None = None,
     with_trades: bool = False,
     force: bool = False,
     progress: bool | None = None,
 ) -> IngestReport:
-    """:func:`ingest` with the paths, archive root and HTTP settings of ``settings`` (the
-    ``liqheat ingest`` door)."""
-    return ingest(
-        settings.db_path,
-        settings.raw_dir,
-        base_url or settings.binance_base_url,
-        list(symbols),
-        list(days),
-        with_trades=with_trades,
-        force=force,
-        progress=progress,
-        timeout_s=settings.http_timeout_s,
-        retries=settings.http_retries,
-    )
+    """:func:`ingest` of ``exchange`` with the paths and the source of ``settings`` (built by
+    :func:`flows.sources.registry.get_source`, as the flows build theirs; ``base_url`` is that
+    exchange's root, default Binance's ``settings.binance_base_url``): the ``liqheat ingest``
+    door."""
+    from flows.sources.registry import get_source
+
+    source = get_source(exchange, settings, base_url=base_url)
+    try:
+        return ingest(
+            settings.db_path,
+            settings.raw_dir,
+            base_url or settings.binance_base_url,
+            list(symbols),
+            list(days),
+            with_trades=with_trades,
+            force=force,
+            progress=progress,
+            exchange=exchange,
+            source=source,
+        )
+    finally:
+        close = getattr(source, "close", None)
+        if callable(close):
+            close()

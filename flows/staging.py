@@ -196,20 +196,14 @@ def _plan(
     base_url: str | None,
     summary: RunSummary,
 ) -> list[UnitRequest]:
-    """Plan an exchange's units for (symbol, day) pairs; record already-loaded ones as
-    skipped; return the rest."""
-    from flows.ingest import loaded_units, split_loaded
+    """Plan an exchange's units for (symbol, day) pairs (:func:`flows.ingest.plan_ingest`, the
+    planner of ``liqheat ingest`` too); record already-loaded ones as skipped; return the
+    rest."""
+    from flows.ingest import plan_ingest
 
-    source = get_source(exchange, settings, base_url=base_url)
-    by_symbol: dict[str, list[date]] = {}
-    for symbol, day in pairs:
-        by_symbol.setdefault(symbol, []).append(day)
-    requests: list[UnitRequest] = []
-    for symbol, days in by_symbol.items():
-        requests += source.plan([symbol], sorted(set(days)))
-    # the id rows are stored under (binance-cm stores as "binance"), not the registry name
-    loaded = loaded_units(settings.db_path, list(by_symbol), exchange=source.exchange)
-    skipped, todo = split_loaded(requests, loaded)
+    skipped, todo = plan_ingest(
+        get_source(exchange, settings, base_url=base_url), settings.db_path, pairs
+    )
     summary.add_outcomes([_outcome_dict(asdict(o)) for o in skipped])
     return todo
 
