@@ -24,12 +24,13 @@ import polars as pl
 from flows.calibration import resolve_params
 from flows.errors import first_line
 from flows.settings import Settings
-from transforms.aggregate import AGGREGATE_EXCHANGE, ExchangeRun, sum_exchanges
+from transforms.aggregate import ExchangeRun, sum_exchanges
 from transforms.levels import KEY_LEVELS_SCHEMA
 from transforms.model import run_model
 from transforms.params import ModelParams
 from warehouse import reads, writes
 from warehouse import reads_report as rr
+from warehouse.reads import AGGREGATE_EXCHANGE
 
 EXCHANGE = "binance"
 
@@ -430,9 +431,9 @@ def aggregate_symbol(
 
     runs: dict[str, dict[str, Any]] = {}
     for ex, (start, end) in windows.items():
-        run = rr.model_run(db, ex, symbol, params_hash)
-        n, first, last_ts = rr.window_bars(db, ex, symbol, start, end)
-        loaded = rr.last_loaded(db, ex, symbol)
+        run = reads.model_run(db, ex, symbol, params_hash)
+        n, first, last_ts = reads.window_bars(db, ex, symbol, start, end)
+        loaded = reads.last_loaded(db, ex, symbol)
         fresh = (
             run is not None
             and run["bars"] == n
@@ -442,7 +443,7 @@ def aggregate_symbol(
         )
         if rerun or not fresh:
             model_symbol(settings, symbol, exchange=ex, params=params, days=days)
-            run = rr.model_run(db, ex, symbol, params_hash)
+            run = reads.model_run(db, ex, symbol, params_hash)
         if run is not None:
             runs[ex] = run
 
