@@ -4,17 +4,12 @@ Also resolves which model parameters a run uses (`resolve_params`): explicit par
 the profile named by ``LIQHEAT_MODEL_PROFILE``, else the shipped defaults; then the symbol's
 notional brackets (`transforms.brackets`) when the parameters carry none.
 
-CSV column mapping (``liqheat calibrate --file``), first match wins, names case-insensitive:
-
-- bar time: ``ts`` (ISO-8601 or epoch ms), ``open_time_ms``, ``open_time``, ``timestamp``;
-- prices: ``open``, ``high``, ``low``, ``close``; volume (optional): ``volume``;
-- open interest in USD: ``oi_usd``, ``open_interest_usd``, ``sum_open_interest_value``,
-  ``open_interest_value``, or any column starting ``open_interest_usd``;
-- realized long USD: ``long_usd``, ``realized_long_usd``, or any column starting
-  ``liquidated_long_usd``; realized short USD likewise with ``short``.
-
-The real 4h file in ``../shared/data`` maps as open_time_ms, OHLC, volume,
-open_interest_usd_all_exchanges, liquidated_long_usd_binance, liquidated_short_usd_binance.
+The CSV (or Parquet) of ``liqheat calibrate --file`` is read by the one per-bar reader,
+:func:`transforms.importing.bar_table` (the columns ``liqheat import`` reads; names in
+docs/importing.md; times in epoch s/ms or ISO-8601): it needs ts, OHLC, open interest in USD
+and realized long/short USD per bar. The real 4h file in ``../shared/data`` maps as
+open_time_ms, OHLC, volume, open_interest_usd_all_exchanges, liquidated_long_usd_binance,
+liquidated_short_usd_binance.
 """
 
 from __future__ import annotations
@@ -29,24 +24,7 @@ import polars as pl
 from flows.settings import Settings
 from warehouse import profiles, reads
 
-__all__ = ["CSV_COLUMNS", "CalibrationInput", "read_calibration_csv", "resolve_params"]
-
-#: role -> (exact names, name prefixes), see the module docstring
-CSV_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "ts": (("ts", "open_time_ms", "open_time", "timestamp"), ()),
-    "open": (("open",), ()),
-    "high": (("high",), ()),
-    "low": (("low",), ()),
-    "close": (("close",), ()),
-    "volume": (("volume",), ()),
-    "oi_usd": (
-        ("oi_usd", "open_interest_usd", "sum_open_interest_value", "open_interest_value"),
-        ("open_interest_usd",),
-    ),
-    "long_usd": (("long_usd", "realized_long_usd"), ("liquidated_long_usd",)),
-    "short_usd": (("short_usd", "realized_short_usd"), ("liquidated_short_usd",)),
-}
-_OPTIONAL = {"volume"}
+__all__ = ["CalibrationInput", "read_calibration_csv", "resolve_params"]
 
 
 class CalibrationError(ValueError):
@@ -63,62 +41,36 @@ class CalibrationInput:
     symbol: str | None = None
 
 
-def _pick(columns: list[str], role: str) -> str | None:
-    exact, prefixes = CSV_COLUMNS[role]
-    lower = {c.lower(): c for c in columns}
-    for name in exact:
-        if name in lower:
-            return lower[name]
-    for prefix in prefixes:
-        for low, original in lower.items():
-            if low.startswith(prefix):
-                return original
-    return None
+def read_calibration_csv(path: Path, mapping: dict[str, str] | None = None) -> CalibrationInput:
+    """Read one per-bar CSV or Parquet file (see the module docstring); ``mapping`` overrides
+    columns by role (``--map``)."""
+    from flows.importing import ImportFileError, read_table
+    from transforms.importing import ImportDataError, bar_table
 
-
-def read_calibration_csv(path: Path) -> CalibrationInput:
-    """Read one per-bar CSV (see the module docstring for the column mapping)."""
     try:
-        raw = pl.read_csv(path, infer_schema_length=10_000)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise CalibrationError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
-    picked: dict[str, str] = {}
-    missing = []
-    for role in CSV_COLUMNS:
-        col = _pick(raw.columns, role)
-        if col is not None:
-            picked[role] = col
-        elif role not in _OPTIONAL:
-            missing.append(role)
-    if missing:
-        raise CalibrationError(
-            f"{path.name}: no column for {', '.join(missing)} (header: {','.join(raw.columns)}); "
-            "see `liqheat calibrate --help` for the accepted names"
+        raw, row_base = read_table(path)
+        table = bar_table(
+            raw,
+            mapping,
+            require=("open", "high", "low", "close", "oi_usd", "long_usd", "short_usd"),
+            row_base=row_base,
         )
-    ts_col = raw.get_column(picked["ts"])
-    if ts_col.dtype.is_numeric():
-        ts = pl.from_epoch(ts_col.cast(pl.Int64), time_unit="ms").dt.replace_time_zone("UTC")
-    else:
-        ts = ts_col.cast(pl.String).str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
-    if ts.null_count():
+    except (ImportFileError, ImportDataError) as exc:
+        text = str(exc)
         raise CalibrationError(
-            f"{path.name}: {ts.null_count()} unreadable time(s) in {picked['ts']}"
-        )
-    frame = raw.select(
-        ts.alias("ts"),
-        *[pl.col(picked[c]).cast(pl.Float64).alias(c) for c in ("open", "high", "low", "close")],
-        *(
-            [pl.col(picked["volume"]).cast(pl.Float64).alias("volume")]
-            if "volume" in picked
-            else []
-        ),
-        pl.col(picked["oi_usd"]).cast(pl.Float64).alias("oi_usd"),
-        pl.col(picked["long_usd"]).cast(pl.Float64).fill_null(0.0).alias("long_usd"),
-        pl.col(picked["short_usd"]).cast(pl.Float64).fill_null(0.0).alias("short_usd"),
-    )
+            text if text.startswith(path.name) else f"{path.name}: {text}"
+        ) from exc
+    bars = table.bars
+    keep = [
+        c
+        for c in ("volume", "taker_buy_volume", "oi_base", "mark_high", "mark_low")
+        if c in bars.columns
+    ]
     return CalibrationInput(
-        bars=frame.drop("long_usd", "short_usd"),
-        realized=frame.select("ts", "long_usd", "short_usd"),
+        bars=bars.select("ts", "open", "high", "low", "close", *keep, "oi_usd"),
+        realized=bars.select(
+            "ts", pl.col("long_usd").fill_null(0.0), pl.col("short_usd").fill_null(0.0)
+        ),
         fitted_on=f"file:{path.name}",
     )
 

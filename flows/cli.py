@@ -332,6 +332,42 @@ def _finish_ingest(report: Any, base_url: str, settings: Any) -> None:
         raise Failure("some files are missing or failed (see the table above)")
 
 
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--exchange", required=True, help="Any name for the data's venue or source.")
+@click.option("--symbol", type=SYMBOL, required=True)
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="ROLE=COLUMN,...",
+    help="Column overrides, e.g. ts=open_time_ms,oi_usd=oi (roles: docs/importing.md).",
+)
+@click.option(
+    "--oi-at",
+    type=click.Choice(["open", "close"]),
+    default="open",
+    show_default=True,
+    help="Whether the file's open interest is sampled at the bar's open or its close.",
+)
+def import_(file: Path, exchange: str, symbol: str, maps: tuple[str, ...], oi_at: str) -> None:
+    """Import a per-bar CSV or Parquet file (price, open interest, optional mark price,
+    funding, ratios, realized liquidations) for one exchange name and symbol.
+
+    The bar size (1m .. 1d) is detected from the times; gaps and duplicates are reported; a
+    bad value stops the import naming its rows (exit 2). Importing again replaces.
+    """
+    from flows.importing import run_import
+
+    settings = _settings()
+    with _locked(settings):
+        lines = run_import(settings, file, exchange=exchange, symbol=symbol, maps=maps, oi_at=oi_at)
+    console = _console()
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+    console.print(_home_line(settings))
+
+
 @cli.command()
 @click.option("--symbol", "symbols", type=SYMBOL, multiple=True, help="Default: all loaded.")
 @click.option("--days", type=click.IntRange(1, 3650), default=None, help="History to model.")
@@ -392,8 +428,15 @@ class _RangeType(click.ParamType):  # type: ignore[type-arg]
     "csv_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Fit on one per-bar CSV: time, OHLC, optional volume, OI USD, realized long/short USD "
-    "(column names: see docs/model.md).",
+    help="Fit on one per-bar CSV or Parquet file: time, OHLC, optional volume, OI USD, realized "
+    "long/short USD (accepted column names: docs/importing.md; an error lists them).",
+)
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="ROLE=COLUMN,...",
+    help="With --file: column overrides, e.g. ts=time,oi_usd=oi (as for `liqheat import`).",
 )
 @click.option("--exchange", default="binance", show_default=True, help="With --symbol.")
 @click.option("--days", type=click.IntRange(2, 3650), default=None, help="With --symbol.")
@@ -410,6 +453,7 @@ class _RangeType(click.ParamType):  # type: ignore[type-arg]
 def calibrate(
     symbol: str | None,
     csv_file: Path | None,
+    maps: tuple[str, ...],
     exchange: str,
     days: int | None,
     name: str | None,
@@ -433,7 +477,13 @@ def calibrate(
 
     try:
         if csv_file is not None:
-            data = read_calibration_csv(csv_file)
+            from transforms.importing import ImportDataError, parse_mapping
+
+            try:
+                mapping = parse_mapping(maps)
+            except ImportDataError as exc:
+                raise click.UsageError(str(exc)) from exc
+            data = read_calibration_csv(csv_file, mapping)
             default_name = re.sub(r"[^A-Za-z0-9_.-]", "_", csv_file.stem)[:64]
         else:
             assert symbol is not None
@@ -900,7 +950,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.Abort:
         _fail("aborted", 130)
     except (Failure, WarehouseError, PipelineLockedError, ValueError) as exc:
-        _fail(str(exc), 1)
+        _fail(str(exc), int(getattr(exc, "exit_code", 1)))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

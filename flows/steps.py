@@ -123,7 +123,11 @@ def _heatmap_tiers(bars: pl.DataFrame) -> Any:
         and isinstance(last, datetime)
         and last - first <= timedelta(days=3)
     )
-    return display_tiers("5m" if short else "15m")
+    fine = timedelta(minutes=5 if short else 15)
+    if "bar_seconds" in bars.columns and bars["bar_seconds"].max() is not None:
+        # never finer than the stored bars (an imported 1h history: 1h buckets)
+        fine = max(fine, timedelta(seconds=int(bars["bar_seconds"].max())))  # type: ignore[arg-type]
+    return display_tiers(fine)
 
 
 def _display_heatmaps(result: Any, bars: pl.DataFrame, tiers: Any) -> dict[str, pl.DataFrame]:
@@ -691,8 +695,31 @@ def run_models(
     """Model every requested (default: every loaded) symbol; return one line per symbol."""
     chosen = list(symbols) if symbols else reads.symbols_loaded(settings.db_path)
     if not chosen:
-        return ["no symbols in the warehouse yet: run `liqheat ingest` or `liqheat demo`"]
-    return [model_symbol(settings, s, days=days, params=params).line() for s in chosen]
+        return [
+            "no symbols in the warehouse yet: run `liqheat ingest`, `liqheat import` or "
+            "`liqheat demo`"
+        ]
+    lines = []
+    for s in chosen:  # every exchange holding bars of the symbol (imports use any name)
+        for ex in reads.exchanges_with_bars(settings.db_path, s) or [EXCHANGE]:
+            line = model_symbol(settings, s, exchange=ex, days=days, params=params).line()
+            lines.append(line if ex == EXCHANGE else f"[{ex}] {line}")
+            lines += _short_day_lines(settings, s, ex, days)
+    return lines
+
+
+def _short_day_lines(settings: Settings, symbol: str, exchange: str, days: int | None) -> list[str]:
+    """A note when the modelled window holds days loaded incomplete (short archive files,
+    partly covered import days): they are modelled as they are, with their gaps."""
+    short = reads.short_days(settings.db_path, exchange, symbol, days or settings.model_days)
+    if not short:
+        return []
+    shown = ", ".join(f"{d} ({why})" for d, why in short[:3])
+    more = f" and {len(short) - 3} more" if len(short) > 3 else ""
+    return [
+        f"  note: {len(short)} incomplete day(s) in the {exchange} {symbol} window, modelled "
+        f"with their gaps: {shown}{more} (ingest_log.complete)"
+    ]
 
 
 def run_report(

@@ -38,6 +38,7 @@ import vl_convert
 
 from reports import charts, frames
 from reports.ranges import Range, available_ranges, default_range, parse_range
+from transforms.importing import bar_label
 from warehouse import reads_report as rr
 
 #: Vega-Lite version of the bundled JavaScript (matches the Altair schema)
@@ -713,6 +714,9 @@ def _range_page(db_path: Path, view: _View, sym: _Symbol, rng: Range) -> dict[st
         "end": end,
         "stats": stats,
         "last_ts": last_ts,
+        "bar_label": bar_label(
+            int(rr.bar_size(db_path, view.price_exchange, sym.symbol).total_seconds())
+        ),
         "heatmap_spec": heat_spec,
         "long_short_spec": ls_spec,
         "long_short_last": last_ls,
@@ -1307,7 +1311,9 @@ def _index_row(db_path: Path, built: list[_Built], sym_dir: Path) -> dict[str, A
         "spark_spec": spark_spec,
         "strongest": _picks(levels),
         "price_step": _step(sym),
-        "days": [{**d, "complete": d["bars"] >= 1440} for d in days],
+        "days": [
+            {**d, "complete": d["bars"] * (d.get("bar_seconds") or 60) >= 86400} for d in days
+        ],
         "first_day": days[-1]["day"] if days else None,
         "last_day": days[0]["day"] if days else None,
         "run": {"computed_at": run["computed_at"]} if run else None,

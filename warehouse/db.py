@@ -335,9 +335,10 @@ def check_blocks(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 def check_schema(con: duckdb.DuckDBPyConnection, path: Path, *, blocks: bool = True) -> int | None:
     """Check an open database: DuckDB can read its catalog, ``schema_version`` is sane
-    (versions 1..N, no gaps, the core tables present) and, unless ``blocks`` is false, the
-    file is not truncated (:func:`check_blocks`). Return the version (``None`` for a file
-    without any table, i.e. a brand-new database); raise :class:`CorruptDatabaseError`.
+    (the packaged migrations' versions 1..N in order, the core tables present) and, unless
+    ``blocks`` is false, the file is not truncated (:func:`check_blocks`). Return the version
+    (``None`` for a file without any table, i.e. a brand-new database); raise
+    :class:`CorruptDatabaseError`.
     """
     try:
         tables = {
@@ -362,7 +363,15 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: Path, *, blocks: bool = T
     except duckdb.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CorruptDatabaseError(corrupt_message(path, first)) from exc
-    if versions != list(range(1, len(versions) + 1)):
+    # the packaged migrations' versions in order (numbers are assigned ahead, so the list may
+    # skip one); versions above the newest packaged one are judged by _refuse_newer
+    known = [m[0] for m in migrations()]
+    applied = [v for v in versions if v <= known[-1]]
+    if (
+        versions != sorted(set(versions))
+        or applied != [v for v in known if v <= (applied[-1] if applied else 0)]
+        or (versions and not applied)
+    ):
         raise CorruptDatabaseError(
             corrupt_message(path, f"schema_version holds {versions}, expected 1..N")
         )

@@ -40,6 +40,7 @@ WRITABLE_TABLES = frozenset(
         "runs",
         "model_profiles",
         "alerts",
+        "ingest_log",
     }
 )
 
@@ -157,14 +158,21 @@ def log_ingest(
     sha256: str | None = None,
     error: str | None = None,
     source_url: str | None = None,
+    bar_seconds: int | None = None,
+    complete: bool | None = None,
 ) -> None:
-    """Record the latest outcome for one (exchange, dataset, symbol, day) in ``ingest_log``."""
+    """Record the latest outcome for one (exchange, dataset, symbol, day) in ``ingest_log``.
+
+    ``complete`` (default: loaded and not flagged ``short file: ...`` by the parser) says
+    whether the day has every row it should; ``bar_seconds`` is the bar size of an import."""
     if status not in INGEST_STATUSES:
         raise ValueError(f"bad ingest status {status!r}")
+    if complete is None and status == "loaded":
+        complete = "short file:" not in (error or "")
     con.execute(
         "INSERT OR REPLACE INTO ingest_log "
-        "(exchange, dataset, symbol, day, status, rows, sha256, error, loaded_at, source_url) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "(exchange, dataset, symbol, day, status, rows, sha256, error, loaded_at, source_url, "
+        "bar_seconds, complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             exchange,
             dataset,
@@ -176,6 +184,8 @@ def log_ingest(
             error,
             datetime.now(UTC).replace(tzinfo=None),
             source_url,
+            bar_seconds,
+            complete,
         ],
     )
 
