@@ -84,6 +84,7 @@ def _settings(*, prefect: bool = False) -> Any:
 
     settings = Settings()
     if prefect:
+        _need_writable(settings)
         configure_prefect_home(settings)
         if not os.environ.get("LIQHEAT_DEBUG"):
             os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
@@ -153,10 +154,23 @@ def _progress(label: str) -> Any:
     )
 
 
+def _need_writable(settings: Any) -> None:
+    """A writing command on a home it cannot write: one line naming the folder, before any
+    work (see :mod:`flows.homecheck`)."""
+    from flows.homecheck import home_write_problem, read_only_home_message
+
+    problem = home_write_problem(Path(settings.home))
+    if problem is not None:
+        ctx = click.get_current_context(silent=True)
+        name = ctx.command_path.removeprefix(ctx.find_root().info_name or "").strip() if ctx else ""
+        raise Failure(read_only_home_message(Path(settings.home), name or "run", problem))
+
+
 def _locked(settings: Any) -> Any:
     """The pipeline lock: one writing liqheat run per LIQHEAT_HOME at a time."""
     from flows.lock import pipeline_lock
 
+    _need_writable(settings)
     return pipeline_lock(settings.home, wait_s=settings.lock_wait_s)
 
 
@@ -468,6 +482,7 @@ def calibrate(
     if name is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
         raise click.UsageError(f"bad --name {name!r} (letters, digits, _ . -; up to 64)")
     settings = _settings()
+    _need_writable(settings)
     from flows.calibration import (
         CalibrationError,
         read_calibration_csv,
@@ -860,6 +875,12 @@ def doctor() -> None:
             with pipeline_lock(home, wait_s=0, clean=False):
                 removed = clean_leftovers(home)
                 findings += check_database(settings.db_path)
+        except OSError as exc:  # a read-only home: check the warehouse as it is
+            findings.append(
+                Finding("ok", f"home not writable ({exc.strerror}): leftovers not cleaned")
+            )
+            removed = []
+            findings += check_database(settings.db_path)
         except PipelineLockedError as exc:
             left = list(find_leftovers(home))
             findings.append(Finding("ok", f"a run is active, leftovers not cleaned: {exc}"))
@@ -897,6 +918,7 @@ def serve(
     chosen = _check_exchanges(exchanges)
     _check_runner(task_runner, dask_address)
     settings = _settings()
+    _need_writable(settings)
     from flows.settings import configure_prefect_home
 
     configure_prefect_home(settings)
