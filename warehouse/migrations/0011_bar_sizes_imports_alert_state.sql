@@ -68,7 +68,7 @@ SELECT a.exchange, a.symbol, a.side, a.price, a.price_low, a.price_high, a.usd, 
        a.ref_price, a.ts, a.message, a.run_id, a.created_at, a.params_hash, a.last_seen_at
 FROM alerts AS a
 JOIN v_latest_run AS r USING (exchange, symbol, params_hash)
-WHERE a.cleared_at IS NULL AND a.last_seen_at >= r.computed_at;
+WHERE a.cleared_at IS NULL AND coalesce(a.last_seen_at, a.created_at) >= r.computed_at;
 
 COMMENT ON VIEW v_latest_alerts IS 'Alerts that are true on the current model run: not cleared, and confirmed by an alert check after the model run was computed (none when the model ran again since).';
 COMMENT ON COLUMN v_latest_alerts.exchange IS 'Exchange id (all = every exchange summed).';
