@@ -277,6 +277,7 @@ def _flow_progress(text: str) -> Iterator[None]:
     multiple=True,
     help="Exchange to ingest from (repeatable; default binance).",
 )
+@click.option("--yes", is_flag=True, help="Go ahead above LIQHEAT_MAX_DOWNLOADS files.")
 def ingest(
     symbols: tuple[str, ...],
     start: date,
@@ -285,6 +286,7 @@ def ingest(
     with_trades: bool,
     force: bool,
     exchanges: tuple[str, ...],
+    yes: bool,
 ) -> None:
     """Download, verify and load archive files for symbol-days.
 
@@ -294,6 +296,7 @@ def ingest(
     days = _day_range(start, end)
     chosen = _check_exchanges(exchanges)
     settings = _settings()
+    _guard_downloads(settings, symbols, days, chosen, base_url, with_trades, force, yes)
     from flows.ingest import IngestReport
 
     outcomes: list[Any] = []
@@ -330,6 +333,19 @@ def ingest(
                 urls.append(url or exchange)
             outcomes += report.outcomes
     _finish_ingest(IngestReport(tuple(outcomes)), ", ".join(urls), settings)
+
+
+def _guard_downloads(settings: Any, *plan_args: Any) -> None:
+    """Above LIQHEAT_MAX_DOWNLOADS files: print the plan; without --yes exit 2 (flows.guards)."""
+    from flows.guards import check_download_plan, download_plan
+
+    symbols, days, exchanges, base_url, with_trades, force, yes = plan_args
+    plan = download_plan(
+        settings, list(symbols), days, exchanges,
+        base_url=base_url, with_trades=with_trades, force=force,
+    )  # fmt: skip
+    console = _console()
+    check_download_plan(plan, settings, yes=yes, echo=lambda s: console.print(s, markup=False))
 
 
 def _finish_ingest(report: Any, base_url: str, settings: Any) -> None:
@@ -675,12 +691,14 @@ def nightly(
 @click.option("--start", type=DAY, required=True)
 @click.option("--end", type=DAY, required=True)
 @click.option("--base-url", default=None)
+@click.option("--yes", is_flag=True, help="Go ahead above LIQHEAT_MAX_DOWNLOADS files.")
 @scale_options
 def backfill(
     symbols: tuple[str, ...],
     start: date,
     end: date,
     base_url: str | None,
+    yes: bool,
     exchanges: tuple[str, ...],
     task_runner: str,
     dask_address: str | None,
@@ -689,6 +707,7 @@ def backfill(
     days = _day_range(start, end)
     chosen = _check_exchanges(exchanges)
     _check_runner(task_runner, dask_address)
+    _guard_downloads(_settings(), symbols, days, chosen, base_url, False, False, yes)
     settings = _settings(prefect=True)
     from flows.server import start_early
 
