@@ -438,7 +438,8 @@ def model(symbols: tuple[str, ...], days: int | None, profile: str | None) -> No
 
 
 class _RangeType(click.ParamType):  # type: ignore[type-arg]
-    """A site range: 12h, 24h, 3d, 7d, 30d, 90d, 180d, 1y (or a number of days)."""
+    """A site range: 12h, 24h, 3d, 7d, 30d, 90d, 180d, 1y (a bare number is a number of days
+    and must be one of them: 3 = 3d; 5 is refused)."""
 
     name = "RANGE"
 
