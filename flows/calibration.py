@@ -85,7 +85,7 @@ def warehouse_input(
     last = reads.last_bar_ts(db, exchange, symbol)
     if last is None:
         raise CalibrationError(f"no bars for {exchange}:{symbol} in {db}; ingest it first")
-    end = last + timedelta(minutes=1)
+    end = last + reads.bar_size(db, exchange, symbol)
     start = end - timedelta(days=days or settings.model_days)
     bars = reads.model_bars(db, exchange, symbol, start, end)
     events = reads.realized_liquidations(db, exchange, symbol, start, end)

@@ -100,7 +100,7 @@ def backtest_file(
     last = reads.last_bar_ts(db, exchange, symbol)
     if last is None:
         raise RealizedFormatError(f"no {exchange} bars for {symbol} in the warehouse; ingest first")
-    end = last + timedelta(minutes=1)
+    end = last + reads.bar_size(db, exchange, symbol)  # the window ends after the newest bar
     start = end - timedelta(days=days or settings.model_days)
     bars = reads.model_bars(db, exchange, symbol, start, end)
     first = bars["ts"].min()

@@ -534,7 +534,7 @@ def aggregate_symbol(
             raise ValueError(f"{AGGREGATE_EXCHANGE!r} is the aggregate, not an exchange")
         last = reads.last_bar_ts(db, ex, symbol)
         if last is not None:
-            end = last + timedelta(minutes=1)
+            end = last + reads.bar_size(db, ex, symbol)
             windows[ex] = (end - span, end)
     if not windows:
         return ModelSummary(AGGREGATE_EXCHANGE, symbol, params.params_hash(), 0, 0, 0, 0.0)

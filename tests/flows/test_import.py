@@ -151,3 +151,47 @@ def test_conflicting_duplicates_off_grid_times_and_odd_sizes_are_refused() -> No
         bar_table(_bars([t0 + k * 300_000 for k in range(5)] + [t0 + 1_620_000]))
     with pytest.raises(ImportDataError, match="not a bar size liqheat knows"):
         bar_table(_bars([t0 + k * 7_000 for k in range(4)]))
+
+
+def test_a_short_archive_day_is_recorded_and_named_by_the_model(tmp_path: Path) -> None:
+    """A loaded day flagged "short file" is ingest_log.complete = false, v_coverage counts it,
+    and `liqheat model` says it models it with its gap (issue 21)."""
+    from flows.steps import run_models
+    from warehouse.db import write_connection
+    from warehouse.writes import log_ingest
+
+    settings = Settings(home=tmp_path)
+    csv = tmp_path / "bars.csv"
+    t0 = 1_781_049_600_000  # 2026-06-10 00:00 UTC
+    n = 1380  # 23 hours of 1-minute bars: a short day
+    pl.DataFrame(
+        {"ts": [t0 + 60_000 * k for k in range(n)], "open": 100.0, "high": 101.0, "low": 99.0,
+         "close": 100.0, "oi_usd": [1e9 + k for k in range(n)]}
+    ).write_csv(csv)  # fmt: skip
+    import_file(settings, csv, exchange="binance", symbol="BTCUSDT")
+    day = query(settings.db_path, "SELECT day FROM ingest_log")["day"].item()
+    with write_connection(settings.db_path) as con:
+        con.execute("DELETE FROM ingest_log")
+        log_ingest(
+            con,
+            exchange="binance",
+            dataset="klines",
+            symbol="BTCUSDT",
+            day=day,
+            status="loaded",
+            rows=n,
+            error="short file: 1380 of 1440 rows (00:00-22:59)",
+        )
+        log_ingest(con, exchange="binance", dataset="metrics", symbol="BTCUSDT", day=day,
+                   status="loaded", rows=288)  # fmt: skip
+    logged = query(settings.db_path, "SELECT dataset, complete FROM ingest_log ORDER BY 1")
+    assert logged.rows() == [("klines", False), ("metrics", True)]
+    cover = query(settings.db_path, "SELECT dataset, short_days FROM v_coverage ORDER BY 1")
+    assert cover.rows() == [("klines", 1), ("metrics", 0)]
+    lines = run_models(settings, ["BTCUSDT"], days=1)
+    assert lines[0].startswith("BTCUSDT: 1,380 bars")
+    assert (
+        "1 incomplete day(s) in the binance BTCUSDT window, modelled with their gaps: "
+        in (lines[1])
+    )
+    assert "2026-06-10 (short file: 1380 of 1440 rows (00:00-22:59))" in lines[1]
