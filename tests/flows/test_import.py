@@ -195,3 +195,21 @@ def test_a_short_archive_day_is_recorded_and_named_by_the_model(tmp_path: Path) 
         in (lines[1])
     )
     assert "2026-06-10 (short file: 1380 of 1440 rows (00:00-22:59))" in lines[1]
+
+
+@needs_data
+def test_parquet_reads_like_the_csv_and_bad_names_are_usage_errors(tmp_path: Path) -> None:
+    parquet = tmp_path / "btc-4h.parquet"
+    pl.read_csv(FOUR_H).write_parquet(parquet)
+    settings = Settings(home=tmp_path / "home")
+    result = import_file(settings, parquet, exchange="mydata", symbol="BTCUSDT")
+    assert (result.bar_seconds, result.bars, result.rows["realized_liquidations"]) == (
+        14400, 285, 568,
+    )  # fmt: skip
+    bad = liqheat(tmp_path / "home", "import", str(parquet), "--exchange", "all", "--symbol", "X1")
+    assert bad.returncode == 2
+    assert "bad --exchange 'all'" in one_error_line(bad)
+    role = liqheat(tmp_path / "home", "import", str(parquet), "--exchange", "a",
+                   "--symbol", "BTCUSDT", "--map", "price=close")  # fmt: skip
+    assert role.returncode == 2
+    assert "unknown role 'price' in --map" in one_error_line(role)
