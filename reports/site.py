@@ -596,7 +596,8 @@ def _map_context(sym: _Symbol) -> dict[str, Any]:
 def _range_page(db_path: Path, view: _View, sym: _Symbol, rng: Range) -> dict[str, Any]:
     """Context of one symbol x range page."""
     assert sym.span is not None
-    end = sym.span[1] + timedelta(minutes=1)
+    bar = rr.bar_size(db_path, view.price_exchange, sym.symbol)  # the stored bar size
+    end = sym.span[1] + bar
     start = max(end - rng.span, sym.span[0].replace(minute=0, second=0, microsecond=0))
     path = rr.price_path(db_path, view.price_exchange, sym.symbol, start, end)
     stats: dict[str, Any] = {"last": None, "change": None, "high": None, "low": None}
@@ -714,9 +715,7 @@ def _range_page(db_path: Path, view: _View, sym: _Symbol, rng: Range) -> dict[st
         "end": end,
         "stats": stats,
         "last_ts": last_ts,
-        "bar_label": bar_label(
-            int(rr.bar_size(db_path, view.price_exchange, sym.symbol).total_seconds())
-        ),
+        "bar_label": bar_label(int(bar.total_seconds())),
         "heatmap_spec": heat_spec,
         "long_short_spec": ls_spec,
         "long_short_last": last_ls,
