@@ -407,12 +407,14 @@ def import_(file: Path, exchange: str, symbol: str, maps: tuple[str, ...], oi_at
     help="Calibrated profile (see `liqheat calibrate`); default LIQHEAT_MODEL_PROFILE or defaults.",
 )
 def model(symbols: tuple[str, ...], days: int | None, profile: str | None) -> None:
-    """Recompute liquidation levels, heatmap, map, key levels and backtest from the warehouse."""
+    """Recompute liquidation levels, heatmap, map, key levels and backtest from the warehouse:
+    every exchange with data for each symbol, then their sum (exchange "all"), as the nightly
+    flow does."""
     settings = _settings()
     _need_warehouse(settings)
     _check_symbols(settings, symbols)
     from flows.calibration import CalibrationError, profile_params
-    from flows.steps import run_models
+    from flows.steps import model_plan, outcome_line, run_model_plan, short_day_lines
     from warehouse.reads import symbols_loaded
 
     try:
@@ -420,21 +422,35 @@ def model(symbols: tuple[str, ...], days: int | None, profile: str | None) -> No
     except CalibrationError as exc:
         raise Failure(str(exc)) from exc
     console = _console()
+    failed: list[str] = []
     with _locked(settings):
         chosen = list(symbols) or symbols_loaded(settings.db_path)
         if not chosen:
-            lines = run_models(settings, None, days=days, params=params)
+            lines = [
+                "no symbols in the warehouse yet: run `liqheat ingest`, `liqheat import` or "
+                "`liqheat demo`"
+            ]
         else:
-            lines = []
+            plan = model_plan(settings, chosen)
             with _progress("model") as bar:
-                task = bar.add_task("", total=len(chosen))
-                for symbol in chosen:
-                    bar.update(task, description=symbol)
-                    lines += run_models(settings, [symbol], days=days, params=params)
+                task = bar.add_task("", total=plan.steps)
+
+                def done(outcome: Any) -> None:
+                    bar.update(task, description=f"{outcome.exchange} {outcome.symbol}")
                     bar.advance(task)
+
+                outcomes = run_model_plan(settings, plan, days=days, params=params, on_done=done)
+            lines = []
+            for o in outcomes:  # with a note on days loaded incomplete (short archive files)
+                lines.append(outcome_line(o))
+                if o.summary is not None and o.summary.bars and o.exchange != "all":
+                    lines += short_day_lines(settings, o.symbol, o.exchange, days)
+            failed = [f"{o.exchange} {o.symbol}" for o in outcomes if o.error is not None]
     for line in lines:
         console.print(line, markup=False)
     console.print(_home_line(settings))
+    if failed:
+        raise Failure(f"the model failed for {', '.join(failed)} (see above)")
 
 
 class _RangeType(click.ParamType):  # type: ignore[type-arg]

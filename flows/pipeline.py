@@ -693,23 +693,16 @@ def _model_and_report(
     summary: RunSummary,
     exchanges: Sequence[str] = ("binance",),
 ) -> None:
-    """Model each (exchange, symbol) with data (binance always, as before) -- computed in
-    parallel worker processes, written here -- sum the exchanges (exchange "all") when several
-    have data, then rebuild the site. A symbol whose model or sum fails is recorded as failed
-    with the reason; the other symbols and the site are still done."""
-    from warehouse import reads
+    """The model route (:func:`flows.steps.model_plan`, the same as ``liqheat model``): model
+    each (exchange, symbol) with data (binance always) -- computed in parallel worker
+    processes, written here -- sum the exchanges (exchange "all") when several have data, then
+    rebuild the site. A symbol whose model or sum fails is recorded as failed with the reason;
+    the other symbols and the site are still done."""
+    from flows import steps
 
     t0 = time.perf_counter()
-    jobs: list[tuple[str, str]] = []
-    with_data: dict[str, list[str]] = {}
-    for symbol in symbols:
-        for exchange in dict.fromkeys(exchanges):
-            has_data = reads.last_bar_ts(settings.db_path, exchange, symbol) is not None
-            if has_data:
-                with_data.setdefault(symbol, []).append(exchange)
-            if has_data or exchange == "binance":
-                jobs.append((exchange, symbol))
-    outcomes = model_symbols_task(str(settings.home), jobs)
+    plan = steps.model_plan(settings, symbols, exchanges)
+    outcomes = model_symbols_task(str(settings.home), plan.jobs)
     for o in outcomes:
         run = summary.symbol(o["symbol"])
         run.model_seconds = (run.model_seconds or 0.0) + o["seconds"]
@@ -717,9 +710,7 @@ def _model_and_report(
             run.fail(f"model {o['exchange']} {o['symbol']}: {o['error']}")
         else:
             run.model = "\n".join(filter(None, [run.model, o["line"]]))
-    for symbol, found in with_data.items():
-        if len(found) < 2:
-            continue
+    for symbol, found in plan.sums.items():
         run = summary.symbol(symbol)
         t1 = time.perf_counter()
         try:

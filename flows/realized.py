@@ -63,10 +63,6 @@ class FileBacktest:
     notes: list[str] = field(default_factory=list)
 
 
-def _time_step(first: datetime, last: datetime) -> str:
-    return "5m" if last - first <= timedelta(days=3) else "15m"
-
-
 def backtest_file(
     settings: Settings,
     symbol: str,
@@ -89,8 +85,7 @@ def backtest_file(
     >>> backtest_file(settings, "BTCUSDT", Path("liqs.csv")).scores  # doctest: +SKIP
     [{'method': 'model', 'side': 'long', 'capture_auc': 0.71, ...}, ...]
     """
-    from transforms.backtest import score
-    from transforms.model import run_model
+    from transforms.backtest import baseline_liquidations, predicted_liquidations, score
     from transforms.params import ModelParams
     from transforms.realized import realized_per_bar
     from warehouse import reads
@@ -111,9 +106,12 @@ def backtest_file(
             f"{csv_path.name}: none of its {events.height:,} events fall in the modelled window "
             f"{first:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC of {symbol}"
         )
-    result = run_model(bars, ModelParams(), time_step=_time_step(first, end))
     realized = realized_per_bar(inside.select("ts", "side", "usd"), bars)
-    scores = score(result.predicted, realized, baseline=result.baseline)
+    scores = score(
+        predicted_liquidations(bars, ModelParams()),
+        realized,
+        baseline=baseline_liquidations(bars),
+    )
     notes = [
         f"{inside.height:,} of {events.height:,} events of {csv_path.name} fall in the modelled "
         f"window {first:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC; scored against this file "

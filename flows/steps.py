@@ -112,45 +112,6 @@ def import_realized(
     )
 
 
-def _heatmap_tiers(bars: pl.DataFrame) -> Any:
-    """The stored heatmap's time buckets (`transforms.heatmap.display_tiers`): 5 minutes on a
-    history of 3 days or less, else 15 minutes for the last 4 days, coarser further back."""
-    from transforms.heatmap import display_tiers
-
-    first, last = bars["ts"].min(), bars["ts"].max()
-    short = (
-        isinstance(first, datetime)
-        and isinstance(last, datetime)
-        and last - first <= timedelta(days=3)
-    )
-    fine = timedelta(minutes=5 if short else 15)
-    if "bar_seconds" in bars.columns and bars["bar_seconds"].max() is not None:
-        # never finer than the stored bars (an imported 1h history: 1h buckets)
-        fine = max(fine, timedelta(seconds=int(bars["bar_seconds"].max())))  # type: ignore[arg-type]
-    return display_tiers(fine)
-
-
-def _display_heatmaps(result: Any, bars: pl.DataFrame, tiers: Any) -> dict[str, pl.DataFrame]:
-    """The stored heatmaps at display resolution: cells per leverage filter group inside the
-    prices the site can show, the total over the groups, the map per display band."""
-    from transforms.bars import model_input
-    from transforms.heatmap import display_price_range
-    from transforms.leverage_bands import band_heatmaps, band_maps, heatmap_from_bands
-
-    norm = model_input(bars)
-    step, params = float(result.price_step), result.params
-    keys = result.key_levels["price"].to_list() if result.key_levels.height else []
-    window = display_price_range(norm, keys)
-    bands = band_heatmaps(result.levels, norm, step, tiers, params=params, price_range=window)
-    return {
-        "heatmap_cells": heatmap_from_bands(bands),
-        "heatmap_band_cells": bands,
-        "liquidation_map_bands": band_maps(
-            result.levels, bars=norm, price_step=step, params=params
-        ),
-    }
-
-
 @dataclass(frozen=True)
 class ModelInputs:
     """Everything one model run reads from the warehouse (one read per (exchange, symbol))."""
@@ -194,17 +155,16 @@ def compute_model(
     price_step: float | None = None,
     keep_levels: bool = False,
 ) -> ModelComputed:
-    """Run the model and the backtest on one symbol's inputs (no I/O: safe in a worker
-    process). ``price_step`` overrides the price bucket of ``params``.
+    """Run the model (`transforms.model.run_model`, the model's one door) on one symbol's
+    inputs and shape its outputs for the single writer (no I/O: safe in a worker process).
+    ``price_step`` overrides the price bucket of ``params``.
 
-    The heatmaps are kept at display resolution (see :func:`_display_heatmaps`); the raw
-    levels (``liq_levels``, about 65k rows per symbol-day of 1-minute bars) only with
-    ``keep_levels``: they are reproducible from the bars and the run's ``params_json``."""
-    from transforms.backtest import key_level_proximity, score
-    from transforms.levels import KEY_LEVELS_SCHEMA, warmup_hours
+    The heatmaps are kept at display resolution; the raw levels (``liq_levels``, about 65k
+    rows per symbol-day of 1-minute bars) only with ``keep_levels``: they are reproducible
+    from the bars and the run's ``params_json``."""
+    from transforms.levels import KEY_LEVELS_SCHEMA
     from transforms.model import run_model
     from transforms.params import ModelParams
-    from transforms.realized import realized_per_bar
 
     started = time.perf_counter()
     params = params or ModelParams()
@@ -212,24 +172,13 @@ def compute_model(
         params = ModelParams.model_validate({**params.model_dump(), "price_step": price_step})
     bars, events = inputs.bars, inputs.events
     t0 = time.perf_counter()
-    tiers = _heatmap_tiers(bars)
-    result = run_model(bars, params, time_step=tiers, with_heatmap=False)
-    display = _display_heatmaps(result, bars, tiers)
-    heat = display["heatmap_cells"]
+    result = run_model(bars, params, realized=events if events.height else None)
     seconds = time.perf_counter() - t0
-
-    scores = pl.DataFrame()
-    if events.height:
-        realized = realized_per_bar(events.select("ts", "side", "usd"), bars)
-        scores = score(
-            result.predicted,
-            realized,
-            baseline=result.baseline,
-            warmup=timedelta(hours=warmup_hours(params)),
-            near=key_level_proximity(bars, heat, time_step=tiers),
-        ).with_columns(
-            pl.lit(bars["ts"].min()).alias("start_ts"),
-            pl.lit(bars["ts"].max()).alias("end_ts"),
+    scores = result.scores
+    if scores.height:
+        scores = scores.with_columns(
+            pl.lit(result.start_ts).alias("start_ts"),
+            pl.lit(result.end_ts).alias("end_ts"),
             pl.lit(",".join(sorted(set(events["source"].to_list())))).alias("realized_source"),
             pl.lit(datetime.now(UTC)).alias("computed_at"),
         )
@@ -237,9 +186,9 @@ def compute_model(
     run = pl.DataFrame(
         {
             "params_json": [params.to_json()],
-            "start_ts": [bars["ts"].min()],
-            "end_ts": [bars["ts"].max()],
-            "bars": [bars.height],
+            "start_ts": [result.start_ts],
+            "end_ts": [result.end_ts],
+            "bars": [result.bars],
             "levels": [result.levels.height],
             "price_step": [float(result.price_step)],
             "seconds": [seconds],
@@ -251,7 +200,7 @@ def compute_model(
     )
     outputs: dict[str, pl.DataFrame] = {
         **({"liq_levels": levels} if keep_levels else {}),
-        "heatmap_cells": heat,
+        "heatmap_cells": result.heatmap,
         "liquidation_map": result.liquidation_map.select(
             "as_of",
             "ref_price",
@@ -264,22 +213,19 @@ def compute_model(
         "key_levels": result.key_levels.select(list(KEY_LEVELS_SCHEMA)),
         "predicted_liquidations": result.predicted.select("ts", "long_usd", "short_usd"),
         "backtest_scores": scores,
-        "heatmap_band_cells": display["heatmap_band_cells"],
-        "liquidation_map_bands": display["liquidation_map_bands"],
+        "heatmap_band_cells": result.heatmap_bands,
+        "liquidation_map_bands": result.liquidation_map_bands,
+        **result.more_scores,
     }
     summary = ModelSummary(
         exchange=inputs.exchange,
         symbol=inputs.symbol,
         params_hash=params_hash,
-        bars=bars.height,
+        bars=result.bars,
         levels=result.levels.height,
-        heatmap_cells=heat.height,
+        heatmap_cells=result.heatmap.height,
         seconds=seconds,
-        scores=scores.select(
-            "method", "side", "capture_auc", "top_decile_overlap", "log_corr"
-        ).to_dicts()
-        if scores.height
-        else [],
+        scores=_score_lines(scores),
     )
     return ModelComputed(
         inputs.exchange,
@@ -290,6 +236,15 @@ def compute_model(
         summary,
         compute_seconds=time.perf_counter() - started,
     )
+
+
+def _score_lines(scores: pl.DataFrame) -> list[dict[str, Any]]:
+    """The headline figures of a run's scores (for :class:`ModelSummary`)."""
+    if not scores.height:
+        return []
+    return scores.select(
+        "method", "side", "capture_auc", "top_decile_overlap", "log_corr"
+    ).to_dicts()
 
 
 def store_model(settings: Settings, computed: ModelComputed) -> ModelSummary:
@@ -502,7 +457,8 @@ def aggregate_symbol(
     set, else the auto step of the binance bars (else of the first exchange with bars). Each
     exchange's model is (re)run with that step unless a run with the same params hash already
     covers its current window and is newer than its last load (``rerun=True`` always reruns).
-    The stored aggregate (see :mod:`transforms.aggregate`): heatmap cells summed on
+    The exchanges' stored outputs are read back and summed by
+    `transforms.aggregate.sum_exchanges` (the sum's one door): heatmap cells summed on
     (ts, price), liquidation map summed on price with the exchanges' reference prices weighted
     by their alive notional, key levels recomputed from the summed map, predicted
     liquidations summed per ts, and backtest scores of the summed prediction against every
@@ -511,17 +467,8 @@ def aggregate_symbol(
     bar times over the exchanges, ``levels`` = their sum.
     """
     from flows.calibration import resolve_params
-    from transforms.aggregate import (
-        AGGREGATE_EXCHANGE,
-        key_levels_from_map,
-        sum_heatmaps,
-        sum_liquidation_maps,
-        sum_per_ts,
-    )
-    from transforms.backtest import baseline_liquidations, score
-    from transforms.levels import warmup_hours
+    from transforms.aggregate import AGGREGATE_EXCHANGE, ExchangeRun, sum_exchanges
     from transforms.params import ModelParams
-    from transforms.realized import realized_per_bar
     from warehouse import reads_report as rr
 
     db = settings.db_path
@@ -565,40 +512,28 @@ def aggregate_symbol(
             runs[ex] = run
 
     t0 = time.perf_counter()
-    parts = []
-    maps = []
-    predicted = []
-    for ex, run in runs.items():
-        cells = rr.heatmap_cells(db, ex, symbol, params_hash)
-        parts.append(
-            (cells, _heatmap_tiers(pl.DataFrame({"ts": [run["start_ts"], run["end_ts"]]})))
+    events = {ex: reads.realized_liquidations(db, ex, symbol, *windows[ex]) for ex in runs}
+    scoring = any(e.height for e in events.values())
+    parts = [
+        ExchangeRun(
+            start_ts=run["start_ts"],
+            end_ts=run["end_ts"],
+            heatmap=rr.heatmap_cells(db, ex, symbol, params_hash),
+            heatmap_bands=rr.band_heatmap_cells(db, ex, symbol, params_hash),
+            liquidation_map=rr.latest_liquidation_map(db, ex, symbol, params_hash),
+            liquidation_map_bands=rr.latest_band_map(db, ex, symbol, params_hash),
+            predicted=rr.predicted_liquidations(db, ex, symbol, params_hash),
+            bars=reads.model_bars(db, ex, symbol, *windows[ex]) if scoring else None,
+            realized=events[ex],
+            bar=reads.bar_size(db, ex, symbol),
         )
-        maps.append(rr.latest_liquidation_map(db, ex, symbol, params_hash))
-        predicted.append(rr.predicted_liquidations(db, ex, symbol, params_hash))
-    heat = sum_heatmaps(parts, price_step=step)
-    liq_map = sum_liquidation_maps(maps, price_step=step)
-    band_outputs = _sum_band_outputs(db, symbol, params_hash, runs, step)
-    levels = key_levels_from_map(liq_map, price_step=step)
-    pred = sum_per_ts(predicted)
-
-    scores = pl.DataFrame()
-    realized_parts = []
-    baselines = []
-    sources: set[str] = set()
-    events_by_ex = {ex: reads.realized_liquidations(db, ex, symbol, *windows[ex]) for ex in runs}
-    if pred.height and any(e.height for e in events_by_ex.values()):
-        for ex, events in events_by_ex.items():
-            bars = reads.model_bars(db, ex, symbol, *windows[ex])
-            baselines.append(baseline_liquidations(bars))
-            if events.height:
-                realized_parts.append(realized_per_bar(events.select("ts", "side", "usd"), bars))
-                sources |= {f"{ex}:{src}" for src in events["source"].to_list()}
-        scores = score(
-            pred,
-            sum_per_ts(realized_parts),
-            baseline=sum_per_ts(baselines),
-            warmup=timedelta(hours=warmup_hours(params)),
-        ).with_columns(
+        for ex, run in runs.items()
+    ]
+    total = sum_exchanges(parts, price_step=step, params=params)
+    pred, scores = total.predicted, total.scores
+    if scores.height:
+        sources = {f"{ex}:{src}" for ex, e in events.items() for src in e["source"].to_list()}
+        scores = scores.with_columns(
             pl.lit(pred["ts"].min()).alias("start_ts"),
             pl.lit(pred["ts"].max()).alias("end_ts"),
             pl.lit(",".join(sorted(sources))).alias("realized_source"),
@@ -625,12 +560,14 @@ def aggregate_symbol(
         params_hash=params_hash,
         run=run_row,
         outputs={
-            "heatmap_cells": heat,
-            "liquidation_map": liq_map,
-            "key_levels": levels,
+            "heatmap_cells": total.heatmap,
+            "liquidation_map": total.liquidation_map,
+            "key_levels": total.key_levels,
             "predicted_liquidations": pred,
             "backtest_scores": scores,
-            **band_outputs,
+            "heatmap_band_cells": total.heatmap_bands,
+            "liquidation_map_bands": total.liquidation_map_bands,
+            **total.more_scores,
         },
     )
     return ModelSummary(
@@ -639,78 +576,62 @@ def aggregate_symbol(
         params_hash=params_hash,
         bars=pred.height,
         levels=n_levels,
-        heatmap_cells=heat.height,
+        heatmap_cells=total.heatmap.height,
         seconds=seconds,
-        scores=scores.select(
-            "method", "side", "capture_auc", "top_decile_overlap", "log_corr"
-        ).to_dicts()
-        if scores.height
-        else [],
+        scores=_score_lines(scores),
     )
 
 
-def _sum_band_outputs(
-    db: Path, symbol: str, params_hash: str, runs: dict[str, dict[str, Any]], step: float
-) -> dict[str, pl.DataFrame]:
-    """The exchanges' leverage-band tables summed (per band) for the aggregate "all"."""
-    from transforms.aggregate import sum_heatmaps
-    from transforms.leverage_bands import BAND_HEATMAP_SCHEMA, BAND_MAP_SCHEMA
+@dataclass(frozen=True)
+class ModelPlan:
+    """The model route of some symbols (the same for ``liqheat model`` and the flows): the
+    (exchange, symbol) pairs to model, then per symbol the exchanges to sum (exchange
+    ``"all"``, see :func:`aggregate_symbol`) when two or more have data."""
+
+    jobs: list[tuple[str, str]]
+    sums: dict[str, list[str]]
+
+    @property
+    def steps(self) -> int:
+        """Pairs to model plus sums to store."""
+        return len(self.jobs) + len(self.sums)
+
+
+def model_plan(
+    settings: Settings, symbols: Sequence[str], exchanges: Sequence[str] | None = None
+) -> ModelPlan:
+    """Plan the model route of ``symbols``: every exchange of ``exchanges`` (default: every
+    exchange with bars or runs of the symbol) that has bars, binance always (it reports "no
+    bars" when it has none), then the sum of the exchanges with bars when there are two or
+    more."""
     from warehouse import reads_report as rr
 
-    cells: dict[str, list[tuple[pl.DataFrame, str]]] = {}
-    maps = []
-    for ex, run in runs.items():
-        every = _heatmap_tiers(pl.DataFrame({"ts": [run["start_ts"], run["end_ts"]]}))
-        for band, part in rr.band_heatmap_cells(db, ex, symbol, params_hash).group_by("band"):
-            cells.setdefault(str(band[0]), []).append((part.drop("band"), every))
-        maps.append(rr.latest_band_map(db, ex, symbol, params_hash))
-    heat_parts = [
-        sum_heatmaps(parts, price_step=step).select(pl.lit(band).alias("band"), pl.all())
-        for band, parts in sorted(cells.items())
-    ]
-    heat = pl.concat(heat_parts) if heat_parts else pl.DataFrame(schema=BAND_HEATMAP_SCHEMA)
-    present = [m for m in maps if m.height]
-    if present:
-        as_of = max(m["as_of"].max() for m in present)  # type: ignore[type-var]
-        bands = (
-            pl.concat([m.select("band", "price", "long_usd", "short_usd") for m in present])
-            .with_columns(price=(pl.col("price") / step + 1e-6).floor() * step)
-            .group_by("band", "price")
-            .agg(pl.col("long_usd").sum(), pl.col("short_usd").sum())
-            .sort("band", "price")
-            .select(pl.col("band"), pl.lit(as_of).alias("as_of"), pl.all().exclude("band"))
+    jobs: list[tuple[str, str]] = []
+    sums: dict[str, list[str]] = {}
+    for symbol in symbols:
+        chosen = (
+            exchanges
+            if exchanges is not None
+            else [EXCHANGE, *rr.symbol_exchanges(settings.db_path, symbol)]
         )
-    else:
-        bands = pl.DataFrame(schema=BAND_MAP_SCHEMA)
-    return {"heatmap_band_cells": heat, "liquidation_map_bands": bands}
+        found = []
+        for exchange in dict.fromkeys(chosen):
+            has_data = reads.last_bar_ts(settings.db_path, exchange, symbol) is not None
+            if has_data:
+                found.append(exchange)
+            if has_data or exchange == EXCHANGE:
+                jobs.append((exchange, symbol))
+        if len(found) >= 2:
+            sums[symbol] = found
+    return ModelPlan(jobs, sums)
 
 
-def run_models(
-    settings: Settings,
-    symbols: Sequence[str] | None,
-    *,
-    days: int | None = None,
-    params: ModelParams | None = None,
+def short_day_lines(
+    settings: Settings, symbol: str, exchange: str, days: int | None = None
 ) -> list[str]:
-    """Model every requested (default: every loaded) symbol; return one line per symbol."""
-    chosen = list(symbols) if symbols else reads.symbols_loaded(settings.db_path)
-    if not chosen:
-        return [
-            "no symbols in the warehouse yet: run `liqheat ingest`, `liqheat import` or "
-            "`liqheat demo`"
-        ]
-    lines = []
-    for s in chosen:  # every exchange holding bars of the symbol (imports use any name)
-        for ex in reads.exchanges_with_bars(settings.db_path, s) or [EXCHANGE]:
-            line = model_symbol(settings, s, exchange=ex, days=days, params=params).line()
-            lines.append(line if ex == EXCHANGE else f"[{ex}] {line}")
-            lines += _short_day_lines(settings, s, ex, days)
-    return lines
-
-
-def _short_day_lines(settings: Settings, symbol: str, exchange: str, days: int | None) -> list[str]:
-    """A note when the modelled window holds days loaded incomplete (short archive files,
-    partly covered import days): they are modelled as they are, with their gaps."""
+    """A note when the modelled window holds days loaded incomplete (``ingest_log.complete``
+    false: a short archive file, an import day with a hole): they are modelled as they are,
+    with their gaps, and the user is told so."""
     short = reads.short_days(settings.db_path, exchange, symbol, days or settings.model_days)
     if not short:
         return []
@@ -720,6 +641,48 @@ def _short_day_lines(settings: Settings, symbol: str, exchange: str, days: int |
         f"  note: {len(short)} incomplete day(s) in the {exchange} {symbol} window, modelled "
         f"with their gaps: {shown}{more} (ingest_log.complete)"
     ]
+
+
+def outcome_line(outcome: ModelOutcome) -> str:
+    """One line for a modelled (exchange, symbol): its summary (``[exchange]`` first unless
+    binance) or its error."""
+    tag = "" if outcome.exchange == EXCHANGE else f"[{outcome.exchange}] "
+    if outcome.summary is None:
+        return f"{tag}{outcome.symbol}: failed: {outcome.error}"
+    return f"{tag}{outcome.summary.line()}"
+
+
+def run_model_plan(
+    settings: Settings,
+    plan: ModelPlan,
+    *,
+    days: int | None = None,
+    params: ModelParams | None = None,
+    on_done: Any = None,
+) -> list[ModelOutcome]:
+    """Run a :func:`model_plan`: model its pairs (:func:`model_symbols`), then store its sums
+    (:func:`aggregate_symbol`). A pair or sum that fails is reported in its outcome and never
+    stops the others; ``on_done(outcome)`` is called as each finishes. Returns the pairs'
+    outcomes in plan order, then the sums'."""
+    from transforms.aggregate import AGGREGATE_EXCHANGE
+
+    outcomes = model_symbols(settings, plan.jobs, days=days, params=params, on_done=on_done)
+    for symbol, found in plan.sums.items():
+        t0 = time.perf_counter()
+        try:
+            summary = aggregate_symbol(settings, symbol, found, params=params, days=days)
+        except Exception as exc:
+            error = _error_line(exc)
+            outcome = ModelOutcome(
+                AGGREGATE_EXCHANGE, symbol, None, error, time.perf_counter() - t0
+            )
+        else:
+            seconds = time.perf_counter() - t0
+            outcome = ModelOutcome(AGGREGATE_EXCHANGE, symbol, summary, None, seconds)
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+    return outcomes
 
 
 def run_report(

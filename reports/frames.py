@@ -15,6 +15,8 @@ from typing import Any
 
 import polars as pl
 
+from transforms.display import FINEST_DISPLAY_STEP
+
 #: time-column widths the heatmap may use, finest first
 NICE_TIME_STEPS = tuple(
     timedelta(minutes=m)
@@ -510,8 +512,10 @@ def grid_geometry(
     >>> g.time_step, g.columns, g.price_step, g.rows
     (datetime.timedelta(seconds=3600), 168, 0.2, 100)
     """
+    # never finer than the stored heatmap: its step at the page's start (read from the
+    # warehouse), else the finest the model stores (`transforms.display.display_tiers_for`)
     step_t = choose_time_step(
-        start, end, min_step=source_step or timedelta(minutes=1), max_columns=max_columns
+        start, end, min_step=source_step or FINEST_DISPLAY_STEP, max_columns=max_columns
     )
     step_p = choose_price_step(price_lo, price_hi, base_step, max_rows=max_rows)
     p0 = math.floor(price_lo / step_p) * step_p

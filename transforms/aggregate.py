@@ -20,28 +20,48 @@ Conventions of the aggregate (exchange ``"all"``):
 - key levels: the liquidation clusters of the summed map (`transforms.clusters`), the same
   function a single exchange's key levels come from.
 - per-bar series (predicted, baseline, realized): summed per ``ts`` (missing = 0).
+- backtest scores: the summed prediction against every exchange's realized liquidations summed,
+  the exchanges' baselines summed, the model's warm-up dropped.
+
+`sum_exchanges` is the sum's one door: every stored output of exchange ``"all"`` from the
+exchanges' stored outputs (the flows only read them, call it and write the result).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 
-from transforms.clusters import cluster_key_levels
-from transforms.heatmap import HEATMAP_SCHEMA, LIQUIDATION_MAP_SCHEMA, TimeTiers, as_timedelta
-from transforms.levels import KEY_LEVELS_SCHEMA
+from transforms.backtest import SCORE_SCHEMA, baseline_liquidations, score
+from transforms.clusters import KEY_LEVELS_SCHEMA, cluster_key_levels
+from transforms.heatmap import (
+    HEATMAP_SCHEMA,
+    LIQUIDATION_MAP_SCHEMA,
+    TimeTiers,
+    as_timedelta,
+    display_tiers_for,
+)
+from transforms.levels import warmup_hours
+from transforms.leverage_bands import BAND_HEATMAP_SCHEMA, BAND_MAP_SCHEMA
+from transforms.params import ModelParams
+from transforms.realized import realized_per_bar
 
 __all__ = [
     "AGGREGATE_EXCHANGE",
     "PER_TS_SCHEMA",
+    "AggregateResult",
+    "ExchangeRun",
     "aggregate_ref_price",
     "align_cells",
     "as_timedelta",
     "key_levels_from_map",
+    "sum_band_maps",
+    "sum_exchanges",
     "sum_heatmaps",
     "sum_liquidation_maps",
     "sum_per_ts",
@@ -403,4 +423,150 @@ def sum_per_ts(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
         .agg(pl.col("long_usd").sum(), pl.col("short_usd").sum())
         .sort("ts")
         .select([pl.col(c).cast(t) for c, t in PER_TS_SCHEMA.items()])
+    )
+
+
+def sum_band_maps(maps: Sequence[pl.DataFrame], *, price_step: float) -> pl.DataFrame:
+    """Sum several exchanges' per-band liquidation maps on (band, price bucket); ``as_of`` is
+    the newest snapshot.
+
+    Returns
+    -------
+    pl.DataFrame
+        `transforms.leverage_bands.BAND_MAP_SCHEMA`, sorted by band then price.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> a = pl.DataFrame({"band": ["<=10x"], "as_of": datetime(2024, 1, 1), "price": [91.0],
+    ...                   "long_usd": [2.0], "short_usd": [0.0]})
+    >>> sum_band_maps([a, a], price_step=10.0).select("band", "price", "long_usd").rows()
+    [('<=10x', 90.0, 4.0)]
+    """
+    _check_step(price_step)
+    present = [m for m in maps if m.height]
+    if not present:
+        return pl.DataFrame(schema=BAND_MAP_SCHEMA)
+    as_of = max(m["as_of"].max() for m in present)  # type: ignore[type-var]
+    return (
+        pl.concat([m.select("band", "price", "long_usd", "short_usd") for m in present])
+        .with_columns(price=(pl.col("price") / price_step + 1e-6).floor() * price_step)
+        .group_by("band", "price")
+        .agg(pl.col("long_usd").sum(), pl.col("short_usd").sum())
+        .sort("band", "price")
+        .select(pl.col("band"), pl.lit(as_of).alias("as_of"), pl.all().exclude("band"))
+    )
+
+
+@dataclass(frozen=True)
+class ExchangeRun:
+    """One exchange's stored model outputs of a symbol, as `sum_exchanges` takes them.
+
+    ``start_ts``/``end_ts`` are its run's window (its heatmap's time buckets follow from them,
+    `transforms.heatmap.display_tiers_for`); ``bars`` (its model window) and ``realized``
+    (its realized liquidations, per event or per bar) are needed only to score the sum.
+    """
+
+    start_ts: datetime
+    end_ts: datetime
+    heatmap: pl.DataFrame
+    heatmap_bands: pl.DataFrame
+    liquidation_map: pl.DataFrame
+    liquidation_map_bands: pl.DataFrame
+    predicted: pl.DataFrame
+    bars: pl.DataFrame | None = None
+    realized: pl.DataFrame | None = None
+    #: the exchange's bar size (its heatmap's buckets are never finer); None: 1 minute
+    bar: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class AggregateResult:
+    """Every stored output of exchange ``"all"`` (see the module docstring for each sum).
+
+    ``scores`` is `transforms.backtest.SCORE_SCHEMA` (empty when no exchange has realized
+    liquidations); ``more_scores`` holds further score frames by their table, as in
+    `transforms.model.ModelResult`.
+    """
+
+    heatmap: pl.DataFrame
+    heatmap_bands: pl.DataFrame
+    liquidation_map: pl.DataFrame
+    liquidation_map_bands: pl.DataFrame
+    key_levels: pl.DataFrame
+    predicted: pl.DataFrame
+    scores: pl.DataFrame
+    price_step: float
+    more_scores: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+
+def sum_exchanges(
+    runs: Sequence[ExchangeRun], *, price_step: float, params: ModelParams
+) -> AggregateResult:
+    """Sum the exchanges' model outputs of one symbol into the outputs of exchange ``"all"``.
+
+    Every run must share ``params`` (in particular ``price_step``): heatmaps (total and per
+    band) summed with `sum_heatmaps` on each run's display tiers, maps with
+    `sum_liquidation_maps` / `sum_band_maps`, key levels from the summed map, predictions with
+    `sum_per_ts`; when the sum predicts anything and some exchange has realized liquidations,
+    the scores of the summed prediction against every exchange's realized liquidations summed
+    (baseline: every exchange's baseline summed; each run then needs its ``bars``), the
+    model's warm-up dropped.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> t = datetime(2024, 1, 1)
+    >>> cells = pl.DataFrame({"ts": [t], "price": [100.0], "long_usd": [2.0], "short_usd": [0.0]})
+    >>> pred = pl.DataFrame({"ts": [t], "long_usd": [1.0], "short_usd": [0.0]})
+    >>> run = ExchangeRun(t, t, cells, pl.DataFrame(), pl.DataFrame(), pl.DataFrame(), pred)
+    >>> out = sum_exchanges([run, run], price_step=10.0, params=ModelParams(price_step=10.0))
+    >>> out.heatmap["long_usd"].to_list(), out.predicted["long_usd"].to_list()
+    ([4.0], [2.0])
+    """
+    heat = sum_heatmaps(
+        [(r.heatmap, display_tiers_for(r.start_ts, r.end_ts, r.bar)) for r in runs],
+        price_step=price_step,
+    )
+    liq_map = sum_liquidation_maps([r.liquidation_map for r in runs], price_step=price_step)
+    band_parts: dict[str, list[tuple[pl.DataFrame, Step]]] = {}
+    for r in runs:
+        if not r.heatmap_bands.height:
+            continue
+        every = display_tiers_for(r.start_ts, r.end_ts, r.bar)
+        for band, part in r.heatmap_bands.group_by("band", maintain_order=True):
+            band_parts.setdefault(str(band[0]), []).append((part.drop("band"), every))
+    heat_bands = [
+        sum_heatmaps(parts, price_step=price_step).select(pl.lit(band).alias("band"), pl.all())
+        for band, parts in sorted(band_parts.items())
+    ]
+    pred = sum_per_ts([r.predicted for r in runs])
+    scores = pl.DataFrame(schema=SCORE_SCHEMA)
+    if pred.height and any(r.realized is not None and r.realized.height for r in runs):
+        baselines, realized = [], []
+        for r in runs:
+            if r.bars is None:
+                raise ValueError("scoring the sum needs every exchange's bars")
+            baselines.append(baseline_liquidations(r.bars))
+            if r.realized is not None and r.realized.height:
+                realized.append(realized_per_bar(r.realized, r.bars))
+        scores = score(
+            pred,
+            sum_per_ts(realized),
+            baseline=sum_per_ts(baselines),
+            warmup=timedelta(hours=warmup_hours(params)),
+        )
+    return AggregateResult(
+        heatmap=heat,
+        heatmap_bands=(
+            pl.concat(heat_bands) if heat_bands else pl.DataFrame(schema=BAND_HEATMAP_SCHEMA)
+        ),
+        liquidation_map=liq_map,
+        liquidation_map_bands=sum_band_maps(
+            [r.liquidation_map_bands for r in runs], price_step=price_step
+        ),
+        key_levels=key_levels_from_map(liq_map, price_step=price_step),
+        predicted=pred,
+        scores=scores,
+        price_step=price_step,
     )

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from transforms.bars import _utc_ts, model_input
+from transforms.bars import model_input, utc_ts
 from transforms.heatmap import TimeTiers
 from transforms.levels import F64, Core, compute_core
 from transforms.params import ModelParams
@@ -64,7 +64,7 @@ NEAR_KEY_LEVEL_SCHEMA: dict[str, pl.DataType] = {
 
 def _in_input_order(bars: pl.DataFrame, per_bar: pl.DataFrame) -> pl.DataFrame:
     """Map per-bar values (unique sorted ts) back onto the input rows, same order."""
-    ts = _utc_ts(bars.select("ts")).get_column("ts")
+    ts = utc_ts(bars.select("ts")).get_column("ts")
     out = pl.DataFrame({"ts": ts}).join(per_bar, on="ts", how="left", maintain_order="left")
     return out.select([pl.col(c).cast(t) for c, t in PREDICTED_SCHEMA.items()]).fill_null(0.0)
 
@@ -265,7 +265,7 @@ def key_level_proximity(
     empty = norm.select("ts", pl.lit(False).alias("long_near"), pl.lit(False).alias("short_near"))
     if heatmap.height == 0 or norm.height == 0:
         return empty.select([pl.col(c).cast(t) for c, t in NEAR_KEY_LEVEL_SCHEMA.items()])
-    hm = _utc_ts(heatmap.select("ts", "price", "long_usd", "short_usd"))
+    hm = utc_ts(heatmap.select("ts", "price", "long_usd", "short_usd"))
     buckets = hm.get_column("ts").unique().sort()
     width = buckets.diff().drop_nulls().min() if buckets.len() > 1 else None
     step_price = hm.get_column("price").unique().sort().diff().drop_nulls().min()
@@ -377,20 +377,20 @@ def score(
         frames["baseline"] = baseline
     cutoff = None
     if warmup is not None and predicted.height:
-        first = _utc_ts(predicted.select("ts")).get_column("ts").min()
+        first = utc_ts(predicted.select("ts")).get_column("ts").min()
         if isinstance(first, datetime):
             cutoff = first + warmup
     near_map = None
     if near is not None:
-        near_map = _utc_ts(near.select("ts", "long_near", "short_near")).unique("ts")
+        near_map = utc_ts(near.select("ts", "long_near", "short_near")).unique("ts")
     real = (
-        _utc_ts(realized.select("ts", "long_usd", "short_usd"))
+        utc_ts(realized.select("ts", "long_usd", "short_usd"))
         .group_by("ts")
         .agg(pl.col("long_usd").cast(pl.Float64).sum(), pl.col("short_usd").cast(pl.Float64).sum())
     )
     rows: list[dict[str, object]] = []
     for method, frame in frames.items():
-        pred = _utc_ts(frame.select("ts", "long_usd", "short_usd"))
+        pred = utc_ts(frame.select("ts", "long_usd", "short_usd"))
         if cutoff is not None:
             pred = pred.filter(pl.col("ts") >= cutoff)
         joined = pred.join(real, on="ts", how="left", suffix="_real", maintain_order="left")

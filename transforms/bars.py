@@ -9,9 +9,19 @@ A source that stamps OI at the bar's close (e.g. an aggregated 4h file) must shi
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
-__all__ = ["BARS_SCHEMA", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "model_input"]
+__all__ = [
+    "BARS_SCHEMA",
+    "OPTIONAL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "as_model_input",
+    "model_input",
+    "utc_series",
+    "utc_ts",
+]
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("ts", "open", "high", "low", "close", "oi_usd")
 OPTIONAL_COLUMNS: tuple[str, ...] = (
@@ -42,7 +52,15 @@ BARS_SCHEMA: dict[str, pl.DataType] = {
 _PRICES = ("open", "high", "low", "close")
 
 
-def _utc_ts(frame: pl.DataFrame) -> pl.DataFrame:
+def utc_ts(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its ``ts`` column as UTC microseconds (naive = UTC).
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> utc_ts(pl.DataFrame({"ts": [datetime(2024, 1, 1)]})).schema["ts"]
+    Datetime(time_unit='us', time_zone='UTC')
+    """
     dtype = frame.schema["ts"]
     if not isinstance(dtype, pl.Datetime):
         raise ValueError(f"bars.ts must be a datetime column, got {dtype}")
@@ -97,7 +115,7 @@ def model_input(bars: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in bars.columns]
     if missing:
         raise ValueError(f"bars is missing required column(s): {', '.join(missing)}")
-    frame = _utc_ts(bars)
+    frame = utc_ts(bars)
     present = [c for c in OPTIONAL_COLUMNS if c in frame.columns]
     frame = frame.select(
         "ts",
@@ -140,3 +158,37 @@ def model_input(bars: pl.DataFrame) -> pl.DataFrame:
     frame = frame.with_columns(pl.col("oi_base").is_not_null().alias("oi_observed"))
     frame = frame.with_columns(pl.col("oi_usd").forward_fill(), pl.col("oi_base").forward_fill())
     return frame.select([pl.col(c).cast(t) for c, t in BARS_SCHEMA.items()])
+
+
+def as_model_input(bars: pl.DataFrame) -> pl.DataFrame:
+    """``bars`` when already `model_input` output (UTC ``ts``, sorted, unique, with
+    ``oi_observed``), else `model_input(bars)`: the model's building blocks call it on
+    their input so a normalized frame is not normalized twice.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> raw = pl.DataFrame({"ts": [datetime(2024, 1, 1)], "open": 1.0, "high": 1.0,
+    ...                     "low": 1.0, "close": 1.0, "oi_usd": 5.0})
+    >>> norm = as_model_input(raw)
+    >>> as_model_input(norm) is norm, norm["oi_observed"].to_list()
+    (True, [True])
+    """
+    if "oi_observed" in bars.columns and bars.schema.get("ts") == BARS_SCHEMA["ts"]:
+        ts = bars.get_column("ts")
+        if ts.is_sorted() and ts.n_unique() == bars.height:
+            return bars
+    return model_input(bars)
+
+
+def utc_series(name: str, micros: npt.NDArray[np.int64]) -> pl.Series:
+    """A UTC datetime series (microseconds) named ``name`` from epoch microseconds.
+
+    Examples
+    --------
+    >>> utc_series("ts", np.array([0], dtype=np.int64)).to_list()[0].isoformat()
+    '1970-01-01T00:00:00+00:00'
+    """
+    return (
+        pl.Series(name, micros, dtype=pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    )

@@ -41,10 +41,9 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from transforms.levels import KEY_LEVELS_SCHEMA
-
 __all__ = [
     "CLUSTERS_SCHEMA",
+    "KEY_LEVELS_SCHEMA",
     "MERGE_PCT",
     "MIN_SHARE",
     "SMOOTH_PCT",
@@ -64,6 +63,23 @@ MERGE_PCT = 0.5
 MIN_SHARE = 0.05
 
 _UTC = pl.Datetime("us", "UTC")
+
+#: Key levels: liquidation clusters per side. ``price`` is the cluster's peak rounded to the
+#: price step, ``price_low``/``price_high`` its range, ``usd`` its total; ``is_nearest`` marks
+#: the side's significant cluster nearest to the price, ``is_largest`` its largest (rank 1).
+#: (Also exported by `transforms.levels`.)
+KEY_LEVELS_SCHEMA: dict[str, pl.DataType] = {
+    "as_of": _UTC,
+    "side": pl.String(),
+    "rank": pl.Int32(),
+    "price": pl.Float64(),
+    "usd": pl.Float64(),
+    "distance_pct": pl.Float64(),
+    "price_low": pl.Float64(),
+    "price_high": pl.Float64(),
+    "is_nearest": pl.Boolean(),
+    "is_largest": pl.Boolean(),
+}
 
 #: Every cluster of a map, per side. ``share`` = usd / the side's total; ``buckets`` = price
 #: buckets with USD in the cluster; the rest as in the module docstring.
@@ -359,7 +375,7 @@ def cluster_key_levels(
     Returns
     -------
     pl.DataFrame
-        `transforms.levels.KEY_LEVELS_SCHEMA`, longs then shorts, by rank.
+        `KEY_LEVELS_SCHEMA`, longs then shorts, by rank.
 
     Examples
     --------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,33 +10,43 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from transforms.bars import as_model_input, utc_series
+from transforms.display import (
+    DISPLAY_AGES,
+    FINEST_DISPLAY_STEP,
+    SHORT_HISTORY,
+    TimeTiers,
+    as_timedelta,
+    display_tiers,
+    display_tiers_for,
+)
 from transforms.levels import (
     EXPIRY_FRACTION,
     F64,
     I64,
-    _normalized,
-    _ts_series,
     bar_index,
     log_survival,
     snapshot,
 )
+from transforms.map_cells import LIQUIDATION_MAP_SCHEMA, map_cells
 from transforms.params import ModelParams
 
 __all__ = [
     "DISPLAY_AGES",
+    "FINEST_DISPLAY_STEP",
     "HEATMAP_SCHEMA",
     "LIQUIDATION_MAP_SCHEMA",
+    "SHORT_HISTORY",
     "TimeTiers",
     "as_timedelta",
     "display_price_range",
     "display_tiers",
+    "display_tiers_for",
     "heatmap",
     "liquidation_map",
 ]
 
 _UTC = pl.Datetime("us", "UTC")
-_US = timedelta(microseconds=1)
-_DAY_US = 86_400_000_000
 
 #: Sparse heatmap cells. ``price`` is the bucket's LOWER edge (``floor(p / step) * step``);
 #: the USD columns are the notional alive, averaged over the bars of the time bucket.
@@ -47,127 +56,6 @@ HEATMAP_SCHEMA: dict[str, pl.DataType] = {
     "long_usd": pl.Float64(),
     "short_usd": pl.Float64(),
 }
-
-#: One snapshot. ``price`` is the bucket's lower edge; longs lie below ``ref_price`` and shorts
-#: above; ``long_cum_usd`` sums longs from ``ref_price`` down to the bucket, ``short_cum_usd``
-#: shorts from ``ref_price`` up to the bucket.
-LIQUIDATION_MAP_SCHEMA: dict[str, pl.DataType] = {
-    "as_of": _UTC,
-    "ref_price": pl.Float64(),
-    "price": pl.Float64(),
-    "long_usd": pl.Float64(),
-    "short_usd": pl.Float64(),
-    "long_cum_usd": pl.Float64(),
-    "short_cum_usd": pl.Float64(),
-}
-
-#: the site's time resolution by age (see `display_tiers`): bars older than ``age`` before the
-#: anchor are bucketed by ``step``. Matched to the site's ranges (180 columns): 12h..3d pages
-#: need the finest step, 7d hourly, 30d 4-hourly, 90d 12-hourly, 180d and 1y daily; each age
-#: is the range plus a day, as the anchor lies up to a day after the last bar.
-DISPLAY_AGES: tuple[tuple[timedelta, timedelta], ...] = (
-    (timedelta(days=4), timedelta(hours=1)),
-    (timedelta(days=8), timedelta(hours=4)),
-    (timedelta(days=31), timedelta(hours=12)),
-    (timedelta(days=91), timedelta(days=1)),
-)
-
-
-@dataclass(frozen=True)
-class TimeTiers:
-    """Heatmap time buckets that coarsen with age.
-
-    Bars get ``step`` buckets, except those older than ``age`` before the *anchor* (the UTC
-    midnight after the last bar, so the exchanges of one night share their cuts), which get that
-    tier's coarser ``step`` (the oldest tier they fall in wins). A tier starts at a multiple of
-    its step, and every step divides the next, so no bucket straddles two tiers. Cost: O(n)
-    for n timestamps.
-
-    Examples
-    --------
-    >>> t = TimeTiers(timedelta(minutes=15), ((timedelta(days=1), timedelta(hours=1)),))
-    >>> anchor = TimeTiers.anchor_us(np.array([_DAY_US + 1]))  # a bar on day 1 -> end of day 1
-    >>> starts = t.bucket_starts(np.array([_DAY_US // 2 + 1, _DAY_US + 60_000_000 * 20]), anchor)
-    >>> [int(v // 60_000_000) for v in starts]  # minutes: hour bucket on day 0, 15m on day 1
-    [720, 1455]
-    """
-
-    step: timedelta
-    coarser: tuple[tuple[timedelta, timedelta], ...] = ()
-
-    def __post_init__(self) -> None:
-        prev_age, prev_step = timedelta(0), self.step
-        if self.step <= timedelta(0):
-            raise ValueError(f"time step must be positive, got {self.step}")
-        for age, step in self.coarser:
-            if age <= prev_age or step % prev_step or step < prev_step:
-                raise ValueError(
-                    "tiers must have increasing ages and steps that are multiples of the "
-                    f"previous step, got {self.coarser}"
-                )
-            prev_age, prev_step = age, step
-
-    @staticmethod
-    def anchor_us(ts_us: npt.NDArray[np.int64]) -> int:
-        """The UTC midnight after the last of ``ts_us`` (epoch microseconds)."""
-        return (int(ts_us.max()) // _DAY_US + 1) * _DAY_US if ts_us.shape[0] else 0
-
-    def _cuts(self, anchor_us: int) -> list[tuple[int, int]]:
-        """(cut, step) per coarser tier, in microseconds: timestamps before the cut use step."""
-        out = []
-        for age, step in self.coarser:
-            s = step // _US
-            out.append(((anchor_us - age // _US) // s * s, s))
-        return out
-
-    def steps_us(self, ts_us: npt.NDArray[np.int64], anchor_us: int) -> npt.NDArray[np.int64]:
-        """The bucket length (microseconds) of each timestamp."""
-        out = np.full(ts_us.shape[0], self.step // _US, dtype=np.int64)
-        for cut, step in self._cuts(anchor_us):  # oldest tier last: it wins
-            out[ts_us < cut] = step
-        return out
-
-    def bucket_starts(self, ts_us: npt.NDArray[np.int64], anchor_us: int) -> npt.NDArray[np.int64]:
-        """The start (epoch microseconds) of each timestamp's bucket."""
-        steps = self.steps_us(ts_us, anchor_us)
-        return np.asarray(ts_us // steps * steps, dtype=np.int64)
-
-
-def display_tiers(step: str | timedelta) -> TimeTiers:
-    """`TimeTiers` for the site: ``step`` for the last 4 days, then `DISPLAY_AGES` (only the
-    tiers coarser than ``step``).
-
-    Examples
-    --------
-    >>> [str(s) for _, s in display_tiers("15m").coarser]
-    ['1:00:00', '4:00:00', '12:00:00', '1 day, 0:00:00']
-    """
-    fine = as_timedelta(step)
-    return TimeTiers(fine, tuple((a, s) for a, s in DISPLAY_AGES if s > fine and not s % fine))
-
-
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*(m|h|d)\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-
-
-def as_timedelta(step: str | timedelta) -> timedelta:
-    """Return a time step (``"5m"``, ``"1h"``, ``"1d"`` or a timedelta) as a positive timedelta.
-
-    Examples
-    --------
-    >>> as_timedelta("15m"), as_timedelta(timedelta(hours=1))
-    (datetime.timedelta(seconds=900), datetime.timedelta(seconds=3600))
-    """
-    if isinstance(step, timedelta):
-        value = step
-    else:
-        m = _DURATION_RE.match(step)
-        if m is None:
-            raise ValueError(f"time step must look like 5m, 1h or 1d, got {step!r}")
-        value = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
-    if value <= timedelta(0):
-        raise ValueError(f"time step must be positive, got {step!r}")
-    return value
 
 
 def display_price_range(
@@ -389,7 +277,7 @@ def heatmap(
     params = params or ModelParams()
     if price_range is not None:
         levels = levels.filter(pl.col("price").is_between(price_range[0], price_range[1]))
-    norm = _normalized(bars)
+    norm = as_model_input(bars)
     n = norm.height
     if n == 0 or levels.height == 0:
         return _empty_heatmap(group)
@@ -468,7 +356,7 @@ def heatmap(
             pl.Series(group, pb // raw_span), pl.Series("pb", pb % raw_span + raw_min)
         ).sort(group, "tb", "pb")
     cols: list[pl.Series | pl.Expr | str] = [
-        _ts_series("ts", bucket_ts[bstart][out["tb"].to_numpy()]),
+        utc_series("ts", bucket_ts[bstart][out["tb"].to_numpy()]),
         (pl.col("pb").cast(pl.Float64) * price_step).alias("price"),
         "long_usd",
         "short_usd",
@@ -530,27 +418,6 @@ def liquidation_map(
     (109.0, 0.0, 0.0, 1000.0)
     """
     params = params or ModelParams()
-    step = price_step if price_step is not None else params.resolve_price_step(_normalized(bars))
+    step = price_step if price_step is not None else params.resolve_price_step(as_model_input(bars))
     snap = snapshot(levels, bars, at, params)
-    cells = (
-        pl.DataFrame(
-            {
-                "pb": np.floor(snap.price / step).astype(np.int64),
-                "long": np.where(snap.side == 0, snap.usd, 0.0),
-                "short": np.where(snap.side == 1, snap.usd, 0.0),
-            }
-        )
-        .group_by("pb")
-        .agg(pl.col("long").sum().alias("long_usd"), pl.col("short").sum().alias("short_usd"))
-        .filter((pl.col("long_usd") > 0) | (pl.col("short_usd") > 0))
-        .sort("pb")
-    )
-    return cells.select(
-        _ts_series("as_of", np.full(cells.height, snap.ts, dtype=np.int64)),
-        pl.lit(snap.ref_price, pl.Float64).alias("ref_price"),
-        (pl.col("pb").cast(pl.Float64) * step).alias("price"),
-        "long_usd",
-        "short_usd",
-        pl.col("long_usd").cum_sum(reverse=True).alias("long_cum_usd"),
-        pl.col("short_usd").cum_sum().alias("short_cum_usd"),
-    ).select([pl.col(c).cast(t) for c, t in LIQUIDATION_MAP_SCHEMA.items()])
+    return map_cells(snap.ts, snap.ref_price, snap.side, snap.price, snap.usd, step)

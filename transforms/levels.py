@@ -47,13 +47,15 @@ import numpy.typing as npt
 import polars as pl
 
 from transforms._kernels import first_crossing_kernel
-from transforms.bars import model_input
+from transforms.bars import as_model_input, utc_series
+from transforms.clusters import KEY_LEVELS_SCHEMA, cluster_key_levels
 from transforms.leverage import (
     bin_weights,
     leverage_quantiles,
     liquidation_prices,
     rotation_offsets,
 )
+from transforms.map_cells import map_cells
 from transforms.params import ModelParams
 
 __all__ = [
@@ -88,22 +90,7 @@ LEVELS_SCHEMA: dict[str, pl.DataType] = {
     "alive_usd": pl.Float64(),
 }
 
-#: Key levels: liquidation clusters per side (see `transforms.clusters`). ``price`` is the
-#: cluster's peak rounded to the price step, ``price_low``/``price_high`` its range, ``usd`` its
-#: total; ``is_nearest`` marks the side's significant cluster nearest to the price, ``is_largest``
-#: its largest (rank 1).
-KEY_LEVELS_SCHEMA: dict[str, pl.DataType] = {
-    "as_of": _UTC,
-    "side": pl.String(),
-    "rank": pl.Int32(),
-    "price": pl.Float64(),
-    "usd": pl.Float64(),
-    "distance_pct": pl.Float64(),
-    "price_low": pl.Float64(),
-    "price_high": pl.Float64(),
-    "is_nearest": pl.Boolean(),
-    "is_largest": pl.Boolean(),
-}
+#: Key levels (`key_levels`): `transforms.clusters.KEY_LEVELS_SCHEMA`, exported here too.
 
 #: A level whose remaining notional falls below this fraction of its opening notional is treated
 #: as closed by the heatmap, liquidation map and key levels (a display cut-off; the levels frame
@@ -185,7 +172,7 @@ def turnover_share(bars: pl.DataFrame, params: ModelParams) -> F64:
     >>> turnover_share(bars, ModelParams(turnover_half_life_hours=1.0)).round(3).tolist()
     [0.5, 0.5, 0.5]
     """
-    norm = _normalized(bars)
+    norm = as_model_input(bars)
     n = norm.height
     half_life = params.turnover_half_life_hours
     if half_life is None or n == 0:
@@ -255,7 +242,7 @@ def log_survival(bars: pl.DataFrame, params: ModelParams) -> F64:
     >>> np.exp(log_survival(bars, p)).round(3).tolist()
     [1.0, 0.8, 0.8]
     """
-    norm = _normalized(bars)
+    norm = as_model_input(bars)
     n = norm.height
     inc = np.zeros(n)
     if params.oi_decrease == "proportional" and n:
@@ -274,14 +261,6 @@ def log_survival(bars: pl.DataFrame, params: ModelParams) -> F64:
         hours = (ts - ts[0]) / 3.6e9
         log_d = log_d - math.log(2.0) * hours / params.decay_half_life_hours
     return np.asarray(log_d, dtype=np.float64)
-
-
-def _normalized(bars: pl.DataFrame) -> pl.DataFrame:
-    if "oi_observed" in bars.columns and bars.schema.get("ts") == _UTC:
-        ts = bars.get_column("ts")
-        if ts.is_sorted() and ts.n_unique() == bars.height:
-            return bars
-    return model_input(bars)
 
 
 def _opened_contracts(norm: pl.DataFrame, params: ModelParams) -> F64:
@@ -393,7 +372,7 @@ def compute_core(bars: pl.DataFrame, params: ModelParams) -> Core:
 
     O(n log n + N log n) time, O(n log n + N) memory (see the module docstring).
     """
-    norm = _normalized(bars)
+    norm = as_model_input(bars)
     n = norm.height
     if n == 0:
         return _empty_core(norm, params)
@@ -454,12 +433,6 @@ def _empty_core(norm: pl.DataFrame, params: ModelParams) -> Core:
     )  # fmt: skip
 
 
-def _ts_series(name: str, micros: I64) -> pl.Series:
-    return (
-        pl.Series(name, micros, dtype=pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    )
-
-
 def levels_frame(core: Core) -> pl.DataFrame:
     """The `LEVELS_SCHEMA` frame of a `Core` (internal)."""
     n = core.n
@@ -472,14 +445,14 @@ def levels_frame(core: Core) -> pl.DataFrame:
     created = core.ts[core.j] if n else core.j
     frame = pl.DataFrame(
         [
-            _ts_series("created_at", created),
+            utc_series("created_at", created),
             pl.Series("side", core.side).replace_strict(
                 {0: "long", 1: "short"}, return_dtype=pl.String
             ),
             pl.Series("leverage", core.leverage),
             pl.Series("price", core.price),
             pl.Series("notional_usd", core.notional),
-            _ts_series("liquidated_at", liq_ts),
+            utc_series("liquidated_at", liq_ts),
             pl.Series("entry_price", core.entry),
             pl.Series("liquidated_usd", liq_usd),
             pl.Series("alive_usd", alive),
@@ -555,7 +528,7 @@ def snapshot(levels: pl.DataFrame, bars: pl.DataFrame, at: datetime | None, para
     Longs at or above, and shorts at or below, the bar's close are dropped (they are crossed in
     the next bar). O(N + n).
     """
-    norm = _normalized(bars)
+    norm = as_model_input(bars)
     if norm.height == 0:
         raise ValueError("bars is empty")
     ts = norm.get_column("ts").dt.epoch("us").to_numpy().astype(np.int64)
@@ -631,10 +604,8 @@ def key_levels(
     >>> key_levels(liquidation_levels(bars, p), bars, params=p).select("side", "usd").rows()
     [('long', 1000.0), ('short', 1000.0)]
     """
-    from transforms.clusters import cluster_key_levels  # imports this module
-    from transforms.heatmap import liquidation_map  # imports this module
-
     params = params or ModelParams()
-    step = price_step if price_step is not None else params.resolve_price_step(_normalized(bars))
-    liq_map = liquidation_map(levels, at, bars=bars, price_step=step, params=params)
+    step = price_step if price_step is not None else params.resolve_price_step(as_model_input(bars))
+    snap = snapshot(levels, bars, at, params)
+    liq_map = map_cells(snap.ts, snap.ref_price, snap.side, snap.price, snap.usd, step)
     return cluster_key_levels(liq_map, price_step=step, top=top)

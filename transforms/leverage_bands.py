@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from transforms.bars import utc_series
 from transforms.heatmap import HEATMAP_SCHEMA, TimeTiers, heatmap
-from transforms.levels import _ts_series, snapshot
+from transforms.levels import snapshot
 from transforms.params import ModelParams
 
 __all__ = [
@@ -266,7 +267,7 @@ def band_maps(
     )
     return cells.select(
         "band",
-        _ts_series("as_of", np.full(cells.height, snap.ts, dtype=np.int64)),
+        utc_series("as_of", np.full(cells.height, snap.ts, dtype=np.int64)),
         (pl.col("pb").cast(pl.Float64) * price_step).alias("price"),
         "long_usd",
         "short_usd",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from transforms.bars import _utc_ts, model_input
+from transforms.bars import model_input, utc_ts
 
 __all__ = ["REALIZED_SCHEMA", "realized_per_bar"]
 
@@ -24,7 +24,7 @@ def _as_utc(frame: pl.DataFrame) -> pl.DataFrame:
         frame = frame.with_columns(pl.col("ts").str.to_datetime(time_zone="UTC", time_unit="us"))
     elif dtype.is_integer():
         frame = frame.with_columns(pl.from_epoch("ts", time_unit="ms"))
-    return _utc_ts(frame)
+    return utc_ts(frame)
 
 
 def realized_per_bar(events_or_bars: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFrame:

@@ -116,11 +116,8 @@ def model_window(
         start = end - timedelta(days=days)
         where, params = _symbol_window("k.", exchange, symbol, start, end)
         bars = con.sql(_MODEL_BARS_SQL.format(where=where), params=params).pl()
-        where, params = _symbol_window("", exchange, symbol, start, end)
-        events = con.sql(
-            f"SELECT ts, side, usd, source FROM realized_liquidations WHERE {where} ORDER BY ts",
-            params=params,
-        ).pl()
+        sql, params = realized_liquidations_sql(exchange, symbol, start, end)
+        events = con.sql(sql, params=params).pl()
     return _utc(bars), _utc(events)
 
 
@@ -175,6 +172,32 @@ def last_bar_ts(db_path: Path, exchange: str, symbol: str) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
+def realized_liquidations_sql(
+    exchange: str,
+    symbol: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> tuple[str, list[Any]]:
+    """Return the one query of realized liquidation events (ts, side, usd, source) of one
+    symbol in ``[start, end)`` and its parameters (run by :func:`realized_liquidations`, by
+    :func:`model_window` and by `warehouse.reads_report.realized_liquidations`).
+
+    An event stored under several sources (the same file stored twice under two names, or
+    overlapping exports) counts once, under the first source by name: the k-th copy of an
+    identical (ts, side, usd) in one source matches the k-th copy in another. Repeats within
+    one source are kept.
+    """
+    where, params = _symbol_window("", exchange, symbol, start, end)
+    sql = (
+        "SELECT ts, side, usd, min(source) AS source FROM ("
+        "  SELECT ts, side, usd, source, row_number() OVER "
+        "    (PARTITION BY ts, side, usd, source) AS copy"
+        f"  FROM realized_liquidations WHERE {where}"
+        ") GROUP BY ts, side, usd, copy ORDER BY ts, side, usd"
+    )
+    return sql, params
+
+
 def realized_liquidations(
     db_path: Path,
     exchange: str,
@@ -182,22 +205,9 @@ def realized_liquidations(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> pl.DataFrame:
-    """Return realized liquidation events (ts, side, usd, source) for one symbol.
-
-    An event stored under several sources (the same file stored twice under two names, or
-    overlapping exports) counts once: the k-th copy of an identical (ts, side, usd) in one
-    source matches the k-th copy in another. Repeats within one source are kept.
-    """
-    where, params = _symbol_window("", exchange, symbol, start, end)
-    return query(
-        db_path,
-        "SELECT ts, side, usd, min(source) AS source FROM ("
-        "  SELECT ts, side, usd, source, row_number() OVER "
-        "    (PARTITION BY ts, side, usd, source) AS copy"
-        f"  FROM realized_liquidations WHERE {where}"
-        ") GROUP BY ts, side, usd, copy ORDER BY ts, side, usd",
-        params,
-    )
+    """Return realized liquidation events (ts, side, usd, source) for one symbol, an event
+    stored under several sources once (see :func:`realized_liquidations_sql`)."""
+    return query(db_path, *realized_liquidations_sql(exchange, symbol, start, end))
 
 
 def short_days(db_path: Path, exchange: str, symbol: str, days: int) -> list[tuple[date, str]]:

@@ -482,20 +482,16 @@ def realized_liquidations(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> pl.DataFrame:
-    """Return realized liquidations (ts, side, usd, source) of ``symbol`` in ``[start, end)``.
+    """Return realized liquidations (ts, side, usd, source) of ``symbol`` in ``[start, end)``:
+    the query of `warehouse.reads.realized_liquidations` (an event stored under several
+    sources counts once), on the shared connection when one is open.
 
     Examples
     --------
     >>> realized_liquidations(db, "binance", "BTCUSDT").columns  # doctest: +SKIP
     ['ts', 'side', 'usd', 'source']
     """
-    extra, params = _range_sql("ts", start, end)
-    return query(
-        db_path,
-        "SELECT ts, side, usd, source FROM realized_liquidations "
-        f"WHERE exchange = ? AND symbol = ?{extra} ORDER BY ts",
-        [exchange, symbol, *params],
-    )
+    return query(db_path, *reads.realized_liquidations_sql(exchange, symbol, start, end))
 
 
 def lineage(db_path: Path, exchange: str, symbol: str) -> pl.DataFrame:

@@ -255,3 +255,47 @@ def test_no_bars_no_aggregate(tmp_path: Path) -> None:
     assert summary.bars == 0
     with pytest.raises(ValueError, match="aggregate"):
         aggregate_symbol(settings, SYMBOL, ["all"])
+
+
+def test_liqheat_model_runs_every_exchange_then_the_sum(tmp_path: Path) -> None:
+    """``liqheat model`` takes the nightly's route: every exchange with data, then "all";
+    with ``--profile`` each of their runs carries the profile's params."""
+    from tests.cli import liqheat
+    from warehouse.profiles import write_profile
+
+    settings = Settings(home=tmp_path / "home")
+    settings.home.mkdir(parents=True)
+    for seed, (exchange, price) in enumerate(
+        (("binance", 60_000.0), ("okx", 60_020.0), ("bybit", 60_030.0)), start=1
+    ):
+        _write_market(settings.db_path, exchange, price, 0.25, seed=seed)
+    profile = ModelParams(turnover_half_life_hours=6.0)
+    day = (START, START + timedelta(days=1))
+    write_profile(
+        settings.db_path,
+        name="quick",
+        params_json=profile.to_json(),
+        params_hash=profile.params_hash(),
+        fitted_on="test",
+        train=day,
+        test=day,
+        size_ratio={},
+        scores=pl.DataFrame(),
+    )
+    result = liqheat(settings.home, "model", "--symbol", SYMBOL, "--profile", "quick")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{SYMBOL}: 360 bars")
+    assert any(line.startswith(f"[okx] {SYMBOL}: 360 bars") for line in lines)
+    assert any(line.startswith(f"[bybit] {SYMBOL}: 360 bars") for line in lines)
+    assert any(line.startswith(f"[all] {SYMBOL}: 360 bars") for line in lines)
+    runs = query(settings.db_path, "SELECT exchange, params_hash, params_json FROM model_runs")
+    assert set(runs["exchange"]) == {"binance", "okx", "bybit", "all"}
+    own = resolve_params(settings, SYMBOL, profile).params_hash()  # each exchange's own step
+    for exchange in ("binance", "okx", "bybit"):
+        mine = runs.filter(pl.col("exchange") == exchange)
+        assert own in mine["params_hash"].to_list(), exchange
+    summed = runs.filter(pl.col("exchange") == "all").row(0, named=True)
+    assert ModelParams.model_validate_json(summed["params_json"]).turnover_half_life_hours == 6.0
+    # the sum's params (one price step for every exchange) are each exchange's too
+    assert (runs["params_hash"] == summed["params_hash"]).sum() == 4

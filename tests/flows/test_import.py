@@ -156,7 +156,7 @@ def test_conflicting_duplicates_off_grid_times_and_odd_sizes_are_refused() -> No
 def test_a_short_archive_day_is_recorded_and_named_by_the_model(tmp_path: Path) -> None:
     """A loaded day flagged "short file" is ingest_log.complete = false, v_coverage counts it,
     and `liqheat model` says it models it with its gap (issue 21)."""
-    from flows.steps import run_models
+    from flows.steps import model_symbol, short_day_lines
     from warehouse.db import write_connection
     from warehouse.writes import log_ingest
 
@@ -188,13 +188,10 @@ def test_a_short_archive_day_is_recorded_and_named_by_the_model(tmp_path: Path) 
     assert logged.rows() == [("klines", False), ("metrics", True)]
     cover = query(settings.db_path, "SELECT dataset, short_days FROM v_coverage ORDER BY 1")
     assert cover.rows() == [("klines", 1), ("metrics", 0)]
-    lines = run_models(settings, ["BTCUSDT"], days=1)
-    assert lines[0].startswith("BTCUSDT: 1,380 bars")
-    assert (
-        "1 incomplete day(s) in the binance BTCUSDT window, modelled with their gaps: "
-        in (lines[1])
-    )
-    assert "2026-06-10 (short file: 1380 of 1440 rows (00:00-22:59))" in lines[1]
+    assert model_symbol(settings, "BTCUSDT", days=1).bars == 1380
+    (line,) = short_day_lines(settings, "BTCUSDT", "binance", 1)
+    assert "1 incomplete day(s) in the binance BTCUSDT window, modelled with their gaps: " in line
+    assert "2026-06-10 (short file: 1380 of 1440 rows (00:00-22:59))" in line
 
 
 @needs_data

@@ -98,6 +98,30 @@ def test_the_same_events_under_two_sources_count_once(warehouse_db: Path, tmp_pa
     assert realized_liquidations(warehouse_db, "binance", "BTCUSDT").height == base + 20
 
 
+def test_the_pages_count_an_event_under_two_sources_once(
+    warehouse_db: Path, tmp_path: Path
+) -> None:
+    """The site's realized liquidations (what its chart sums) count a doubly stored event once,
+    like the model's backtest."""
+    from flows.settings import Settings
+    from flows.steps import import_realized
+    from warehouse import reads_report
+
+    settings = Settings(home=warehouse_db.parent)
+    csv = events_csv(tmp_path / "dup.csv", 20)
+    base = reads_report.realized_liquidations(warehouse_db, "binance", "BTCUSDT")
+    import_realized(settings, "BTCUSDT", csv, source="one")
+    import_realized(settings, "BTCUSDT", csv, source="two")
+    page = reads_report.realized_liquidations(warehouse_db, "binance", "BTCUSDT")
+    assert page.height == base.height + 20
+    assert page["usd"].sum() == pytest.approx(
+        base["usd"].sum() + sum(250_000.0 + i for i in range(20))
+    )
+    with reads_report.one_connection(warehouse_db):  # the site build's shared connection
+        shared = reads_report.realized_liquidations(warehouse_db, "binance", "BTCUSDT")
+    assert shared.height == page.height
+
+
 @pytest.mark.parametrize(
     "args",
     [
