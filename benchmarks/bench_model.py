@@ -30,6 +30,7 @@ from transforms.levels import (
     EXPIRY_FRACTION,
     compute_core,
     levels_frame,
+    liquidatable_fraction,
     log_survival,
     turnover_share,
 )
@@ -124,7 +125,8 @@ def reference(bars: pl.DataFrame, params: ModelParams, step: float) -> dict[str,
             w = vol[s0:s1]
             w = w / w.sum() if w.sum() > 0 else np.full(s1 - s0, 1.0 / (s1 - s0))
             contracts[s0:s1] += d * w
-    wts = bin_weights(params)
+    wts = [bin_weights(params, 0), bin_weights(params, 1)]
+    book_share = liquidatable_fraction(params)
     bucket = norm["ts"].dt.truncate(TIME_STEP).dt.epoch("us").to_numpy()
     pb = np.zeros(0, np.int64)
     side = np.zeros(0, np.int8)
@@ -148,8 +150,8 @@ def reference(bars: pl.DataFrame, params: ModelParams, step: float) -> dict[str,
             points = path_points(op[i], hi[i], lo[i], cl[i], mark_high[i], mark_low[i], params)
             entry = np.array([p[0] for p in points])
             offsets = rotation_offsets(np.full(len(points), ts_us[i]), np.arange(len(points)))
-            usd = contracts[i] / len(points) * entry[:, None] * wts[None, :]
             for s_ in (0, 1):
+                usd = contracts[i] / len(points) * book_share * entry[:, None] * wts[s_][None, :]
                 lev = leverage_quantiles(params, offsets, s_)
                 new_p = liquidation_prices(entry[:, None], lev, params, s_)
                 reach = (

@@ -4,12 +4,24 @@ Also resolves which model parameters a run uses (`resolve_params`): explicit par
 the profile named by ``LIQHEAT_MODEL_PROFILE``, else the shipped defaults; then the symbol's
 notional brackets (`transforms.brackets`) when the parameters carry none.
 
-The CSV (or Parquet) of ``liqheat calibrate --file`` is read by the one per-bar reader,
-:func:`transforms.importing.bar_table` (the columns ``liqheat import`` reads; names in
-docs/importing.md; times in epoch s/ms or ISO-8601): it needs ts, OHLC, open interest in USD
-and realized long/short USD per bar. The real 4h file in ``../shared/data`` maps as
-open_time_ms, OHLC, volume, open_interest_usd_all_exchanges, liquidated_long_usd_binance,
-liquidated_short_usd_binance.
+The per-bar file of ``liqheat calibrate --file`` and ``liqheat backtest --file`` (CSV or
+Parquet) is read by the one per-bar reader, :func:`transforms.importing.bar_table` (the columns
+``liqheat import`` reads, every accepted name in docs/importing.md; times in epoch s/ms or
+ISO-8601): ts, OHLC and open interest in USD, optional volume and funding rate, and realized
+long/short USD per bar (required by ``calibrate``; optional for ``backtest --file``, which then
+gives the bars-only where-scores).
+
+OI is taken as given on each row (a file that stamps OI at the bar's close is read as is: the
+scores use a bar only after it closed).
+
+The real 4h file in ``../shared/data`` maps as open_time_ms, OHLC, volume,
+open_interest_usd_all_exchanges, liquidated_long_usd_binance, liquidated_short_usd_binance;
+the where-dev files as open_time_ms, OHLC, volume, oi_usd, funding_rate (no realized).
+
+Coverage (`coverage_for`): the share of the OI's market that the realized feed covers. A
+file whose OI column says ``all_exchanges`` and whose realized columns end in ``_binance`` (the
+4h file: all-exchange BTC OI, Binance's realized liquidations; Binance held roughly 10-15 % of
+BTC open interest in late 2025) gets ``BINANCE_OF_ALL_COVERAGE`` = 0.12; any other file 1.0.
 """
 
 from __future__ import annotations
@@ -24,7 +36,23 @@ import polars as pl
 from flows.settings import Settings
 from warehouse import profiles, reads
 
-__all__ = ["CalibrationInput", "read_calibration_csv", "resolve_params"]
+__all__ = [
+    "CalibrationInput",
+    "coverage_for",
+    "read_calibration_csv",
+    "read_per_bar_csv",
+    "resolve_params",
+]
+
+_REALIZED = ("long_usd", "short_usd")
+_REALIZED_SCHEMA: dict[str, pl.DataType] = {
+    "ts": pl.Datetime("us", "UTC"),
+    "long_usd": pl.Float64(),
+    "short_usd": pl.Float64(),
+}
+
+#: assumed share of all-exchange BTC OI held by Binance (late 2025: roughly 10-15 %)
+BINANCE_OF_ALL_COVERAGE = 0.12
 
 
 class CalibrationError(ValueError):
@@ -39,20 +67,39 @@ class CalibrationInput:
     realized: pl.DataFrame
     fitted_on: str
     symbol: str | None = None
+    #: role -> the CSV column it was read from (files only)
+    columns: dict[str, str] | None = None
 
 
 def read_calibration_csv(path: Path, mapping: dict[str, str] | None = None) -> CalibrationInput:
-    """Read one per-bar CSV or Parquet file (see the module docstring); ``mapping`` overrides
-    columns by role (``--map``)."""
+    """Read one per-bar file with realized columns (see the module docstring); ``mapping``
+    overrides columns by role (``--map``)."""
+    return read_per_bar_csv(path, need_realized=True, mapping=mapping)
+
+
+def read_per_bar_csv(
+    path: Path, *, need_realized: bool = False, mapping: dict[str, str] | None = None
+) -> CalibrationInput:
+    """Read one per-bar CSV or Parquet file (see the module docstring); ``realized`` is empty
+    (no rows) when the file has no realized columns and ``need_realized`` is False."""
     from flows.importing import ImportFileError, read_table
-    from transforms.importing import ImportDataError, bar_table
+    from transforms.importing import ImportDataError, bar_table, column_mapping
 
     try:
         raw, row_base = read_table(path)
+        picked = column_mapping(raw.columns, mapping)
+        with_realized = need_realized or any(r in picked for r in _REALIZED)
         table = bar_table(
             raw,
             mapping,
-            require=("open", "high", "low", "close", "oi_usd", "long_usd", "short_usd"),
+            require=(
+                "open",
+                "high",
+                "low",
+                "close",
+                "oi_usd",
+                *(_REALIZED if with_realized else ()),
+            ),
             row_base=row_base,
         )
     except (ImportFileError, ImportDataError) as exc:
@@ -63,16 +110,38 @@ def read_calibration_csv(path: Path, mapping: dict[str, str] | None = None) -> C
     bars = table.bars
     keep = [
         c
-        for c in ("volume", "taker_buy_volume", "oi_base", "mark_high", "mark_low")
+        for c in ("volume", "taker_buy_volume", "funding_rate", "oi_base", "mark_high", "mark_low")
         if c in bars.columns
     ]
+    realized = (
+        bars.select("ts", *[pl.col(c).fill_null(0.0) for c in _REALIZED])
+        if with_realized
+        else pl.DataFrame(schema=_REALIZED_SCHEMA)
+    )
     return CalibrationInput(
         bars=bars.select("ts", "open", "high", "low", "close", *keep, "oi_usd"),
-        realized=bars.select(
-            "ts", pl.col("long_usd").fill_null(0.0), pl.col("short_usd").fill_null(0.0)
-        ),
+        realized=realized,
         fitted_on=f"file:{path.name}",
+        columns=table.mapping,
     )
+
+
+def coverage_for(columns: dict[str, str]) -> tuple[float, str]:
+    """The documented coverage of a file's column mapping, and why (see the module docstring).
+
+    Examples
+    --------
+    >>> coverage_for({"oi_usd": "open_interest_usd_all_exchanges",
+    ...               "long_usd": "liquidated_long_usd_binance"})
+    (0.12, 'OI of all exchanges, realized liquidations of Binance only')
+    >>> coverage_for({"oi_usd": "oi_usd"})
+    (1.0, 'OI and realized liquidations of the same market')
+    """
+    oi = columns.get("oi_usd", "").lower()
+    real = columns.get("long_usd", "").lower()
+    if "all_exchanges" in oi and real.endswith("_binance"):
+        return BINANCE_OF_ALL_COVERAGE, "OI of all exchanges, realized liquidations of Binance only"
+    return 1.0, "OI and realized liquidations of the same market"
 
 
 def warehouse_input(
@@ -157,25 +226,31 @@ def run_calibration(
             f"held back {cal.test[0]:{fmt}} .. {cal.test[1]:{fmt}} UTC"
         )
     )
-    headers = ("split", "method", "side", "bars", "AUC", "top10 overlap", "top10 holds", "log corr")
+    headers = (
+        "split", "method", "side", "bars", "AUC", "top10 overlap", "top10 holds", "log corr",
+        "size",
+    )  # fmt: skip
     for col in headers:
         table.add_column(col, justify="left" if col in ("split", "method", "side") else "right")
     for r in cal.table.iter_rows(named=True):
         table.add_row(
             r["split"], r["method"], r["side"], str(r["bars"]),
             f"{r['capture_auc']:.3f}", f"{r['top_decile_overlap']:.2f}",
-            f"{r['top_decile_capture']:.0%}", f"{r['log_corr']:.3f}",
+            f"{r['top_decile_capture']:.0%}", f"{r['log_corr']:.3f}", f"{r['size_ratio']:.3g}",
         )  # fmt: skip
     fitted = cal.params
     hl = fitted.turnover_half_life_hours or 0.0
     lines = [
         f"fitted: half-life {hl:g} h, leverage median {fitted.leverage_median:g}x, "
-        f"width {fitted.leverage_sigma:g}, side tilt {fitted.side_tilt:+g} "
+        f"width {fitted.leverage_sigma:g}, on settings {fitted.leverage_setting_share:g}, "
+        f"side tilt {fitted.side_tilt:+g} "
         f"({cal.evaluations} parameter sets tried, train mean AUC {cal.objective:.3f})",
         "size on the held-back part: predicted / realized USD = "
         f"long {cal.size_ratio.get('long', float('nan')):.3g}, "
         f"short {cal.size_ratio.get('short', float('nan')):.3g} "
-        "(realized feeds are throttled, so realized USD is a lower bound)",
+        f"(book = {fitted.leveraged_share:g} of OI leveraged x "
+        f"{1 - fitted.closed_before_liquidation:g} not closed before liquidation; realized "
+        "feeds are throttled and may cover fewer venues than the OI, so the true ratio is lower)",
     ]
     if store and name:
         profiles.write_profile(

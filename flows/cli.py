@@ -66,6 +66,9 @@ SYMBOL = SymbolType()
 DAY = DateType()
 
 
+TODAY_HELP = "Top up the days not yet archived from the exchanges' REST endpoints."
+
+
 def _yesterday() -> date:
     return datetime.now(UTC).date() - timedelta(days=1)
 
@@ -666,12 +669,14 @@ def _run_flow(settings: Any, label: str, call: Any) -> None:
 @click.option("--symbol", "symbols", type=SYMBOL, multiple=True, help="Default: LIQHEAT_SYMBOLS.")
 @click.option("--base-url", default=None, help="Archive root (env LIQHEAT_BINANCE_BASE_URL).")
 @click.option("--backfill-days", type=click.IntRange(0, 366), default=None)
+@click.option("--today", is_flag=True, help=TODAY_HELP)
 @scale_options
 def nightly(
     day: date | None,
     symbols: tuple[str, ...],
     base_url: str | None,
     backfill_days: int | None,
+    today: bool,
     exchanges: tuple[str, ...],
     task_runner: str,
     dask_address: str | None,
@@ -699,6 +704,7 @@ def nightly(
             exchanges=chosen,
             task_runner=task_runner,
             dask_address=dask_address,
+            today=today,
         ),
     )
 
@@ -811,12 +817,36 @@ def _source_name(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 @cli.command()
-@click.option("--symbol", type=SYMBOL, required=True)
+@click.option("--symbol", type=SYMBOL, default=None, help="With --realized.")
 @click.option(
     "--realized",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="CSV: per-bar ts,long_usd,short_usd or per-event ts,side,usd.",
+    default=None,
+    help="CSV: per-bar ts,long_usd,short_usd or per-event ts,side,usd (scored against the "
+    "symbol's warehouse bars).",
+)
+@click.option(
+    "--file",
+    "bars_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Score a per-bar CSV on its own (time, OHLC, optional volume/funding, OI USD, optional "
+    "realized long/short USD; column mapping: docs/model.md). No warehouse needed.",
+)
+@click.option(
+    "--coverage",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    help="With --file: share of the OI's market the realized feed covers (default: from the "
+    "column mapping, 0.12 for all-exchange OI with Binance realized, else 1).",
+)
+@click.option(
+    "--step",
+    "step_hours",
+    type=click.IntRange(1, 24),
+    default=4,
+    show_default=True,
+    help="With --file: hours between where-score decision times.",
 )
 @click.option("--exchange", default="binance", show_default=True)
 @click.option(
@@ -828,11 +858,30 @@ def _source_name(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="Also keep the file's events under this source name (a later --store of the same "
     "name replaces them); the model's stored backtest then scores every stored source.",
 )
-def backtest(symbol: str, realized: Path, exchange: str, store: str | None) -> None:
-    """Score the model against the realized liquidations in FILE alone, next to the baseline.
+def backtest(
+    symbol: str | None,
+    realized: Path | None,
+    bars_file: Path | None,
+    coverage: float | None,
+    step_hours: int,
+    exchange: str,
+    store: str | None,
+) -> None:
+    """Score the model: against the realized liquidations in --realized FILE (with --symbol's
+    warehouse bars), or a whole per-bar CSV with --file (per-bar scores when it has realized
+    columns, where-scores always).
 
     Nothing is stored unless --store SOURCE; see `liqheat realized list` for stored sources.
     """
+    if bars_file is not None:
+        if symbol is not None or realized is not None or store is not None:
+            raise click.UsageError("--file scores the file alone: no --symbol/--realized/--store")
+        _backtest_file(bars_file, coverage, step_hours)
+        return
+    if symbol is None or realized is None:
+        raise click.UsageError("give --symbol and --realized, or --file")
+    if coverage is not None:
+        raise click.UsageError("--coverage goes with --file")
     settings = _settings()
     _need_warehouse(settings)
     _check_symbols(settings, [symbol])
@@ -845,6 +894,19 @@ def backtest(symbol: str, realized: Path, exchange: str, store: str | None) -> N
     for line in result.notes:
         console.print(line, markup=False)
     console.print(_home_line(settings))
+
+
+def _backtest_file(path: Path, coverage: float | None, step_hours: int) -> None:
+    from flows.calibration import CalibrationError
+    from flows.file_scores import file_score_lines, score_file
+
+    try:
+        result = score_file(path, coverage=coverage, step_hours=float(step_hours))
+    except CalibrationError as exc:
+        raise Failure(str(exc)) from exc
+    console = _console()
+    for line in file_score_lines(result):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @cli.group()
@@ -941,11 +1003,13 @@ def doctor() -> None:
 @click.option("--cron", default="30 8 * * *", show_default=True, help="Schedule (UTC).")
 @click.option("--symbol", "symbols", type=SYMBOL, multiple=True)
 @click.option("--base-url", default=None)
+@click.option("--today", is_flag=True, help=TODAY_HELP)
 @scale_options
 def serve(
     cron: str,
     symbols: tuple[str, ...],
     base_url: str | None,
+    today: bool,
     exchanges: tuple[str, ...],
     task_runner: str,
     dask_address: str | None,
@@ -969,7 +1033,29 @@ def serve(
         exchanges=chosen if exchanges else None,
         task_runner=task_runner,
         dask_address=dask_address,
+        today=today,
     )
+
+
+@cli.command()
+@click.option("--symbol", "symbols", type=SYMBOL, multiple=True, help="Default: LIQHEAT_SYMBOLS.")
+@click.option("--exchange", "exchanges", multiple=True, help="binance, bybit, okx (repeatable).")
+@click.option("--days", type=click.IntRange(1, 7), default=2, show_default=True)
+def today(symbols: tuple[str, ...], exchanges: tuple[str, ...], days: int) -> None:
+    """Top up the last DAYS UTC days not yet archived from the exchanges' REST endpoints."""
+    chosen = _check_exchanges(exchanges)
+    settings = _settings()
+    from flows.today import summary_lines, top_up
+
+    with _locked(settings):
+        results = top_up(settings, list(symbols) or list(settings.symbols), chosen, days=days)
+    console = _console()
+    for result in results:
+        console.print(result.line(), markup=False)
+    console.print(summary_lines(results)[0], markup=False)
+    console.print(_home_line(settings))
+    if any(r.status == "failed" for r in results):
+        raise Failure("some REST pulls failed (see above); archive rows are unchanged")
 
 
 def _check_cron(cron: str) -> None:

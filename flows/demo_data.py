@@ -26,13 +26,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from flows.sources.binance.paths import (
-    SYMBOL_RE,
-    atomic_write,
-    daily_path,
-    monthly_path,
-    write_archive_file,
-)
+from flows.sources.binance.paths import SYMBOL_RE, daily_path, monthly_path, write_archive_file
+from flows.sources.files import atomic_write
 from transforms.synthetic import (
     KLINE_COLUMNS,
     METRICS_COLUMNS,

@@ -137,9 +137,10 @@ def _frames(
     keys = [pl.lit(exchange).alias("exchange"), pl.lit(symbol).alias("symbol")]
     out: dict[str, pl.DataFrame] = {}
     kl = [c for c in ("volume", "quote_volume", "taker_buy_volume") if c in cols]
+    origin = pl.lit(IMPORT_DATASET).alias("origin")  # lineage: klines.origin (migration 0012)
     out["klines"] = bars.select(
         *keys, "ts", "open", "high", "low", "close", *kl,
-        pl.lit(bar_seconds, pl.Int32).alias("bar_seconds"),
+        pl.lit(bar_seconds, pl.Int32).alias("bar_seconds"), origin,
     )  # fmt: skip
     mark = [c for c in ("mark_open", "mark_high", "mark_low", "mark_close") if c in cols]
     if mark:
@@ -155,6 +156,7 @@ def _frames(
                 ).alias(p)
                 for p in ("open", "high", "low", "close")
             ],
+            origin,
         )
     oi = [c for c in ("oi_usd", "oi_base") if c in cols]
     ratios = [
@@ -169,7 +171,7 @@ def _frames(
     ]
     out["open_interest"] = bars.filter(
         pl.any_horizontal(pl.col(c).is_not_null() for c in [*oi, *ratios])
-    ).select(*keys, "ts", *oi, *ratios)
+    ).select(*keys, "ts", *oi, *ratios, origin)
     if "funding_rate" in cols:
         out["funding_rates"] = bars.filter(pl.col("funding_rate").is_not_null()).select(
             *keys, "ts", "funding_rate"

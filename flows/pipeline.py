@@ -800,14 +800,17 @@ def nightly_flow(
     exchanges: list[str] | None = None,
     task_runner: str = "thread",
     dask_address: str | None = None,
+    today: bool = False,
 ) -> str:
     """Ingest one day (default: yesterday, UTC) plus any gap in the backfill window for each
-    exchange (default binance), recompute the model, rebuild the site. Staging fans out per
+    exchange (default binance), with ``today`` top up the days not yet archived from REST
+    (:mod:`flows.today`), recompute the model, rebuild the site. Staging fans out per
     symbol-day on ``task_runner`` ("thread", or "dask" on ``dask_address``); one load task
     writes. Ends Failed when any file failed; other symbols still run. ``base_url`` is the
     Binance archive root (or, with a single exchange, that exchange's)."""
     from flows.ingest import gap_days
     from flows.sources.registry import get_source
+    from flows.today import topup_task
 
     settings = Settings()
     day = _parse_day(date) if date else _yesterday()
@@ -840,6 +843,8 @@ def nightly_flow(
             task_runner=task_runner,
             dask_address=dask_address,
         )
+        if today:
+            summary.notes += topup_task(str(settings.home), chosen, chosen_exchanges)
         _model_and_report(settings, chosen, summary, chosen_exchanges)
         return _finish(settings, summary)
 
@@ -989,8 +994,11 @@ def serve_nightly(
     exchanges: Sequence[str] | None = None,
     task_runner: str = "thread",
     dask_address: str | None = None,
+    today: bool = False,
 ) -> None:
-    """Serve :func:`nightly_flow` as the deployment ``liqheat-nightly`` on ``cron`` (UTC).
+    """Serve :func:`nightly_flow` as the deployment ``liqheat-nightly`` on ``cron`` (UTC);
+    ``today`` makes each run top up the days not yet archived from REST (hourly: a site at
+    most an hour old).
 
     Uses ``PREFECT_API_URL`` when set; otherwise starts a local Prefect server on 127.0.0.1
     (state under ``$LIQHEAT_HOME/prefect``) and stops it on exit. ``exchanges``,
@@ -1008,6 +1016,8 @@ def serve_nightly(
         params["task_runner"] = task_runner
     if dask_address:
         params["dask_address"] = dask_address
+    if today:
+        params["today"] = True
 
     if os.environ.get("PREFECT_API_URL"):
         _serve(cron, params)

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     binance_base_url: str = Field(
         default=DEFAULT_BINANCE_BASE_URL, description="Binance public-data archive root"
     )
+    binance_api_url: str = Field(
+        default="https://fapi.binance.com", description="Binance USD-M REST API root (top-up)"
+    )
     okx_api_url: str = Field(default="https://www.okx.com", description="OKX REST API root")
     okx_static_url: str = Field(
         default="https://static.okx.com", description="OKX historical-data files root"

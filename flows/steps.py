@@ -174,14 +174,14 @@ def compute_model(
     t0 = time.perf_counter()
     result = run_model(bars, params, realized=events if events.height else None)
     seconds = time.perf_counter() - t0
-    scores = result.scores
-    if scores.height:
-        scores = scores.with_columns(
-            pl.lit(result.start_ts).alias("start_ts"),
-            pl.lit(result.end_ts).alias("end_ts"),
-            pl.lit(",".join(sorted(set(events["source"].to_list())))).alias("realized_source"),
-            pl.lit(datetime.now(UTC)).alias("computed_at"),
-        )
+    stamp = [
+        pl.lit(result.start_ts).alias("start_ts"),
+        pl.lit(result.end_ts).alias("end_ts"),
+        pl.lit(",".join(sorted(set(events["source"].to_list())))).alias("realized_source"),
+        pl.lit(datetime.now(UTC)).alias("computed_at"),
+    ]
+    scores = result.scores.with_columns(stamp) if result.scores.height else result.scores
+    more = {name: frame.with_columns(stamp) for name, frame in result.more_scores.items()}
     params_hash = params.params_hash()
     run = pl.DataFrame(
         {
@@ -215,7 +215,7 @@ def compute_model(
         "backtest_scores": scores,
         "heatmap_band_cells": result.heatmap_bands,
         "liquidation_map_bands": result.liquidation_map_bands,
-        **result.more_scores,
+        **more,
     }
     summary = ModelSummary(
         exchange=inputs.exchange,

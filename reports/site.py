@@ -39,6 +39,7 @@ import vl_convert
 from reports import charts, frames
 from reports.ranges import Range, available_ranges, default_range, parse_range
 from transforms.importing import bar_label
+from warehouse import reads
 from warehouse import reads_report as rr
 
 #: Vega-Lite version of the bundled JavaScript (matches the Altair schema)
@@ -441,6 +442,8 @@ class _Symbol:
     lineage: pl.DataFrame
     days: pl.DataFrame
     ranges: list[Range]
+    #: where-scores of the run (`warehouse.reads.latest_where_scores`; empty: none)
+    where: pl.DataFrame = field(default_factory=pl.DataFrame)
     #: per-view reads shared by its range pages (heatmap source step, long/short series)
     memo: dict[Any, Any] = field(default_factory=dict)
 
@@ -468,10 +471,13 @@ def _load_symbol(db_path: Path, view: _View, symbol: str, run: dict[str, Any] | 
         liq_map = rr.latest_liquidation_map(db_path, view.key, symbol, ph)
         band_map = rr.latest_band_map(db_path, view.key, symbol, ph)
         scores = rr.latest_scores(db_path, view.key, symbol, ph)
+        where = reads.latest_where_scores(db_path, view.key, symbol, ph)
+        if not where.height and view.price_exchange != view.key:  # the sum has no single run
+            where = reads.latest_where_scores(db_path, view.price_exchange, symbol, ph)
         if span is None:
             span = rr.heatmap_span(db_path, view.key, symbol, ph)
     else:
-        key_levels = liq_map = band_map = scores = empty
+        key_levels = liq_map = band_map = scores = where = empty
     ranges = available_ranges(span[1] - span[0] + timedelta(minutes=1)) if span else []
     lineage = pl.concat(
         [rr.lineage(db_path, ex, symbol) for ex in view.exchanges], how="diagonal_relaxed"
@@ -489,6 +495,7 @@ def _load_symbol(db_path: Path, view: _View, symbol: str, run: dict[str, Any] | 
         liq_map=liq_map,
         band_map=band_map,
         scores=scores,
+        where=where,
         lineage=lineage,
         days=rr.price_days(db_path, view.price_exchange, symbol),
         ranges=ranges,
@@ -751,6 +758,26 @@ def _duration(step: timedelta) -> str:
     return f"{minutes}m"
 
 
+def _where_context(where: pl.DataFrame) -> dict[str, Any] | None:
+    """The where-scores panel: plain-words sentences, the magnet verdict, the decision span."""
+    from transforms.where_words import verdict, where_sentences
+
+    magnet = where.filter(
+        (pl.col("name") == "magnet") & (pl.col("side") == "both") & (pl.col("bin") == "all")
+    ) if where.height else where  # fmt: skip
+    if not magnet.height:
+        return None
+    row = magnet.row(0, named=True)
+    return {
+        "sentences": where_sentences(where),
+        "magnet_verdict": verdict(float(row["lo"]), float(row["hi"])),
+        "first": row["first_decision"],
+        "last": row["last_decision"],
+        "step_hours": row["step_hours"],
+        "realized": bool(where.filter(pl.col("name") == "realized_near").height),
+    }
+
+
 def _symbol_common(sym: _Symbol) -> dict[str, Any]:
     run = sym.run
     run_ctx = None
@@ -796,6 +823,7 @@ def _symbol_common(sym: _Symbol) -> dict[str, Any]:
         "strongest": _picks(levels),
         "map_as_of": sym.liq_map["as_of"][0] if sym.liq_map.height else None,
         "scores": _score_rows(sym.scores) if sym.scores.height else [],
+        "where_scores": _where_context(sym.where),
         "lineage": lineage,
         "lineage_counts": {str(r["status"]): int(r["count"]) for r in statuses},
         **_map_context(sym),

@@ -51,8 +51,8 @@ import polars as pl
 
 from flows.demo_data import write_demo_archive
 from flows.sources.binance.paths import zip_csv
-from flows.sources.okx.source import okx_file_span
-from flows.sources.okx.source import trades_path as okx_trades_path
+from flows.sources.okx.paths import okx_file_span
+from flows.sources.okx.paths import trades_path as okx_trades_path
 from flows.sources.symbols import instrument, lookup
 from tests.flows.test_source_http import Api, Reply, serve_api
 from tests.httpmirror import Mirror, serve_mirror

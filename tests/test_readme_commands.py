@@ -2,8 +2,8 @@
 
 - Concrete command lines (in code blocks, and inline code spans without placeholders) run, in
   README order, on one home: a copy of the demo warehouse (``demo_home``, built once per
-  session), with the files the import example names copied from ../shared/data into the
-  folder the commands run from. Each must exit 0.
+  session) as ``./data`` of the folder the commands run from, ``../shared`` beside it (the real
+  shared data), and the files the import example names copied there. Each must exit 0.
 - Synopses (spans with placeholders such as ``S``, ``FILE.csv``, ``[...]``) and commands named in
   prose (``liqheat report``; run only for ``doctor`` and ``--help``) are checked against the
   CLI itself: the command exists and every ``--option`` they show is one of its options.
@@ -107,10 +107,14 @@ def test_every_synopsis_names_a_real_command_and_real_options(cmd: str) -> None:
 
 @pytest.mark.skipif(not all(p.exists() for p in EXAMPLE_FILES.values()), reason="needs data")
 def test_every_concrete_readme_command_runs(demo_home: Path, tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    # the commands run from a checkout-like folder: ./data is the home, ../shared the real
+    # shared data (README lines name ../shared/data/...), the import example's file beside it
+    work = tmp_path / "checkout"
+    home = work / "data"
     shutil.copytree(demo_home, home, ignore=shutil.ignore_patterns("prefect", "*.lock"))
+    (tmp_path / "shared").symlink_to(ROOT.parent / "shared")
     for name, source in EXAMPLE_FILES.items():
-        shutil.copy(source, tmp_path / name)  # the commands run from home's parent
+        shutil.copy(source, work / name)
     # two words (`liqheat report`) name a command in prose: checked as synopses; only the
     # ones that are complete commands run
     runnable = [

@@ -39,7 +39,10 @@ PREDICTED_SCHEMA: dict[str, pl.DataType] = {
 #: One row per (method, side). ``top_decile_capture``: share of realized USD in the 10 % of bars
 #: the method ranks highest; ``near_key_level_share``: share of realized USD in bars whose range
 #: came within +/-1 % of a key level listed before the bar (model only, null for the baseline);
-#: ``size_ratio``: predicted / realized USD; ``bars`` counts the scored bars (warm-up dropped).
+#: ``size_ratio``: predicted / realized USD; ``coverage``: the share of the OI's market that the
+#: realized feed covers (assumed, given by the caller; 1 = the same exchanges);
+#: ``size_ratio_at_coverage`` = predicted x coverage / realized USD (the size ratio on the realized
+#: feed's own market); ``bars`` counts the scored bars (warm-up dropped).
 SCORE_SCHEMA: dict[str, pl.DataType] = {
     "method": pl.String(),
     "side": pl.String(),
@@ -52,6 +55,8 @@ SCORE_SCHEMA: dict[str, pl.DataType] = {
     "near_key_level_share": pl.Float64(),
     "predicted_usd": pl.Float64(),
     "size_ratio": pl.Float64(),
+    "coverage": pl.Float64(),
+    "size_ratio_at_coverage": pl.Float64(),
 }
 
 #: Per bar: did its range come within the tolerance of a key level listed before it?
@@ -112,7 +117,7 @@ def predicted_liquidations(bars: pl.DataFrame, params: ModelParams | None = None
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": [101.0, 101.0, 101.0],
     ...     "low": [99.0, 99.0, 80.0], "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0]})
     >>> p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=None,
-    ...                 entry_points=1)
+    ...                 entry_points=1, leveraged_share=1.0, closed_before_liquidation=0.0)
     >>> predicted_liquidations(bars, p)["long_usd"].to_list()
     [0.0, 0.0, 1000.0]
     """
@@ -341,14 +346,19 @@ def score(
     baseline: pl.DataFrame | None = None,
     warmup: timedelta | None = None,
     near: pl.DataFrame | None = None,
+    coverage: float = 1.0,
 ) -> pl.DataFrame:
-    """Backtest score per method and side, the one scoring routine (CLI, warehouse, site).
+    """Backtest score per method and side: the per-bar part of the one scoring routine
+    (`transforms.scoring.all_scores` adds the where-scores; CLI, warehouse, site).
 
     Capture AUC, top-decile overlap and log correlation rank the bars; in trader terms,
     ``top_decile_capture`` is the share of realized USD in the method's top 10 % bars and
     ``near_key_level_share`` the share of realized USD in bars that came within 1 % of a listed
     key level (``near``, from `key_level_proximity`); ``size_ratio`` = predicted / realized USD
     (realized feeds are throttled, so realized USD is a lower bound and the ratio an upper one).
+    ``coverage`` states the share of the OI's market that the realized feed covers (e.g. 0.12
+    for all-exchange OI against Binance-only realized BTC liquidations in late 2025, see
+    docs/model.md): ``size_ratio_at_coverage`` = predicted x coverage / realized USD.
     The first ``warmup`` of ``predicted`` (the model's book is still filling, see
     `transforms.levels.warmup_hours`) is dropped from every method.
 
@@ -372,6 +382,8 @@ def score(
     >>> score(pred, real).select("method", "side", "capture_auc").rows()
     [('model', 'long', 0.875), ('model', 'short', 0.875)]
     """
+    if not 0.0 < coverage <= 1.0:
+        raise ValueError(f"coverage must be in (0, 1], got {coverage}")
     frames = {"model": predicted}
     if baseline is not None:
         frames["baseline"] = baseline
@@ -420,6 +432,10 @@ def score(
                     "near_key_level_share": near_share,
                     "predicted_usd": predicted_usd,
                     "size_ratio": predicted_usd / realized_usd if realized_usd > 0 else math.nan,
+                    "coverage": coverage,
+                    "size_ratio_at_coverage": (
+                        predicted_usd * coverage / realized_usd if realized_usd > 0 else math.nan
+                    ),
                 }
             )
     return pl.DataFrame(rows, schema=SCORE_SCHEMA)

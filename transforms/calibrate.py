@@ -1,11 +1,16 @@
 """Fit the model's few free parameters on realized liquidations, honestly split in time.
 
 The free parameters: the position half-life (turnover), the leverage density's median and
-width, and the side tilt. They are fitted by coordinate descent over a small grid (`GRID`) on the
-FIRST part of the history (``train_share`` of the scored bars, in time order, never shuffled);
-the held-back LAST part is scored once with the fitted parameters, next to the baseline and the
-shipped defaults. The model is causal (a bar's prediction uses that bar and earlier ones only), so
-running it over the whole window and scoring the held-back part is an out-of-sample test.
+width, the share of its mass on the common leverage settings, and the side tilt. They are
+fitted by coordinate descent over a small grid (`GRID`) on the FIRST part of the history
+(``train_share`` of the scored bars, in time order, never shuffled); the held-back LAST part is
+scored once with the fitted parameters, next to the baseline and the shipped defaults. The
+model is causal (a bar's prediction uses that bar and earlier ones only), so running it over
+the whole window and scoring the held-back part is an out-of-sample test.
+
+The two size knobs (``leveraged_share``, ``closed_before_liquidation``) scale every prediction
+alike, so no rank score can fit them: they stay as given, and the size ratio (predicted /
+realized USD) is reported for every split and method.
 
 Every candidate is scored on the same bars: the first `scoring_start` of the window is dropped
 for all of them (the warm-up of the slowest half-life in the grid, at most a fifth of the span).
@@ -30,10 +35,11 @@ __all__ = ["CALIBRATION_SCHEMA", "GRID", "Calibration", "calibrate", "scoring_st
 
 #: The free parameters and the values the search may take.
 GRID: dict[str, tuple[float, ...]] = {
-    "turnover_half_life_hours": (2.0, 4.0, 8.0, 16.0, 32.0),
-    "leverage_median": (5.0, 10.0, 15.0, 25.0, 40.0, 60.0),
-    "leverage_sigma": (0.4, 0.7, 1.0, 1.4),
-    "side_tilt": (-0.4, -0.2, 0.0, 0.2, 0.4),
+    "turnover_half_life_hours": (6.0, 12.0, 24.0, 48.0),
+    "leverage_median": (5.0, 7.0, 10.0, 14.0, 20.0, 28.0),
+    "leverage_sigma": (0.7, 1.0, 1.3),
+    "leverage_setting_share": (0.0, 0.5, 0.9),
+    "side_tilt": (-0.2, 0.0, 0.2),
 }
 
 #: One row per (split, method, side): ``method`` is ``fitted``, ``defaults`` or ``baseline``.
@@ -91,7 +97,7 @@ def scoring_start(bars: pl.DataFrame, grid: dict[str, tuple[float, ...]] | None 
     >>> b = pl.DataFrame({"ts": t, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0,
     ...                   "oi_usd": 1.0})
     >>> scoring_start(b).isoformat()
-    '2024-01-05T12:00:00+00:00'
+    '2024-01-07T16:00:00+00:00'
     """
     grid = GRID if grid is None else grid
     ts = model_input(bars).get_column("ts")

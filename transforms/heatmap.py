@@ -263,7 +263,7 @@ def heatmap(
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": 101.0, "low": 99.0,
     ...                      "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0, 1000.0]})
     >>> p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=None,
-    ...                 entry_points=1)
+    ...                 entry_points=1, leveraged_share=1.0, closed_before_liquidation=0.0)
     >>> hm = heatmap(liquidation_levels(bars, p), bars, 1.0, "10m", params=p)
     >>> for row in hm.select(pl.col("ts").dt.minute(), "price", "long_usd", "short_usd").rows():
     ...     print(row)
@@ -377,7 +377,8 @@ def liquidation_map(
 ) -> pl.DataFrame:
     """Snapshot of alive long liquidations below and short liquidations above the price.
 
-    At the last bar with ``ts <= at`` (default: last bar), per price bucket (lower edge), with
+    As of ``at``: after the last bar closed by ``at`` (default: the last bar; see
+    `transforms.levels.snapshot`), per price bucket (lower edge), with
     the OI-decrease shrinkage applied; ``long_cum_usd`` = "if price drops to this bucket, this
     much of longs liquidates on the way" (cumulated from ``ref_price`` downward), likewise
     ``short_cum_usd`` upward. ``ref_price`` is that bar's close. O(N + n).
@@ -387,7 +388,8 @@ def liquidation_map(
     levels
         Output of `transforms.levels.liquidation_levels` on ``bars``.
     at
-        Snapshot time (UTC; naive = UTC); default the last bar.
+        Snapshot time (UTC; naive = UTC): the book after the last bar that closed by
+        then; default the last bar.
     bars
         The bars the levels were computed from.
     price_step
@@ -408,7 +410,8 @@ def liquidation_map(
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": 101.0, "low": 99.0,
     ...                      "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0]})
     >>> p = ModelParams(leverages=(10.0, 25.0), weights=(0.5, 0.5), price_step=1.0,
-    ...                 turnover_half_life_hours=None, entry_points=1)
+    ...                 turnover_half_life_hours=None, entry_points=1, leveraged_share=1.0,
+    ...                 closed_before_liquidation=0.0)
     >>> lm = liquidation_map(liquidation_levels(bars, p), bars=bars, params=p)
     >>> for row in lm.select("price", "long_usd", "long_cum_usd", "short_cum_usd").rows():
     ...     print(row)

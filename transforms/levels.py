@@ -16,8 +16,10 @@ The model (see ``docs/model.md``), with ``n`` bars and ``N`` levels:
    and of shorts) enter at up to ``entry_points`` prices spread evenly along the bar's path
    ``O -> L -> H -> C`` (close >= open) or ``O -> H -> L -> C``, one point per
    ``entry_resolution`` of the bar's relative range.
-4. **Leverage density.** Each entry's notional is split into equal-mass bins of the log-normal
-   leverage density (`transforms.leverage`); the bins' quantiles rotate from bar to bar.
+4. **Leverage density.** Each entry's notional, times `liquidatable_fraction` (the leveraged
+   share of OI not closed before liquidation), is split over the notional-weighted leverage
+   density (`transforms.leverage`): rotating equal-mass bins of its smooth part plus the common
+   leverage settings.
    Liquidation price: long ``P (1 - 1/L - a) / (1 - r)``, short ``P (1 + 1/L + a) / (1 + r)``
    with the maintenance rate ``r`` and amount/notional ``a`` (`transforms.brackets`).
 5. **Liquidation.** Intra-bar (``intrabar``): a level is liquidated in its creation bar when
@@ -63,6 +65,7 @@ __all__ = [
     "LEVELS_SCHEMA",
     "first_crossing",
     "key_levels",
+    "liquidatable_fraction",
     "liquidation_levels",
     "log_survival",
     "turnover_share",
@@ -198,6 +201,21 @@ def turnover_share(bars: pl.DataFrame, params: ModelParams) -> F64:
         good = ok & np.isfinite(mean) & (mean > 0)
         rel[good] = np.clip(vol[good] / dt[good] / mean[good], 0.0, MAX_RELATIVE_VOLUME)
     return np.asarray(-np.expm1(-math.log(2.0) * dt * rel / half_life), dtype=np.float64)
+
+
+def liquidatable_fraction(params: ModelParams) -> float:
+    """Share of an opened contract's notional that the book carries (and can liquidate).
+
+    ``leveraged_share * (1 - closed_before_liquidation)``: only the leveraged traders' part of
+    the open interest is in the book, and of it only what is not closed or rescued before the
+    liquidation price is reached.
+
+    Examples
+    --------
+    >>> liquidatable_fraction(ModelParams(leveraged_share=0.5, closed_before_liquidation=0.9))
+    0.05
+    """
+    return round(params.leveraged_share * (1.0 - params.closed_before_liquidation), 12)
 
 
 def warmup_hours(params: ModelParams) -> float:
@@ -381,8 +399,9 @@ def compute_core(bars: pl.DataFrame, params: ModelParams) -> Core:
     ent = _entries(norm, params, opening)
     ts = norm.get_column("ts").dt.epoch("us").to_numpy().astype(np.int64, copy=False)
     usd = contracts[ent.bar] * ent.share * ent.price
-    w = bin_weights(params)
-    t = w.shape[0]
+    w_long = bin_weights(params, 0)
+    w_short = w_long if params.side_tilt == 0 else bin_weights(params, 1)
+    t = w_long.shape[0]
     p = ent.bar.shape[0]
     offsets = rotation_offsets(ts[ent.bar], ent.point)
     lev_long = leverage_quantiles(params, offsets, 0)  # (points, bins)
@@ -410,7 +429,9 @@ def compute_core(bars: pl.DataFrame, params: ModelParams) -> Core:
         """(points, bins) per side -> one array ordered by point, side (long first), bin."""
         return np.stack([a_long, a_short], axis=1).reshape(-1)
 
-    notional = usd[:, None] * w[None, :]
+    usd = usd * liquidatable_fraction(params)
+    notional_long = usd[:, None] * w_long[None, :]
+    notional_short = usd[:, None] * w_short[None, :]
     return Core(
         ts=ts,
         close=norm.get_column("close").to_numpy().astype(np.float64, copy=False),
@@ -421,7 +442,7 @@ def compute_core(bars: pl.DataFrame, params: ModelParams) -> Core:
         leverage=both(lev_long, lev_short).astype(np.float64, copy=False),
         price=both(price_long, price_short).astype(np.float64, copy=False),
         entry=np.repeat(ent.price, 2 * t).astype(np.float64, copy=False),
-        notional=both(notional, notional).astype(np.float64, copy=False),
+        notional=both(notional_long, notional_short).astype(np.float64, copy=False),
     )
 
 
@@ -489,7 +510,7 @@ def liquidation_levels(bars: pl.DataFrame, params: ModelParams | None = None) ->
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": [101.0, 101.0, 101.0],
     ...     "low": [99.0, 99.0, 80.0], "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0]})
     >>> p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=None,
-    ...                 entry_points=1)
+    ...                 entry_points=1, leveraged_share=1.0, closed_before_liquidation=0.0)
     >>> lv = liquidation_levels(bars, p)
     >>> row = lv.row(0, named=True)
     >>> row["side"], round(row["price"], 4), row["notional_usd"], row["liquidated_at"].minute
@@ -505,6 +526,42 @@ def bar_index(ts: I64, when: pl.Series) -> I64:
     out = np.asarray(out, dtype=np.int64)
     out[np.isnan(micros.astype(np.float64))] = ts.shape[0]
     return out
+
+
+def bar_closes(ts: I64) -> I64:
+    """Close time (epoch us) of each bar: its open plus the bar interval, at most the next open.
+
+    The bar interval is the median gap between bar opens (one minute for a single bar), so a
+    bar before a gap in the data still closes one interval after it opened.
+
+    Examples
+    --------
+    >>> bar_closes(np.array([0, 60, 120, 600], dtype=np.int64)).tolist()
+    [60, 120, 180, 660]
+    """
+    n = ts.shape[0]
+    if n == 0:
+        return ts.copy()
+    if n == 1:
+        return ts + 60_000_000
+    gaps = np.diff(ts)
+    step = int(np.median(gaps))
+    return np.asarray(ts + np.minimum(np.append(gaps, step), step), dtype=np.int64)
+
+
+def closed_bar_index(ts: I64, at_us: I64) -> I64:
+    """Index of the last bar CLOSED by each time (``open + interval <= at``; -1 if none).
+
+    The book "as of ``at``" is the book after that bar: the bar that opens at ``at`` is still
+    running (its high, low, close and the levels it creates are in the future at ``at``).
+
+    Examples
+    --------
+    >>> ts = np.array([0, 60, 120], dtype=np.int64)
+    >>> closed_bar_index(ts, np.array([59, 60, 119, 120, 10_000], dtype=np.int64)).tolist()
+    [-1, 0, 0, 1, 2]
+    """
+    return np.asarray(np.searchsorted(bar_closes(ts), at_us, side="right") - 1, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -523,10 +580,19 @@ class Snapshot:
 
 def snapshot(levels: pl.DataFrame, bars: pl.DataFrame, at: datetime | None, params: ModelParams
              ) -> Snapshot:  # fmt: skip
-    """Alive notional of each level at the last bar with ``ts <= at`` (default: the last bar).
+    """The book as of ``at``: alive notional of each level after the close of the last bar
+    that CLOSED by ``at`` (``ts + bar interval <= at``, see `closed_bar_index`); ``at=None``:
+    after the last bar.
 
-    Longs at or above, and shorts at or below, the bar's close are dropped (they are crossed in
-    the next bar). O(N + n).
+    So ``at`` on a bar's open gives the book after the previous bar: nothing of the bar that
+    opens at ``at`` (its levels, its high/low/close) is used, so a decision at ``at`` sees no
+    future. ``ref_price`` is that closed bar's close. Longs at or above, and shorts at or below,
+    it are dropped (they are crossed in the next bar). O(N + n).
+
+    Raises
+    ------
+    ValueError
+        Empty bars, or ``at`` before the close of the first bar.
     """
     norm = as_model_input(bars)
     if norm.height == 0:
@@ -539,9 +605,12 @@ def snapshot(levels: pl.DataFrame, bars: pl.DataFrame, at: datetime | None, para
         at_ts = pl.Series([at]).cast(pl.Datetime("us", "UTC") if at.tzinfo else pl.Datetime("us"))
         if at.tzinfo is None:
             at_ts = at_ts.dt.replace_time_zone("UTC")
-        i = int(bar_index(ts, at_ts)[0])
+        at_us = at_ts.dt.epoch("us").to_numpy().astype(np.int64)
+        i = int(closed_bar_index(ts, at_us)[0])
         if i < 0:
-            raise ValueError(f"at={at} is before the first bar ({norm.get_column('ts')[0]})")
+            raise ValueError(
+                f"at={at} is before the close of the first bar ({norm.get_column('ts')[0]} open)"
+            )
     j = bar_index(ts, levels.get_column("created_at"))
     m = bar_index(ts, levels.get_column("liquidated_at"))
     # a null liquidated_at maps to n; a level liquidated in bar m is not alive at m
@@ -567,7 +636,7 @@ def key_levels(
 ) -> pl.DataFrame:
     """Key levels (liquidation clusters) per side at one moment.
 
-    The liquidation map at the last bar with ``ts <= at`` (default: last bar; see
+    The liquidation map as of ``at`` (after the last bar closed by then; default: last bar; see
     `transforms.heatmap.liquidation_map`) on ``price_step`` buckets (default:
     ``params.resolve_price_step(bars)``), clustered by `transforms.clusters.cluster_key_levels`
     with its default smoothing, merge distance and significance threshold: the ``top`` clusters
@@ -580,7 +649,8 @@ def key_levels(
     bars
         The bars the levels were computed from.
     at
-        Snapshot time (UTC; naive = UTC). Default: the last bar.
+        Snapshot time (UTC; naive = UTC): the book after the last bar that closed by
+        then (see `snapshot`). Default: the last bar.
     top
         Number of clusters per side (by USD).
     price_step
@@ -600,7 +670,8 @@ def key_levels(
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": 101.0, "low": 99.0,
     ...                      "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0]})
     >>> p = ModelParams(leverages=(10.0,), weights=(1.0,), price_step=1.0,
-    ...                 turnover_half_life_hours=None, entry_points=1)
+    ...                 turnover_half_life_hours=None, entry_points=1, leveraged_share=1.0,
+    ...                 closed_before_liquidation=0.0)
     >>> key_levels(liquidation_levels(bars, p), bars, params=p).select("side", "usd").rows()
     [('long', 1000.0), ('short', 1000.0)]
     """

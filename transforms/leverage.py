@@ -1,10 +1,14 @@
 """The model's leverage density: quantiles per bar, maintenance terms, display bands.
 
-The density is a log-normal over leverage ``L`` (median ``leverage_median``, log-sd
-``leverage_sigma``) truncated to ``[leverage_min, leverage_max]``. It is discretized into ``B``
-equal-mass bins; bin ``b`` of a bar takes the quantile ``(b + u) / B`` where the offset ``u`` in
-[0, 1) rotates from bar to bar (a low-discrepancy sequence of the bar's time), so levels of
-successive bars sit at different leverages and the heatmap has no bands at fixed leverages.
+The density is over the *notional* opened at leverage ``L``: a log-normal (median
+``leverage_median``, log-sd ``leverage_sigma``) truncated to ``[leverage_min, leverage_max]``,
+of which a share ``s = leverage_setting_share`` sits exactly on the common slider settings
+(``leverage_settings``: each setting takes the log-normal's mass of its cell, bounded by the
+log-midpoints to its neighbours) and ``1 - s`` stays smooth. The smooth part is discretized into
+``B`` equal-mass bins; bin ``b`` of a bar takes the quantile ``(b + u) / B`` where the offset
+``u`` in [0, 1) rotates from bar to bar (a low-discrepancy sequence of the bar's time), so the
+smooth levels of successive bars sit at different leverages. Columns: the ``B`` smooth bins,
+then one per setting.
 """
 
 from __future__ import annotations
@@ -21,9 +25,13 @@ __all__ = [
     "DISPLAY_BANDS",
     "LEVERAGE_DENSITY_SCHEMA",
     "band_shares",
+    "bin_weights",
     "leverage_density",
     "leverage_quantiles",
+    "liquidation_prices",
     "maintenance_terms",
+    "rotation_offsets",
+    "setting_masses",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -58,7 +66,8 @@ def _cdf_grid(median: float, sigma: float, lo: float, hi: float) -> tuple[F64, F
 
 
 def leverage_quantiles(params: ModelParams, offsets: F64, side: int) -> F64:
-    """Leverage of every (row, bin): quantile ``(b + offset_row) / B`` of the side's density.
+    """Leverage of every (row, bin): the smooth bins' quantiles ``(b + offset_row) / B`` of the
+    side's density, then the settings (the same in every row).
 
     With explicit ``params.leverages`` the tiers are returned for every row (no rotation).
 
@@ -74,19 +83,57 @@ def leverage_quantiles(params: ModelParams, offsets: F64, side: int) -> F64:
     Returns
     -------
     numpy.ndarray
-        Shape ``(len(offsets), bins)``.
+        Shape ``(len(offsets), bins + settings)`` (no settings columns when their share is 0).
 
     Examples
     --------
-    >>> p = ModelParams(leverage_bins=2, leverage_median=10.0, leverage_sigma=0.5)
+    >>> p = ModelParams(leverage_bins=2, leverage_median=10.0, leverage_sigma=0.5,
+    ...                 leverage_settings=(20.0, 50.0))
     >>> q = leverage_quantiles(p, np.array([0.5]), 0)
-    >>> bool(q[0, 0] < 10.0 < q[0, 1])
-    True
+    >>> bool(q[0, 0] < 10.0 < q[0, 1]), q[0, 2:].tolist()
+    (True, [20.0, 50.0])
     """
     offsets = np.asarray(offsets, dtype=np.float64)
     if params.leverages is not None:
         lev = np.asarray(params.leverages, dtype=np.float64)
         return np.broadcast_to(lev, (offsets.shape[0], lev.shape[0])).copy()
+    smooth = _smooth_quantiles(params, offsets, side)
+    if not _has_settings(params):
+        return smooth
+    spikes = np.asarray(params.leverage_settings, dtype=np.float64)
+    return np.concatenate(
+        [smooth, np.broadcast_to(spikes, (offsets.shape[0], spikes.shape[0]))], axis=1
+    )
+
+
+def _has_settings(params: ModelParams) -> bool:
+    return bool(params.leverage_settings) and params.leverage_setting_share > 0
+
+
+def setting_masses(params: ModelParams, side: int = 0) -> F64:
+    """Share of the side's log-normal mass in each setting's cell (they sum to 1).
+
+    A setting's cell runs from the log-midpoint to its lower neighbour to the one to its upper
+    neighbour (the first and last cells to ``leverage_min`` and ``leverage_max``).
+
+    Examples
+    --------
+    >>> p = ModelParams(leverage_settings=(10.0, 100.0), leverage_median=31.6227766,
+    ...                 leverage_sigma=1.0, leverage_min=1.01, leverage_max=1e4)
+    >>> setting_masses(p).round(3).tolist()
+    [0.5, 0.5]
+    """
+    spikes = np.log(np.asarray(params.leverage_settings, dtype=np.float64))
+    median = params.leverage_median * math.exp(params.side_tilt if side == 0 else -params.side_tilt)
+    x, cdf = _cdf_grid(median, params.leverage_sigma, params.leverage_min, params.leverage_max)
+    edges = np.concatenate([[x[0]], (spikes[1:] + spikes[:-1]) / 2.0, [x[-1]]])
+    mass = np.clip(np.diff(np.interp(edges, x, cdf)), 0.0, None)
+    if not mass.sum() > 0:
+        return np.full(spikes.shape[0], 1.0 / spikes.shape[0])
+    return np.asarray(mass / mass.sum(), dtype=np.float64)
+
+
+def _smooth_quantiles(params: ModelParams, offsets: F64, side: int) -> F64:
     table = _inverse_cdf(params, side)
     b = params.leverage_bins
     q = (np.arange(b, dtype=np.float64)[None, :] + offsets[:, None]) * ((_GRID - 1) / b)
@@ -103,17 +150,27 @@ def _inverse_cdf(params: ModelParams, side: int) -> F64:
     return np.asarray(np.interp(np.linspace(0.0, 1.0, _GRID), cdf, x), dtype=np.float64)
 
 
-def bin_weights(params: ModelParams) -> F64:
-    """Share of opened notional per bin (equal mass, or the explicit tier weights).
+def bin_weights(params: ModelParams, side: int = 0) -> F64:
+    """Share of opened notional per column of `leverage_quantiles` (they sum to 1).
+
+    The smooth bins ``(1 - s) / B`` each, the settings ``s`` times `setting_masses`; or the
+    explicit tier weights.
 
     Examples
     --------
-    >>> bin_weights(ModelParams(leverage_bins=4)).tolist()
+    >>> bin_weights(ModelParams(leverage_bins=4, leverage_setting_share=0.0)).tolist()
     [0.25, 0.25, 0.25, 0.25]
+    >>> w = bin_weights(ModelParams(leverage_bins=4, leverage_setting_share=0.5))
+    >>> w[:4].tolist(), round(float(w[4:].sum()), 9)
+    ([0.125, 0.125, 0.125, 0.125], 0.5)
     """
     if params.weights is not None:
         return np.asarray(params.weights, dtype=np.float64)
-    return np.full(params.leverage_bins, 1.0 / params.leverage_bins)
+    smooth = np.full(params.leverage_bins, 1.0 / params.leverage_bins)
+    if not _has_settings(params):
+        return smooth
+    share = params.leverage_setting_share
+    return np.concatenate([smooth * (1.0 - share), share * setting_masses(params, side)])
 
 
 def rotation_offsets(ts_us: npt.NDArray[np.int64], points: npt.NDArray[np.int64]) -> F64:
@@ -185,15 +242,19 @@ def liquidation_prices(entry: F64, leverage: F64, params: ModelParams, side: int
 
 
 def leverage_density(params: ModelParams, side: int = 0, points: int = 200) -> pl.DataFrame:
-    """The (truncated log-normal) density on a log grid: leverage and share of notional.
+    """The density on a log grid (its smooth part), plus one row per setting, sorted by leverage.
 
-    Shares sum to 1. With explicit tiers: one row per tier.
+    ``share`` is the share of opened notional: the smooth part's ``points`` rows carry
+    ``1 - leverage_setting_share``, the settings' rows the rest; shares sum to 1. With explicit
+    tiers: one row per tier.
 
     Examples
     --------
     >>> d = leverage_density(ModelParams(), points=50)
     >>> d.height, round(d["share"].sum(), 9)
-    (50, 1.0)
+    (58, 1.0)
+    >>> round(d.filter(pl.col("leverage") == 20.0)["share"].item(), 3)
+    0.082
     """
     if params.leverages is not None and params.weights is not None:
         return pl.DataFrame(
@@ -204,9 +265,15 @@ def leverage_density(params: ModelParams, side: int = 0, points: int = 200) -> p
     edges = np.linspace(math.log(params.leverage_min), math.log(params.leverage_max), points + 1)
     x, cdf = _cdf_grid(median, params.leverage_sigma, params.leverage_min, params.leverage_max)
     mass = np.diff(np.interp(edges, x, cdf))
+    lev = np.exp((edges[1:] + edges[:-1]) / 2.0)
+    share = mass / mass.sum()
+    if _has_settings(params):
+        s = params.leverage_setting_share
+        lev = np.concatenate([lev, np.asarray(params.leverage_settings, dtype=np.float64)])
+        share = np.concatenate([share * (1.0 - s), s * setting_masses(params, side)])
+    order = np.argsort(lev, kind="stable")
     return pl.DataFrame(
-        {"leverage": np.exp((edges[1:] + edges[:-1]) / 2.0), "share": mass / mass.sum()},
-        schema=LEVERAGE_DENSITY_SCHEMA,
+        {"leverage": lev[order], "share": share[order]}, schema=LEVERAGE_DENSITY_SCHEMA
     )
 
 

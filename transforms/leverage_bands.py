@@ -168,7 +168,8 @@ def band_heatmaps(
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": 101.0, "low": 99.0,
     ...                      "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0]})
     >>> p = ModelParams(leverages=(5.0, 20.0), weights=(0.5, 0.5), price_step=1.0,
-    ...                 turnover_half_life_hours=None, entry_points=1)
+    ...                 turnover_half_life_hours=None, entry_points=1, leveraged_share=1.0,
+    ...                 closed_before_liquidation=0.0)
     >>> hm = band_heatmaps(liquidation_levels(bars, p), bars, 1.0, "15m", params=p)
     >>> hm.group_by("band").agg(pl.col("long_usd").sum()).sort("band").rows()
     [('low', 500.0), ('medium', 500.0)]
@@ -238,7 +239,8 @@ def band_maps(
     >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": 101.0, "low": 99.0,
     ...                      "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0]})
     >>> p = ModelParams(leverages=(10.0, 25.0), weights=(0.5, 0.5), price_step=1.0,
-    ...                 turnover_half_life_hours=None, entry_points=1)
+    ...                 turnover_half_life_hours=None, entry_points=1, leveraged_share=1.0,
+    ...                 closed_before_liquidation=0.0)
     >>> m = band_maps(liquidation_levels(bars, p), bars=bars, price_step=1.0, params=p)
     >>> m.select("band", "price", "long_usd").filter(pl.col("long_usd") > 0).rows()
     [('<=10x', 90.0, 500.0), ('10-25x', 96.0, 500.0)]

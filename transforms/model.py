@@ -16,11 +16,9 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from transforms.backtest import (
-    SCORE_SCHEMA,
     baseline_liquidations,
     key_level_proximity,
     predicted_from_core,
-    score,
 )
 from transforms.bars import model_input
 from transforms.clusters import cluster_key_levels
@@ -31,10 +29,11 @@ from transforms.heatmap import (
     heatmap,
     liquidation_map,
 )
-from transforms.levels import compute_core, levels_frame, warmup_hours
+from transforms.levels import compute_core, levels_frame
 from transforms.leverage_bands import band_heatmaps, band_maps, heatmap_from_bands
 from transforms.params import ModelParams
 from transforms.realized import realized_per_bar
+from transforms.scoring import all_scores
 
 __all__ = ["ModelResult", "run_model"]
 
@@ -63,8 +62,10 @@ class ModelResult:
         `transforms.backtest.SCORE_SCHEMA` against the realized liquidations (warm-up dropped,
         key-level proximity from ``heatmap``); empty without realized liquidations.
     more_scores
-        Further score frames, by the warehouse table they are stored in (empty today): the
-        place for a new score (e.g. ``"where_scores"``); the flows write every entry.
+        Further score frames, by the warehouse table they are stored in: ``"where_scores"``
+        (`transforms.where.WHERE_SCORE_SCHEMA`: magnet and direction, and realized near
+        clusters with realized liquidations; from `transforms.scoring.all_scores`, the one
+        scoring routine, on this run's levels). The flows write every entry.
     price_step, time_step, params
         The resolved price bucket, the heatmap's time buckets, the parameters used
         (``params.params_hash()`` keys stored results).
@@ -128,7 +129,8 @@ def run_model(
         (`transforms.heatmap.display_tiers_for` the bars' history) inside the prices the site
         can show; a duration string, timedelta or `TimeTiers`: those buckets over every price.
     at
-        Snapshot time of the liquidation map and key levels; default the last bar.
+        Snapshot time of the liquidation map and key levels (the book after the last bar
+        closed by then, see `transforms.levels.snapshot`); default the last bar.
     top
         Key levels per side.
 
@@ -173,17 +175,20 @@ def run_model(
         heat = heatmap(levels, norm, step, tiers, params=params)
     predicted = predicted_from_core(core)
     baseline = baseline_liquidations(norm)
-    scores = pl.DataFrame(schema=SCORE_SCHEMA)
-    if realized is not None and realized.height:
-        scores = score(
-            predicted,
-            realized_per_bar(realized, norm),
-            baseline=baseline,
-            warmup=timedelta(hours=warmup_hours(params)),
-            near=key_level_proximity(
-                norm, heat, time_step=tiers if isinstance(tiers, TimeTiers) else None
-            ),
+    per_bar = realized_per_bar(realized, norm) if realized is not None and realized.height else None
+    scored = all_scores(
+        norm,
+        params,
+        realized=per_bar,
+        levels=levels,
+        predicted=predicted,
+        baseline=baseline,
+        near=key_level_proximity(
+            norm, heat, time_step=tiers if isinstance(tiers, TimeTiers) else None
         )
+        if per_bar is not None
+        else None,
+    )
     return ModelResult(
         levels=levels,
         heatmap=heat,
@@ -193,11 +198,12 @@ def run_model(
         key_levels=keys,
         predicted=predicted,
         baseline=baseline,
-        scores=scores,
+        scores=scored.per_bar,
         price_step=step,
         time_step=tiers,
         params=params,
         start_ts=first,
         end_ts=last,
         bars=bars.height,
+        more_scores={"where_scores": scored.where},
     )

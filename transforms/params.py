@@ -39,25 +39,46 @@ def nice_step(raw: float) -> float:
 class ModelParams(BaseModel):
     """Every knob of the open-interest model, frozen and hashable.
 
-    The defaults were chosen by `liqheat calibrate` on the real 4h BTC set in ``../shared/data``
-    (see ``docs/model.md``: the fit, its time split and why these values and not the fitted
-    optimum exactly).
+    The shape defaults (half-life, leverage density) sit in the middle of the plateau that
+    `liqheat calibrate` finds on the real 4h BTC set in ``../shared/data``; the two size knobs
+    (``leveraged_share``, ``closed_before_liquidation``) do not change any rank score and are set
+    from what keeps open interest from being liquidated (see ``docs/model.md``, *Sizes*).
 
     Parameters
     ----------
     turnover_half_life_hours
-        Mean position half-life: every bar a share ``1 - 2**(-dt * rel_volume / half_life)`` of
-        every open level closes and the same share of the open interest opens anew at the bar's
-        prices (gross turnover). ``None`` = no turnover (only net OI changes open and close).
+        Mean half-life of a leveraged position: every bar a share
+        ``1 - 2**(-dt * rel_volume / half_life)`` of every open level closes and the same share
+        of the (leveraged) open interest opens anew at the bar's prices (gross turnover).
+        ``None`` = no turnover (only net OI changes open and close). Default 24 h.
+    leveraged_share
+        Share of the open interest held by leveraged traders whose positions can be liquidated
+        (isolated margin or thin cross margin). The rest (basis and funding trades hedged with
+        spot, market makers' hedged inventory, deep cross-margin accounts at 1-3x) is not in
+        the book. Scales every opened contract (turnover and net OI increases). Default 0.5.
+    closed_before_liquidation
+        Share of a leveraged position's notional that is closed or rescued before the market
+        reaches its liquidation price (stop-losses fire first, take-profits, partial closes,
+        margin added after a warning). Levels carry ``1 - closed_before_liquidation`` of their
+        notional: the book and the predictions count what would be *liquidated*. Default 0.9.
     turnover_volume
         Modulate the turnover by the bar's volume relative to its causal running mean
         (``volume_mean_hours``), where the bars have volume; the half-life sets the mean rate.
     volume_mean_hours
         Half-life of the exponentially weighted running mean of volume per hour.
     leverage_median, leverage_sigma
-        Log-normal leverage density of newly opened notional: median and log-sd, truncated to
-        ``[leverage_min, leverage_max]`` and discretized into ``leverage_bins`` equal-mass bins
-        whose quantiles rotate from bar to bar (so the heatmap shows no artificial bands).
+        Log-normal leverage density of newly opened *notional* (notional-weighted: high leverage
+        is only allowed on small positions, so little notional sits there): median (10x) and
+        log-sd (1.0), truncated to ``[leverage_min, leverage_max]``. Its smooth part is
+        discretized into ``leverage_bins`` equal-mass bins whose quantiles rotate from bar to
+        bar (no artificial bands).
+    leverage_settings, leverage_setting_share
+        Common leverage settings of the exchanges' sliders (5, 10, 20, 25, 50, 75, 100, 125x):
+        a share ``leverage_setting_share`` (0.5) of the density's mass sits exactly on them
+        (each setting takes the density's mass of its cell, the log-midpoints between
+        neighbouring settings), the rest in the rotating smooth bins. Levels of the settings
+        line up across bars, so the map shows bands where many positions entered at one price.
+        ``()`` or share 0 = smooth only.
     side_tilt
         Log shift of the density per side: longs use ``median * exp(side_tilt)``, shorts
         ``median * exp(-side_tilt)`` (positive = longs more leveraged).
@@ -96,14 +117,18 @@ class ModelParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    turnover_half_life_hours: float | None = 12.0
+    turnover_half_life_hours: float | None = 24.0
     turnover_volume: bool = True
     volume_mean_hours: float = 72.0
-    leverage_median: float = 25.0
-    leverage_sigma: float = 1.2
+    leveraged_share: float = 0.5
+    closed_before_liquidation: float = 0.9
+    leverage_median: float = 10.0
+    leverage_sigma: float = 1.0
     leverage_min: float = 2.0
     leverage_max: float = 125.0
-    leverage_bins: int = 16
+    leverage_bins: int = 8
+    leverage_settings: tuple[float, ...] = (5.0, 10.0, 20.0, 25.0, 50.0, 75.0, 100.0, 125.0)
+    leverage_setting_share: float = 0.5
     side_tilt: float = 0.0
     leverages: tuple[float, ...] | None = None
     weights: tuple[float, ...] | None = None
@@ -127,6 +152,30 @@ class ModelParams(BaseModel):
         if any(not (math.isfinite(v) and v > 1.0) for v in value):
             raise ValueError(f"leverages must be finite and > 1, got {value}")
         return tuple(float(v) for v in value)
+
+    @field_validator("leveraged_share")
+    @classmethod
+    def _check_leveraged_share(cls, value: float) -> float:
+        if not (math.isfinite(value) and 0.0 < value <= 1.0):
+            raise ValueError(f"leveraged_share must be in (0, 1], got {value}")
+        return float(value)
+
+    @field_validator("closed_before_liquidation", "leverage_setting_share")
+    @classmethod
+    def _check_share(cls, value: float) -> float:
+        if not (math.isfinite(value) and 0.0 <= value < 1.0 + 1e-12):
+            raise ValueError(f"must be a share in [0, 1], got {value}")
+        return float(value)
+
+    @field_validator("leverage_settings")
+    @classmethod
+    def _check_settings(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        out = tuple(float(v) for v in value)
+        if any(not (math.isfinite(v) and v > 1.0) for v in out):
+            raise ValueError(f"leverage_settings must be finite and > 1, got {value}")
+        if list(out) != sorted(set(out)):
+            raise ValueError(f"leverage_settings must be increasing, got {value}")
+        return out
 
     @field_validator("mmr")
     @classmethod
@@ -189,6 +238,8 @@ class ModelParams(BaseModel):
                 f"need 1 < leverage_min < leverage_max, got {self.leverage_min}, "
                 f"{self.leverage_max}"
             )
+        if self.closed_before_liquidation >= 1.0:
+            raise ValueError("closed_before_liquidation must be below 1 (nothing would be left)")
         lev, w = self.leverages, self.weights
         if lev is None and w is None:
             return self
@@ -208,7 +259,7 @@ class ModelParams(BaseModel):
         Examples
         --------
         >>> ModelParams().to_json()[:28]
-        '{"brackets":null,"decay_half'
+        '{"brackets":null,"closed_bef'
         """
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 

@@ -210,6 +210,27 @@ def realized_liquidations(
     return query(db_path, *realized_liquidations_sql(exchange, symbol, start, end))
 
 
+def latest_where_scores(
+    db_path: Path, exchange: str, symbol: str, params_hash: str
+) -> pl.DataFrame:
+    """Return the newest where-scores of one model run (one row per name, side and bin; see
+    :data:`transforms.where.WHERE_SCORE_SCHEMA` and the table's comments). Empty when the run
+    has none (or the warehouse predates them).
+
+    Examples
+    --------
+    >>> latest_where_scores(db, "binance", "BTCUSDT", "ab12")  # doctest: +SKIP
+    """
+    return query(
+        db_path,
+        "SELECT * EXCLUDE (exchange, symbol, params_hash) FROM where_scores "
+        "WHERE exchange = ? AND symbol = ? AND params_hash = ? "
+        "QUALIFY computed_at = max(computed_at) OVER () "
+        "ORDER BY name, side, bin",
+        [exchange, symbol, params_hash],
+    )
+
+
 def short_days(db_path: Path, exchange: str, symbol: str, days: int) -> list[tuple[date, str]]:
     """Return the incomplete loaded days (``ingest_log.complete`` false: a short archive file, a
     partly covered import day) among the last ``days`` before the newest bar, with why."""

@@ -35,6 +35,7 @@ WRITABLE_TABLES = frozenset(
         "key_levels",
         "predicted_liquidations",
         "backtest_scores",
+        "where_scores",
         "heatmap_band_cells",
         "liquidation_map_bands",
         "runs",
@@ -251,6 +252,7 @@ CURRENT_RUN_TABLES = frozenset(
 HISTORY_KEYS: dict[str, tuple[str, ...]] = {
     "key_levels": ("as_of",),
     "backtest_scores": ("start_ts", "end_ts"),
+    "where_scores": ("start_ts", "end_ts"),
 }
 #: deleting at least this many rows in one write is followed by a CHECKPOINT, which returns
 #: the freed blocks to the file for reuse (DuckDB's VACUUM does not reclaim space)
@@ -293,8 +295,8 @@ def write_model_outputs(
     The ``model_runs`` row of ``params_hash`` is replaced (rows of other params stay: they
     describe the history below). Tables in :data:`CURRENT_RUN_TABLES` keep the current run
     only: every older row of the (exchange, symbol) is deleted, whatever its params. Tables in
-    :data:`HISTORY_KEYS` (key levels, backtest scores) keep their history: only rows of the
-    same params and snapshot (``as_of`` / scored window) are replaced. ``outputs`` maps table
+    :data:`HISTORY_KEYS` (key levels, backtest and where-scores) keep their history: only rows of
+    the same params and snapshot (``as_of`` / scored window) are replaced. ``outputs`` maps table
     name -> frame without the key columns. A large delete is followed by a ``CHECKPOINT``.
 
     Examples

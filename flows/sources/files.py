@@ -1,16 +1,21 @@
-"""Helpers every exchange source shares for files: errors, zip members, days, staged Parquet.
+"""The file kit every exchange source shares: atomic writes, sha256, zip members, days, Parquet.
 
-- :class:`ArchiveError` (base of every "this file could not be used" error, with a ``kind``),
-  :class:`BadZipError` and :class:`ParseError`;
+- :func:`atomic_write` (temp file in the same folder, then a rename: nothing half-written) and
+  :func:`sha256_file` (a file's digest, read in chunks): the one copy of each for
+  ``flows/`` (``reports/`` keeps its own writer, since it must not import ``flows``);
 - :func:`open_csv_member` / :func:`read_csv_member` / :func:`extract_csv_member`: the single
   CSV member of a zip (Binance's archive, OKX's trade files), size-capped and path-safe;
 - :func:`day_bounds` and :func:`epoch_unit` (13-digit ms vs 16-digit us epochs);
 - :func:`write_staged_frame`: a canonical frame to Parquet for the single writer.
+
+Errors are those of :mod:`flows.sources.errors` (:class:`BadZipError`, :class:`ParseError`, ...).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 import uuid
 import zipfile
 import zlib
@@ -21,6 +26,8 @@ from pathlib import Path
 from typing import IO, Literal
 
 import polars as pl
+
+from flows.sources.errors import BadZipError, ParseError, TooLargeError, short_reason
 
 #: largest CSV member accepted (a BTCUSDT aggTrades day is ~100 MB of CSV)
 MAX_MEMBER_BYTES = 2 * 1024**3
@@ -33,33 +40,34 @@ _ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, No
 EpochUnit = Literal["ms", "us"]
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:120] if text else type(exc).__name__
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
+
+    The folder is created if needed; on any failure the temporary file is removed and ``path``
+    keeps its old content (or stays absent).
+
+    Examples
+    --------
+    >>> atomic_write(Path("raw/okx/instruments/SWAP-2026-01-01.json"), b"{}")  # doctest: +SKIP
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
-class ArchiveError(Exception):
-    """Base class: one archive file could not be used. ``str(exc)`` is a short reason."""
-
-    kind = "error"
-
-
-class BadZipError(ArchiveError):
-    """Corrupt/truncated zip, wrong member count or name, member too large."""
-
-    kind = "corrupt"
-
-
-class TooLargeError(BadZipError):
-    """A body or a zip member above its cap (or a zip bomb's expansion ratio): refused."""
-
-    kind = "limit"
-
-
-class ParseError(ArchiveError):
-    """The CSV member cannot be turned into a valid frame."""
-
-    kind = "parse"
+def sha256_file(path: Path) -> str:
+    """Return the sha256 hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -141,13 +149,13 @@ def open_csv_member(zip_path: Path, max_bytes: int = MAX_MEMBER_BYTES) -> Iterat
     try:
         zf = zipfile.ZipFile(zip_path)
     except _ZIP_ERRORS as exc:
-        raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
+        raise BadZipError(f"corrupt zip: {short_reason(exc)}") from exc
     with zf:
         info = _check_single_member(zf, max_bytes)
         try:
             member = zf.open(info)
         except _ZIP_ERRORS as exc:
-            raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
+            raise BadZipError(f"corrupt zip: {short_reason(exc)}") from exc
         with member:
             yield member
 
@@ -162,7 +170,7 @@ def read_csv_member(zip_path: Path, max_bytes: int = MAX_MEMBER_BYTES) -> bytes:
                 if len(buf) > max_bytes:
                     raise BadZipError(f"member larger than the cap of {max_bytes} bytes")
         except _ZIP_ERRORS as exc:
-            raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
+            raise BadZipError(f"corrupt zip: {short_reason(exc)}") from exc
     return bytes(buf)
 
 
@@ -177,5 +185,5 @@ def extract_csv_member(zip_path: Path, dest: Path, max_bytes: int = MAX_MEMBER_B
                     raise BadZipError(f"member larger than the cap of {max_bytes} bytes")
                 out.write(chunk)
         except _ZIP_ERRORS as exc:
-            raise BadZipError(f"corrupt zip: {_short(exc)}") from exc
+            raise BadZipError(f"corrupt zip: {short_reason(exc)}") from exc
     return dest

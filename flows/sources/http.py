@@ -14,9 +14,11 @@ One :class:`RestClient` talks to one host. Every request goes through the same p
 * ``404`` raises :class:`NotFoundError` at once; any other ``4xx`` raises :class:`HttpError`
   at once.
 
-Errors are :class:`RestError` subclasses with a ``kind`` that maps onto
-:attr:`flows.sources.base.StagedUnit.kind` (``"network"``, ``"http"``, ``"missing"``,
-``"parse"``) and a one-line ``str()``.
+Errors are those of :mod:`flows.sources.errors` (the family every source shares):
+:class:`~flows.sources.errors.NetworkError`, :class:`~flows.sources.errors.HttpError`,
+:class:`~flows.sources.errors.NotFoundError` and :class:`~flows.sources.errors.DecodeError`, each
+with a ``kind`` that maps onto :attr:`flows.sources.base.StagedUnit.kind` and a one-line
+``str()``.
 
 Examples
 --------
@@ -44,6 +46,14 @@ from urllib.parse import urlencode, urlparse
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
+from flows.sources.errors import (
+    DecodeError,
+    HttpError,
+    NetworkError,
+    NotFoundError,
+    short_reason,
+)
+
 USER_AGENT = "liqheat (+https://github.com/liqheat/liqheat)"
 #: largest JSON body accepted
 MAX_JSON_BYTES = 64 * 1024**2
@@ -51,41 +61,6 @@ _CHUNK = 1 << 20
 
 T = TypeVar("T")
 Params = Mapping[str, str | int | float]
-
-
-class RestError(Exception):
-    """Base class: a request failed. ``str(exc)`` is a one-line reason, ``kind`` its class."""
-
-    kind = "error"
-
-    def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.url = url
-        self.status = status
-
-
-class NetworkError(RestError):
-    """Network failure, ``5xx`` or ``429`` that persisted through all retries."""
-
-    kind = "network"
-
-
-class HttpError(RestError):
-    """A non-retryable HTTP status (``4xx`` other than ``404`` and ``429``)."""
-
-    kind = "http"
-
-
-class NotFoundError(RestError):
-    """The server answered ``404``."""
-
-    kind = "missing"
-
-
-class DecodeError(RestError):
-    """A ``200`` whose body is not the JSON expected (e.g. an HTML maintenance page)."""
-
-    kind = "parse"
 
 
 class _Transient(Exception):
@@ -171,11 +146,6 @@ def shared_limiter(key: str, rate_per_s: float, burst: int = 1) -> RateLimiter:
         return limiter
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:120]
-
-
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
 
@@ -204,19 +174,26 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _network_reason(exc: BaseException) -> str:
+def network_reason(exc: BaseException) -> str:
+    """A short reason for an ``httpx`` transport error (refused, not resolved, timed out...).
+
+    Examples
+    --------
+    >>> network_reason(httpx.ReadTimeout("read timed out"))
+    'timed out'
+    """
     if isinstance(exc, httpx.ConnectError):
         text = str(exc).lower()
         if "refused" in text:
             return "connection refused"
         if "name" in text or "resolv" in text or "nodename" in text:
             return "host name not resolved"
-        return f"cannot connect ({_short(exc)})"
+        return f"cannot connect ({short_reason(exc)})"
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     if isinstance(exc, httpx.RemoteProtocolError):
         return "connection dropped mid-response"
-    return _short(exc)
+    return short_reason(exc)
 
 
 @dataclass(frozen=True)
@@ -341,7 +318,7 @@ class RestClient:
                 f"too many redirects (a redirect loop?) for {url}", url=url, status=None
             ) from exc
         except httpx.TransportError as exc:
-            raise _Transient(_network_reason(exc)) from exc
+            raise _Transient(network_reason(exc)) from exc
         status = resp.status_code
         if status == 200:
             return resp
@@ -364,7 +341,7 @@ class RestClient:
 
         Raises
         ------
-        RestError
+        SourceError
             :class:`NotFoundError`, :class:`HttpError`, :class:`NetworkError` (after the
             retries) or :class:`DecodeError` (a ``200`` that is not JSON).
         """
@@ -380,7 +357,7 @@ class RestClient:
                         raise DecodeError(f"body larger than {MAX_JSON_BYTES} bytes: {url}")
                 return bytes(buf)
             except httpx.TransportError as exc:
-                raise _Transient(_network_reason(exc)) from exc
+                raise _Transient(network_reason(exc)) from exc
             finally:
                 resp.close()
 
@@ -395,7 +372,7 @@ class RestClient:
         """GET ``path`` into ``target`` atomically (temp file + rename); return its sha256.
 
         A truncated body is retried like a network error; nothing partial is ever left at
-        ``target``. Raises the same :class:`RestError` subclasses as :meth:`get_json`.
+        ``target``. Raises the same ``SourceError`` subclasses as :meth:`get_json`.
         """
         url = self.url(path)
 
@@ -414,7 +391,7 @@ class RestClient:
                 os.replace(tmp, target)
             except httpx.TransportError as exc:
                 Path(tmp).unlink(missing_ok=True)
-                raise _Transient(_network_reason(exc)) from exc
+                raise _Transient(network_reason(exc)) from exc
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
@@ -423,3 +400,69 @@ class RestClient:
             return Download(url, target, digest.hexdigest(), size)
 
         return self._with_retries(once, url)
+
+
+class ClientPool:
+    """One :class:`RestClient` per (base URL, rate), created on first use and shared by the
+    threads of a process; it pickles empty (a Dask worker opens its own connections).
+
+    Examples
+    --------
+    >>> pool = ClientPool(timeout_s=5.0, retries=1)
+    >>> pool.get("https://www.okx.com", 2.5) is pool.get("https://www.okx.com", 2.5)
+    True
+    >>> import pickle
+    >>> len(pickle.loads(pickle.dumps(pool))), len(pool)
+    (0, 1)
+    >>> pool.close()
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 30.0,
+        retries: int = 4,
+        backoff_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self._clients: dict[tuple[str, float], RestClient] = {}
+        self._lock = threading.Lock()
+
+    def get(self, base_url: str, rate_per_s: float) -> RestClient:
+        """The client of ``base_url`` at ``rate_per_s`` (created on first use)."""
+        with self._lock:
+            client = self._clients.get((base_url, rate_per_s))
+            if client is None:
+                client = self._clients[(base_url, rate_per_s)] = RestClient(
+                    base_url,
+                    timeout_s=self.timeout_s,
+                    retries=self.retries,
+                    backoff_s=self.backoff_s,
+                    backoff_max_s=self.backoff_max_s,
+                    rate_per_s=rate_per_s,
+                )
+            return client
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def close(self) -> None:
+        """Close every client (they are re-created on next use)."""
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_clients"] = {}
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()

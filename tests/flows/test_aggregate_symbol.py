@@ -205,7 +205,13 @@ def test_rerun_replaces_and_reuses_fresh_runs(two_exchanges: Settings) -> None:
     assert (third["computed_at"] > stamps["computed_at"]).all()
 
 
-def test_backtest_for_all_uses_every_exchanges_realized(two_exchanges: Settings) -> None:
+def test_backtest_for_all_uses_every_exchanges_realized(tmp_path: Path) -> None:
+    # both exchanges 4 days: bybit's realized must reach past the model's warm-up
+    # (log2(10) x 24 h = 3.3 days)
+    two_exchanges = Settings(home=tmp_path)
+    two_exchanges.home.mkdir(parents=True, exist_ok=True)
+    _write_market(two_exchanges.db_path, "binance", 60_000.0, 4, seed=1)
+    _write_market(two_exchanges.db_path, "bybit", 60_030.0, 4, seed=2)
     db = two_exchanges.db_path
     bybit = query(db, "SELECT ts, open, close FROM klines WHERE exchange = 'bybit' ORDER BY ts")
     events = bybit.gather_every(37).select(
@@ -236,7 +242,7 @@ def test_backtest_for_all_uses_every_exchanges_realized(two_exchanges: Settings)
     )
     assert scores.height == 4
     assert scores["realized_source"].unique().to_list() == ["bybit:test"]
-    # the model's warm-up (log2(10) x 12 h = 2,392 minutes) is dropped from every score
+    # the model's warm-up (log2(10) x the half-life: 4,785 min at 24 h) is dropped from all
     warm = math.ceil(warmup_hours(ModelParams()) * 60)
     assert scores["bars"].unique().to_list() == [4 * 1440 - warm]
     realized = scores.filter(pl.col("method") == "model")["realized_usd"].sum()

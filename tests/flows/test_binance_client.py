@@ -14,17 +14,14 @@ from tenacity import RetryCallState, Retrying
 from flows.sources.binance.client import (
     ArchiveClient,
     BadChecksumFileError,
-    BadZipError,
     ChecksumMismatchError,
-    HttpStatusError,
-    NetworkError,
     NotPublishedError,
     _Transient,
-    open_csv_member,
     parse_checksum,
-    read_csv_member,
 )
-from flows.sources.binance.paths import atomic_write, checksum_line, daily_path, write_archive_file
+from flows.sources.binance.paths import checksum_line, daily_path, write_archive_file
+from flows.sources.errors import BadZipError, HttpError, NetworkError
+from flows.sources.files import atomic_write, open_csv_member, read_csv_member
 from tests.httpmirror import NOT_FOUND_BODY, Fault, refused_url, serve_mirror
 
 DAY = date(2024, 1, 1)
@@ -161,7 +158,7 @@ def test_403_is_not_retried(mirror_root: Path, tmp_path: Path) -> None:
     with (
         serve_mirror(mirror_root, faults) as mirror,
         client(mirror.base_url, tmp_path) as c,
-        pytest.raises(HttpStatusError, match="HTTP 403"),
+        pytest.raises(HttpError, match="HTTP 403"),
     ):
         c.fetch_verified(PATH)
     assert mirror.hits[PATH + ".CHECKSUM"] == 1

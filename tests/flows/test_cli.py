@@ -23,11 +23,19 @@ COMMANDS = (
     "export",
     "realized",
     "doctor",
+    "today",
 )
 
 
-def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LIQHEAT_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
+def run_cli(
+    *args: str, home: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "LIQHEAT_HOME": str(home),
+        "PREFECT_HOME": str(home / "prefect"),
+        **(env or {}),
+    }
     return subprocess.run(
         [sys.executable, "-m", "flows.cli", *args],
         capture_output=True,

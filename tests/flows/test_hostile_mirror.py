@@ -22,7 +22,8 @@ import pytest
 
 from flows.ingest import ingest
 from flows.lock import pipeline_lock
-from flows.sources.binance.paths import atomic_write, checksum_line, daily_path, write_archive_file
+from flows.sources.binance.paths import checksum_line, daily_path, write_archive_file
+from flows.sources.files import atomic_write
 from tests.httpmirror import Fault, klines_csv, metrics_csv, serve_mirror, write_day
 from warehouse.reads import query
 
@@ -144,7 +145,8 @@ def test_a_zip_bomb_is_refused_with_a_reason(tmp_path: Path, expanded_mb: int) -
 
 
 def test_member_caps_are_per_dataset() -> None:
-    from flows.sources.binance.client import MAX_ZIP_RATIO, member_cap
+    from flows.sources.binance.client import member_cap
+    from flows.sources.files import MAX_ZIP_RATIO
 
     assert member_cap("klines") <= 64 << 20  # a day of 1m klines is ~150 KB
     assert member_cap("metrics") <= 16 << 20

@@ -24,8 +24,8 @@ from flows.ingest import (
     ingest_one,
     plan_units,
 )
-from flows.sources.binance.client import read_csv_member
-from flows.sources.binance.paths import atomic_write, checksum_line, daily_path, write_archive_file
+from flows.sources.binance.paths import checksum_line, daily_path, write_archive_file
+from flows.sources.files import atomic_write, read_csv_member
 from tests.httpmirror import (
     Fault,
     klines_csv,

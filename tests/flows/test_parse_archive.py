@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.sources.binance.client import read_csv_member
 from flows.sources.binance.parsing import (
     KLINE_COLUMNS,
     KLINES_SCHEMA,
@@ -25,6 +24,7 @@ from flows.sources.binance.parsing import (
     parse_metrics,
     sniff_header,
 )
+from flows.sources.files import read_csv_member
 from tests.httpmirror import (
     AGGTRADES_HEADER,
     KLINE_HEADER,

@@ -24,23 +24,23 @@ from flows.sources.binance.parsing import (
     parse_klines,
     parse_metrics,
 )
-from flows.sources.binance_cm.source import parse_liquidation_snapshot
-from flows.sources.bybit.source import (
+from flows.sources.binance_cm.parsing import parse_liquidation_snapshot
+from flows.sources.bybit.parsing import (
     BybitDataError,
-    BybitSource,
     linear_contract,
     oi_frame,
-    read_trades,
+    parse_trades,
     single_side_oi,
 )
-from flows.sources.okx.source import (
-    OkxSource,
+from flows.sources.bybit.source import BybitSource
+from flows.sources.okx.parsing import (
     contract_spec,
-    okx_file_span,
     parse_instruments,
     parse_trades_csv,
     trades_to_klines,
 )
+from flows.sources.okx.paths import okx_file_span
+from flows.sources.okx.source import OkxSource
 from flows.sources.symbols import UnknownContractSizeError
 from tests.exchange_fakes import OKX_OI_PATH, serve_exchanges
 
@@ -158,7 +158,7 @@ def test_bybit_trade_rows(
 ) -> None:
     gz = tmp_path / f"{symbol}.csv.gz"
     gz.write_bytes(gzip.compress((SAMPLES / "bybit" / name).read_bytes()))
-    frame = read_trades(gz, symbol)
+    frame = parse_trades(gz.read_bytes(), symbol, name=gz.name)
     assert frame.height == 1
     row = frame.row(0, named=True)
     assert row["ts"] == datetime.fromtimestamp(0, UTC) + timedelta(microseconds=round(ts * 1e6))
@@ -173,14 +173,14 @@ def test_bybit_trades_in_milliseconds_or_without_price_fail_naming_file_and_head
     gz = tmp_path / "SOLUSDT2026-01-01.csv.gz"
     gz.write_bytes(gzip.compress(ms.encode()))
     with pytest.raises(BybitDataError) as info:
-        read_trades(gz, "SOLUSDT")
+        parse_trades(gz.read_bytes(), "SOLUSDT", name=gz.name)
     assert str(info.value).startswith(
         "SOLUSDT2026-01-01.csv.gz: timestamp 1767225600686 is not in epoch seconds (header "
         "'timestamp,symbol,side,size,price,"
     )
     gz.write_bytes(gzip.compress(text.replace(",price,", ",px,", 1).encode()))
     with pytest.raises(BybitDataError, match=r"unexpected header 'timestamp,symbol,side,size,px"):
-        read_trades(gz, "SOLUSDT")
+        parse_trades(gz.read_bytes(), "SOLUSDT", name=gz.name)
 
 
 # -- Bybit open interest ---------------------------------------------------------------------

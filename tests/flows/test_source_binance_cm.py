@@ -17,15 +17,11 @@ import pytest
 from flows.ingest import ingest
 from flows.settings import Settings
 from flows.sources.base import StagedUnit, UnitRequest
-from flows.sources.binance.parsing import ParseError
-from flows.sources.binance.paths import atomic_write, write_archive_file
-from flows.sources.binance_cm.source import (
-    SOURCE,
-    BinanceCmSource,
-    archive_path,
-    from_settings,
-    parse_liquidation_snapshot,
-)
+from flows.sources.binance.paths import write_archive_file
+from flows.sources.binance_cm.parsing import SOURCE, parse_liquidation_snapshot
+from flows.sources.binance_cm.source import BinanceCmSource, archive_path, from_settings
+from flows.sources.errors import ParseError
+from flows.sources.files import atomic_write
 from flows.sources.loader import load_staged
 from flows.sources.registry import get_source
 from tests.httpmirror import Fault, serve_mirror

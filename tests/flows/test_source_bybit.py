@@ -28,13 +28,8 @@ from hypothesis import strategies as st
 
 from flows.settings import Settings
 from flows.sources.base import StagedUnit, UnitRequest
-from flows.sources.bybit.source import (
-    OI_SAMPLES_PER_DAY,
-    BybitSource,
-    bars_from_trades,
-    from_settings,
-    trades_path,
-)
+from flows.sources.bybit.parsing import OI_SAMPLES_PER_DAY, bars_from_trades
+from flows.sources.bybit.source import BybitSource, from_settings, trades_path
 from warehouse.db import migrate
 from warehouse.reads import query
 

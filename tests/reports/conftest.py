@@ -305,6 +305,7 @@ def _populate_exchange(
             (table, run_keys, frame.with_columns(**{c: pl.lit(v) for c, v in run_keys.items()}))
         )
     parts.append(("backtest_scores", run_keys, _scores(spec, run_keys, bars.height, end)))
+    parts.append(("where_scores", run_keys, _where_scores(run_keys, end)))
     realized = bars.filter(pl.col("ts").dt.minute() % (97 + 6 * k) == 0).select(
         pl.lit(exchange).alias("exchange"),
         pl.lit(spec.symbol).alias("symbol"),
@@ -346,6 +347,24 @@ def _scores(spec: DemoSymbol, run_keys: dict[str, Any], bars: int, end: datetime
                 ("baseline", "short", 0.79, 0.33, 0.51),
             )
         ]
+    )
+
+
+def _where_scores(run_keys: dict[str, Any], end: datetime) -> pl.DataFrame:
+    """Stored where-scores: the magnet no better than distance (lift 1.02, 0.97-1.07)."""
+    common = {**run_keys, "first_decision": START + timedelta(days=1),
+              "last_decision": end - timedelta(days=1), "step_hours": 4.0, "horizon_hours": 24.0,
+              "start_ts": START, "end_ts": end, "realized_source": "",
+              "computed_at": datetime(2024, 5, 4, 0, 6, tzinfo=UTC)}  # fmt: skip
+    rows = [
+        ("magnet", "both", "all", 100, 0.48, 0.47, 1.02, 0.97, 1.07),
+        ("direction_corr", "both", "all", 50, 0.07, 0.0, None, -0.05, 0.19),
+        ("direction_agree", "both", "all", 50, 0.49, 0.5, 0.98, 0.42, 0.56),
+    ]
+    names = ("name", "side", "bin", "n", "model", "null", "lift", "lo", "hi")
+    return pl.DataFrame(
+        [{**common, **dict(zip(names, r, strict=True))} for r in rows],
+        schema_overrides={"lift": pl.Float64},
     )
 
 

@@ -51,6 +51,9 @@ def test_symbol_page_content(built_site: BuiltSite) -> None:
     assert "These are estimates" in html
     assert "SYNTHETIC DATA" not in html
     assert "beats the naive baseline" in html
+    # where-scores in trader words (stored: magnet lift 1.02, interval 0.97-1.07)
+    assert "reached no more often than any level at the same distance from price" in html
+    assert "a level at the same distance: 47 % (lift 1.02, 95 % interval 0.97-1.07)" in html
     assert "realized liquidations (size = USD)" in html
     assert "USDⓈ" not in html
     assert "USD-M perpetual" in html

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from transforms.bars import model_input
-from transforms.levels import EXPIRY_FRACTION, turnover_share
+from transforms.levels import EXPIRY_FRACTION, liquidatable_fraction, turnover_share
 from transforms.leverage import (
     bin_weights,
     leverage_quantiles,
@@ -85,7 +85,8 @@ def reference(bars: pl.DataFrame, p: ModelParams, step: float) -> Ref:
                 opened[i] += d * (vol[i] / vs if vs > 0 else 1 / len(bars_k))
         if d < 0 and p.oi_decrease == "proportional":
             close_at[s1] = base[s1] / base[s0]
-    w = bin_weights(p)
+    w = [bin_weights(p, 0), bin_weights(p, 1)]
+    keep = liquidatable_fraction(p)
     out = Ref(predicted={"long": np.zeros(n), "short": np.zeros(n)})
     live: list[dict[str, float]] = []
     for i in range(n):
@@ -111,14 +112,14 @@ def reference(bars: pl.DataFrame, p: ModelParams, step: float) -> Ref:
             points = path_points(op[i], hi[i], lo[i], cl[i], mh[i], ml[i], p)
             for q, (entry, low_after, high_after) in enumerate(points):
                 off = rotation_offsets(np.array([ts_us[i]]), np.array([q]))
-                usd = opened[i] / len(points) * entry
+                usd = opened[i] / len(points) * entry * keep
                 for side in (0, 1):
                     levs = leverage_quantiles(p, off, side)[0]
                     for t, lev in enumerate(levs):
                         price = float(
                             liquidation_prices(np.array([entry]), np.array([lev]), p, side)[0]
                         )
-                        notional = usd * w[t]
+                        notional = usd * w[side][t]
                         lv = {"j": i, "side": side, "lev": float(lev), "price": price,
                               "entry": entry, "notional": notional, "rem": notional,
                               "m": n, "liq_usd": 0.0}  # fmt: skip

@@ -159,3 +159,49 @@ def test_backtest_on_real_4h_liquidations(shared_data: Path) -> None:
         assert 0.0 <= row["top_decile_overlap"] <= 1.0
         assert -1.0 <= row["log_corr"] <= 1.0
         assert row["bars"] == 285
+
+
+def test_score_states_its_coverage_and_the_size_ratio_at_it() -> None:
+    ts = [datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=i) for i in range(4)]
+    pred = pl.DataFrame({"ts": ts, "long_usd": [30.0, 20, 10, 0], "short_usd": [0.0, 0, 0, 8]})
+    real = pl.DataFrame({"ts": ts, "long_usd": [1.0, 0, 0, 1], "short_usd": [0.0, 0, 0, 2]})
+    plain = score(pred, real)
+    assert plain["coverage"].to_list() == [1.0, 1.0]
+    assert plain["size_ratio_at_coverage"].to_list() == plain["size_ratio"].to_list()
+    out = score(pred, real, coverage=0.12)
+    long = out.filter(pl.col("side") == "long").row(0, named=True)
+    assert long["size_ratio"] == pytest.approx(30.0)
+    assert long["size_ratio_at_coverage"] == pytest.approx(30.0 * 0.12)
+    assert out["capture_auc"].to_list() == plain["capture_auc"].to_list()
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="coverage"):
+            score(pred, real, coverage=bad)
+
+
+def test_all_scores_is_the_per_bar_score_and_the_where_scores_of_one_run() -> None:
+    from transforms.backtest import baseline_liquidations, predicted_liquidations
+    from transforms.levels import warmup_hours
+    from transforms.params import ModelParams
+    from transforms.scoring import all_scores
+    from transforms.where import WhereMethod, where_scores
+
+    t = [datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=i) for i in range(24 * 6)]
+    price = 100 * np.exp(0.02 * np.sin(np.arange(len(t)) / 7))
+    bars = pl.DataFrame({"ts": t, "open": price, "high": price * 1.01, "low": price * 0.99,
+                         "close": price, "oi_usd": 1e6})  # fmt: skip
+    real = pl.DataFrame({"ts": t, "long_usd": 1.0, "short_usd": 2.0})
+    method = WhereMethod(draws=50)
+    got = all_scores(bars, realized=real, coverage=0.5, method=method)
+    p = ModelParams()
+    expected = score(
+        predicted_liquidations(bars),
+        real,
+        baseline=baseline_liquidations(bars),
+        warmup=timedelta(hours=warmup_hours(p)),
+        coverage=0.5,
+    )
+    assert got.per_bar.equals(expected)
+    assert got.where.equals(where_scores(bars, realized=real, method=method))
+    bars_only = all_scores(bars, method=method)
+    assert bars_only.per_bar.height == 0
+    assert "realized_near" not in bars_only.where["name"].to_list()

@@ -15,18 +15,22 @@ from transforms.heatmap import heatmap, liquidation_map
 from transforms.levels import (
     LEVELS_SCHEMA,
     key_levels,
+    liquidatable_fraction,
     liquidation_levels,
     turnover_share,
     warmup_hours,
 )
+from transforms.leverage import bin_weights, leverage_density
 from transforms.model import run_model
 from transforms.params import ModelParams
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
+#: the whole opened notional in the book (hand-computed answers; the size knobs are tested apart)
+WHOLE = {"leveraged_share": 1.0, "closed_before_liquidation": 0.0}
 #: the net-OI mode (no turnover, one entry per bar, no intra-bar rule): the old model's answers
 P = ModelParams(
     leverages=(10.0, 20.0), weights=(0.5, 0.5), mmr=0.004, price_step=1.0,
-    turnover_half_life_hours=None, intrabar=False, entry_points=1,
+    turnover_half_life_hours=None, intrabar=False, entry_points=1, **WHOLE,
 )  # fmt: skip
 
 
@@ -162,7 +166,7 @@ def one_minute_bars() -> pl.DataFrame:
 
 def test_net_increase_spreads_by_volume() -> None:
     p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=None,
-                    entry_points=1)  # fmt: skip
+                    entry_points=1, **WHOLE)  # fmt: skip
     lv = liquidation_levels(one_minute_bars(), p).filter(pl.col("side") == "long")
     # one entry per bar at the middle of its path: bar 0 100 -> 99 -> 101 -> 100 (length 4,
     # middle 100); bar 1 (close 103 >= open 100) 100 -> 102 -> 104 -> 103 (length 5, middle at
@@ -183,7 +187,8 @@ def test_entry_points_spread_along_the_path() -> None:
                          "high": [110.0, 106.0], "low": [90.0, 104.0], "close": [105.0, 105.0],
                          "oi_usd": [1000.0, 1000.0]})  # fmt: skip
     p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=4.0,
-                    turnover_volume=False, entry_resolution=0.05, oi_decrease="ignore")  # fmt: skip
+                    turnover_volume=False, entry_resolution=0.05, oi_decrease="ignore",
+                    **WHOLE)  # fmt: skip
     lv = liquidation_levels(bars, p).filter(
         (pl.col("created_at") == T0) & (pl.col("side") == "long")
     )
@@ -204,7 +209,8 @@ def test_intrabar_rule_known_answer() -> None:
     # O 100 -> L 80 -> H 110 -> C 105 (length 55); resolution 0.1 of 30/105 -> 3 points at
     # 9.1667, 27.5, 45.8333: prices 90.8333, then on the up-leg 80 + 7.5 = 87.5, 80 + 25.8333
     p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=4.0,
-                    turnover_volume=False, entry_resolution=0.1, oi_decrease="ignore")  # fmt: skip
+                    turnover_volume=False, entry_resolution=0.1, oi_decrease="ignore",
+                    **WHOLE)  # fmt: skip
     lv = liquidation_levels(bars, p).filter(pl.col("created_at") == T0).sort("side", "entry_price")
     longs = lv.filter(pl.col("side") == "long")
     assert longs["entry_price"].to_list() == pytest.approx([87.5, 90.8333333, 105.8333333])
@@ -237,7 +243,7 @@ def test_turnover_known_answer() -> None:
     bars = pl.DataFrame({"ts": [T0 + timedelta(hours=i) for i in range(n)], "open": 100.0,
                          "high": 100.5, "low": 99.5, "close": 100.0, "oi_usd": 1000.0})  # fmt: skip
     p = ModelParams(leverages=(10.0,), weights=(1.0,), turnover_half_life_hours=1.0,
-                    entry_points=1)  # fmt: skip
+                    entry_points=1, **WHOLE)  # fmt: skip
     lv = liquidation_levels(bars, p).filter(pl.col("side") == "long")
     assert lv["notional_usd"].to_list() == pytest.approx([500.0] * n)
     # alive after the last bar: 500 * (0.5**3, 0.5**2, 0.5, 1) -> total 937.5 -> approaches OI
@@ -279,7 +285,8 @@ def test_oi_decrease_ignore_and_decay() -> None:
 
 
 def test_side_tilt_and_density() -> None:
-    p = ModelParams(leverage_bins=8, side_tilt=0.5, turnover_half_life_hours=1.0)
+    p = ModelParams(leverage_bins=8, leverage_median=25.0, side_tilt=0.5,
+                    turnover_half_life_hours=1.0)  # fmt: skip
     lv = liquidation_levels(five_minute_bars(), p)
     med = lv.group_by("side").agg(pl.col("leverage").median()).sort("side")
     long_med, short_med = med["leverage"].to_list()
@@ -333,3 +340,52 @@ def test_params_hash_and_validation() -> None:
         ModelParams(leverage_min=50.0, leverage_max=20.0)
     assert ModelParams().resolve_price_step(five_minute_bars()) == 0.1
     assert ModelParams.model_validate_json(P.to_json()) == P
+
+
+def test_size_knobs_scale_the_book_and_the_predictions() -> None:
+    """leveraged_share 0.5 and closed_before_liquidation 0.8 leave 0.5 * 0.2 = 0.1 of every
+    opened notional in the book: 50 instead of 500 per tier, 37.5 instead of 375 liquidated."""
+    p = ModelParams(**{**P.model_dump(), "leveraged_share": 0.5, "closed_before_liquidation": 0.8})
+    assert liquidatable_fraction(p) == 0.1
+    lv = liquidation_levels(five_minute_bars(), p)
+    assert lv["notional_usd"].to_list() == pytest.approx([50.0] * 4)
+    pred = predicted_liquidations(five_minute_bars(), p)
+    assert pred["long_usd"].to_list() == pytest.approx([0, 0, 0, 0, 37.5, 0, 0, 0])
+    assert pred["short_usd"].to_list() == pytest.approx([0, 0, 0, 37.5, 0, 0, 0, 0])
+    # the rank of the bars does not change: every prediction is scaled alike
+    whole = predicted_liquidations(five_minute_bars(), P)
+    assert (pred["long_usd"] * 10.0).to_list() == pytest.approx(whole["long_usd"].to_list())
+    bad: list[dict[str, float]] = [
+        {"leveraged_share": 0.0}, {"leveraged_share": 1.5},
+        {"closed_before_liquidation": 1.0}, {"closed_before_liquidation": -0.1},
+    ]  # fmt: skip
+    for kw in bad:
+        with pytest.raises(ValueError, match=r"share|below 1"):
+            ModelParams(**kw)
+
+
+def test_leverage_settings_hold_their_share_of_the_density() -> None:
+    """Settings 10x and 100x at share 0.5 around a median of sqrt(10 * 100): the two cells
+    (split at the log-midpoint, the median) hold half the density each, so each setting gets
+    0.25 of the notional and the 2 smooth bins 0.25 each; settings do not rotate."""
+    p = ModelParams(leverage_bins=2, leverage_settings=(10.0, 100.0), leverage_setting_share=0.5,
+                    leverage_median=math.sqrt(1000.0), leverage_sigma=1.0, leverage_min=1.01,
+                    leverage_max=1e4, turnover_half_life_hours=1.0, entry_points=1,
+                    **WHOLE)  # fmt: skip
+    assert bin_weights(p).tolist() == pytest.approx([0.25, 0.25, 0.25, 0.25], abs=1e-3)
+    lv = liquidation_levels(five_minute_bars(), p).filter(pl.col("side") == "long")
+    per_bar = lv.group_by("created_at").agg(
+        pl.col("leverage").filter(pl.col("leverage").is_in([10.0, 100.0])).count().alias("n"),
+        pl.col("leverage").filter(~pl.col("leverage").is_in([10.0, 100.0])).alias("smooth"),
+    )
+    assert per_bar["n"].to_list() == [2] * per_bar.height  # every bar: both settings
+    smooth = {tuple(round(x, 6) for x in s) for s in per_bar["smooth"].to_list()}
+    assert len(smooth) > 1  # the smooth bins rotate from bar to bar
+    density = leverage_density(p, points=400)
+    assert density["share"].sum() == pytest.approx(1.0)
+    spikes = density.filter(pl.col("leverage").is_in([10.0, 100.0]))["share"].to_list()
+    assert spikes == pytest.approx([0.25, 0.25], abs=1e-3)
+    with pytest.raises(ValueError, match="increasing"):
+        ModelParams(leverage_settings=(20.0, 10.0))
+    off = ModelParams(leverage_setting_share=0.0, leverage_bins=3)
+    assert bin_weights(off).shape == (3,)

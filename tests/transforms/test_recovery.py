@@ -76,7 +76,10 @@ def market() -> tuple[SyntheticMarket, pl.DataFrame]:
     return m, model_bars(m)
 
 
-@pytest.mark.parametrize(("every", "margin"), [("1m", 0.02), ("30m", 0.005), ("1h", 0.005),
+#: the margin shrinks with the bar size; at 1h it is 0.003 / 0.002 with the shipped 24 h
+#: half-life (0.008 / 0.020 at 12 h: this market's scalpers and day traders turn over faster
+#: than a day, the real 4h set prefers a day or more, see docs/model.md)
+@pytest.mark.parametrize(("every", "margin"), [("1m", 0.02), ("30m", 0.005), ("1h", 0.002),
                                                 ("4h", -0.02)])  # fmt: skip
 def test_model_beats_baseline_at_every_bar_size(
     market: tuple[SyntheticMarket, pl.DataFrame], every: str, margin: float
@@ -104,7 +107,10 @@ def test_leverage_mix_recovered(market: tuple[SyntheticMarket, pl.DataFrame]) ->
         "leverage_median": (5.0, 7.0, 10.0, 14.0, 20.0, 28.0, 40.0),
         "leverage_sigma": (0.4, 0.6, 0.8, 1.0, 1.2, 1.4),
     }
-    cal = calibrate(bars, realized, grid=grid, passes=3)
+    # this market's leverage is continuous (effective = nominal x margin factor, no slider
+    # settings), so the smooth density is the one that can recover it
+    smooth = ModelParams(leverage_setting_share=0.0, leverage_bins=16)
+    cal = calibrate(bars, realized, base=smooth, grid=grid, passes=3)
     truth = m.leverage_mix().filter(pl.col("side") == "all").row(0, named=True)
     fitted = cal.params.leverage_median
     assert abs(math.log(fitted / truth["median"])) <= math.log(1.5), (fitted, truth["median"])

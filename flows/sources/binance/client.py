@@ -9,7 +9,7 @@ Failure policy (what callers can rely on):
 * ``404`` raises :class:`NotPublishedError` at once (never retried in a loop).
 * ``5xx``, ``429`` and network errors (refused, reset, timeout, short body) are retried with
   exponential backoff and jitter, at most ``retries`` extra attempts; then :class:`NetworkError`.
-  Other ``4xx`` raise :class:`HttpStatusError` without retry.
+  Other ``4xx`` raise :class:`HttpError` without retry.
 * After ``give_up_after`` consecutive fetches that could not connect at all (refused, DNS,
   connect timeout; each after its retries, with no success in between) the client stops trying
   and fails fast, so an unreachable archive costs one backoff sequence, not one per file.
@@ -19,8 +19,8 @@ Failure policy (what callers can rely on):
   :class:`ChecksumMismatchError`. Nothing unverified ever lands in the cache.
 * A cached zip is re-hashed against a freshly fetched ``.CHECKSUM`` before use, so files the
   archive republished are downloaded again.
-* :func:`open_csv_member` accepts only a zip with exactly one ``.csv`` member whose name has no
-  directory part (no path traversal) and whose size is below a cap.
+* :func:`flows.sources.files.open_csv_member` accepts only a zip with exactly one ``.csv``
+  member whose name has no directory part (no path traversal) and whose size is below a cap.
 """
 
 from __future__ import annotations
@@ -48,14 +48,16 @@ from tenacity import (
     retry_if_exception_type,
 )
 
-from flows.sources.files import MAX_MEMBER_BYTES as MAX_MEMBER_BYTES
-from flows.sources.files import MAX_ZIP_RATIO as MAX_ZIP_RATIO
-from flows.sources.files import ArchiveError as ArchiveError
-from flows.sources.files import BadZipError as BadZipError
-from flows.sources.files import TooLargeError as TooLargeError
-from flows.sources.files import extract_csv_member as extract_csv_member
-from flows.sources.files import open_csv_member as open_csv_member
-from flows.sources.files import read_csv_member as read_csv_member
+from flows.sources.errors import (
+    HttpError,
+    NetworkError,
+    NotFoundError,
+    SourceError,
+    TooLargeError,
+    short_reason,
+)
+from flows.sources.files import MAX_MEMBER_BYTES, sha256_file
+from flows.sources.http import USER_AGENT, network_reason, parse_retry_after
 
 #: largest expanded member per dataset: a day of 1m klines is ~150 KB, of metrics ~30 KB, a
 #: month of funding ~10 KB; only aggTrades are large (streamed to disk, never held in memory)
@@ -73,7 +75,6 @@ DOWNLOAD_CAPS: dict[str, int] = dict(MEMBER_CAPS)
 MAX_CHECKSUM_BYTES = 4096
 _CHUNK = 1 << 20
 _CHECKSUM_RE = re.compile(r"^([0-9a-fA-F]{64}) [ *]([^\s/\\]+)\r?\n?$")
-_USER_AGENT = "liqheat (+https://github.com/liqheat/liqheat)"
 
 
 def _dataset_of(archive_path: str) -> str | None:
@@ -104,44 +105,30 @@ def download_cap(archive_path: str) -> int:
     return DOWNLOAD_CAPS.get(_dataset_of(archive_path) or "", MAX_MEMBER_BYTES)
 
 
-class NotPublishedError(ArchiveError):
+class NotPublishedError(NotFoundError):
     """The archive answered 404 (not yet published, or a gap)."""
 
-    kind = "missing"
 
-
-class NetworkError(ArchiveError):
-    """Network failure, 5xx or 429 that persisted through the retries."""
-
-    kind = "network"
-
-
-class HttpStatusError(ArchiveError):
-    """A non-retryable HTTP status other than 404 (e.g. 403)."""
-
-    kind = "http"
-
-
-class BadChecksumFileError(ArchiveError):
+class BadChecksumFileError(SourceError):
     """The ``.CHECKSUM`` body is not a sha256sum line for the expected zip."""
 
     kind = "checksum"
 
 
-class ChecksumMismatchError(ArchiveError):
+class ChecksumMismatchError(SourceError):
     """The zip's sha256 differs from its ``.CHECKSUM`` twice in a row."""
 
     kind = "checksum"
 
 
-class DeadlineError(ArchiveError):
+class DeadlineError(SourceError):
     """A download did not finish within its overall deadline (a stalled or trickling
     server); not retried, since the same server would stall again."""
 
     kind = "timeout"
 
 
-class _Unchanged(ArchiveError):
+class _Unchanged(SourceError):
     """Internal: a conditional re-request answered 304 (the same body as before)."""
 
     kind = "checksum"
@@ -193,15 +180,6 @@ def parse_checksum(text: str | bytes, zip_name: str) -> str:
     return m.group(1).lower()
 
 
-def sha256_file(path: Path) -> str:
-    """Return the sha256 hex digest of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _default_deadline() -> float:
     """``LIQHEAT_DOWNLOAD_DEADLINE_S`` (see :class:`flows.settings.Settings`)."""
     from flows.settings import Settings
@@ -233,34 +211,6 @@ def _bounded(
         if deadline is not None and time.monotonic() > deadline:
             raise DeadlineError(_deadline_reason(deadline_s))
         yield chunk
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:120]
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header given in seconds (HTTP dates are ignored)."""
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _network_reason(exc: BaseException) -> str:
-    if isinstance(exc, httpx.ConnectError):
-        text = str(exc).lower()
-        if "refused" in text:
-            return "connection refused"
-        if "name" in text or "resolv" in text or "nodename" in text:
-            return "host name not resolved"
-        return f"cannot connect ({_short(exc)})"
-    if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "connection dropped mid-response"
-    return _short(exc)
 
 
 class ArchiveClient:
@@ -318,7 +268,7 @@ class ArchiveClient:
             self._http = httpx.Client(
                 timeout=timeout_s,
                 follow_redirects=True,
-                headers={"User-Agent": _USER_AGENT},
+                headers={"User-Agent": USER_AGENT},
             )
         self._lock = threading.Lock()
         self._network_failures = 0
@@ -364,7 +314,7 @@ class ArchiveClient:
         return state.attempt_number > self.retries or self._tripped()
 
     def _with_retries(self, fn: Any) -> Any:
-        """Call ``fn()``, retrying :class:`_Transient`; map errors to :class:`ArchiveError`."""
+        """Call ``fn()``, retrying :class:`_Transient`; map errors to a ``SourceError``."""
         if self._tripped():
             raise self._unreachable()
         retrying = Retrying(
@@ -380,7 +330,7 @@ class ArchiveClient:
             with self._lock:
                 self._network_failures = self._network_failures + 1 if exc.connect else 0
             raise NetworkError(f"network: {exc} ({tries} tries)") from exc
-        except ArchiveError:
+        except SourceError:
             # the archive answered (e.g. 404): it is reachable
             with self._lock:
                 self._network_failures = 0
@@ -414,7 +364,7 @@ class ArchiveClient:
             except FileNotFoundError:
                 raise NotPublishedError("404 not published (no such file in mirror)") from None
             except OSError as exc:
-                raise _Transient(_short(exc)) from exc
+                raise _Transient(short_reason(exc)) from exc
             with fh:
                 size = os.fstat(fh.fileno()).st_size
                 if cap is not None and size > cap:
@@ -434,19 +384,20 @@ class ArchiveClient:
                     raise NotPublishedError("404 not published")
                 if status == 429 or status >= 500:
                     raise _Transient(
-                        f"HTTP {status}", retry_after=_retry_after(resp.headers.get("Retry-After"))
+                        f"HTTP {status}",
+                        retry_after=parse_retry_after(resp.headers.get("Retry-After")),
                     )
                 if status != 200:
-                    raise HttpStatusError(f"HTTP {status}")
+                    raise HttpError(f"HTTP {status}")
                 announced = resp.headers.get("Content-Length", "")
                 if cap is not None and announced.isdigit() and int(announced) > cap:
                     raise TooLargeError(_too_large(int(announced), cap, announced=True))
                 yield _bounded(resp.iter_bytes(), cap, deadline, self.deadline_s)
         except httpx.TooManyRedirects as exc:
-            raise HttpStatusError(f"too many redirects (a redirect loop?): {_short(exc)}") from exc
+            raise HttpError(f"too many redirects (a redirect loop?): {short_reason(exc)}") from exc
         except httpx.TransportError as exc:
             connect = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-            raise _Transient(_network_reason(exc), connect=connect) from exc
+            raise _Transient(network_reason(exc), connect=connect) from exc
 
     def fetch_bytes(self, archive_path: str, max_bytes: int = MAX_CHECKSUM_BYTES) -> bytes:
         """Return the body of a small file (e.g. a ``.CHECKSUM``), with retries."""
@@ -511,8 +462,8 @@ class ArchiveClient:
 
         Raises
         ------
-        ArchiveError
-            :class:`NotPublishedError`, :class:`NetworkError`, :class:`HttpStatusError`,
+        SourceError
+            :class:`NotPublishedError`, :class:`NetworkError`, :class:`HttpError`,
             :class:`BadChecksumFileError` or :class:`ChecksumMismatchError`.
         """
         expected = self.expected_sha256(archive_path)

@@ -30,7 +30,7 @@ import polars as pl
 
 from flows.sources.base import KLINES_SCHEMA as CANONICAL_KLINES
 from flows.sources.base import OPEN_INTEREST_SCHEMA as CANONICAL_OPEN_INTEREST
-from flows.sources.files import ParseError as ParseError
+from flows.sources.errors import ParseError
 from flows.sources.files import day_bounds as day_bounds
 from flows.sources.files import epoch_unit as epoch_unit
 

@@ -16,12 +16,12 @@ Path grammar (``data/futures/um/daily/...``)::
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 import zipfile
 from datetime import date
 from pathlib import Path
+
+from flows.sources.files import atomic_write
 
 UM_ROOT = "data/futures/um"
 #: daily datasets with an interval folder (the dataset name is NOT in the file name)
@@ -63,19 +63,6 @@ def monthly_path(dataset: str, symbol: str, year: int, month: int) -> str:
 def checksum_line(data: bytes, zip_name: str) -> str:
     """Return the ``.CHECKSUM`` content for ``data`` (sha256sum format, two spaces)."""
     return f"{hashlib.sha256(data).hexdigest()}  {zip_name}\n"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def zip_csv(csv_text: str, member_name: str) -> bytes:

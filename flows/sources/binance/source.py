@@ -25,24 +25,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from flows.sources.base import StagedUnit, Status, UnitRequest
-from flows.sources.binance.client import (
-    ArchiveClient,
-    ArchiveError,
-    NotPublishedError,
-    extract_csv_member,
-    member_cap,
-    read_csv_member,
-)
+from flows.sources.binance.client import ArchiveClient, NotPublishedError, member_cap
 from flows.sources.binance.parsing import (
     Parsed,
-    ParseError,
     parse_aggtrades_profile,
     parse_funding,
     parse_klines,
     parse_metrics,
 )
 from flows.sources.binance.paths import SYMBOL_RE, daily_path, monthly_path
-from flows.sources.files import write_staged_frame as write_staged_frame
+from flows.sources.errors import ParseError, SourceError
+from flows.sources.files import extract_csv_member, read_csv_member, write_staged_frame
 
 if TYPE_CHECKING:
     from flows.settings import Settings
@@ -317,7 +310,7 @@ class BinanceSource(ArchiveSourceBase):
         except ParseError as exc:  # name the file: the reason quotes its first bad row
             reason = f"{path.rsplit('/', 1)[-1]}: {exc}"
             return unit("failed", reason=reason, url=url, kind=exc.kind)
-        except ArchiveError as exc:
+        except SourceError as exc:
             return unit("failed", reason=str(exc), url=url, kind=exc.kind)
         except KeyboardInterrupt:
             raise

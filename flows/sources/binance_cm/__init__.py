@@ -1,4 +1,5 @@
-"""Binance COIN-M: the ``liquidationSnapshot`` archive (realized liquidations, 2023-06 to 2024-10).
+"""Binance COIN-M liquidation snapshots, stored as realized liquidations of ``binance``.
 
-See :mod:`flows.sources.binance_cm.source`.
+- :mod:`flows.sources.binance_cm.parsing`: the pure CSV parser;
+- :mod:`flows.sources.binance_cm.source`: :class:`~flows.sources.binance_cm.source.BinanceCmSource`.
 """

@@ -37,17 +37,13 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
-from flows.sources.base import REALIZED_SCHEMA, StagedUnit, UnitRequest
+from flows.sources.base import StagedUnit, UnitRequest
 from flows.sources.binance.client import NotPublishedError
-from flows.sources.binance.parsing import sniff_header
 from flows.sources.binance.source import ArchiveSourceBase
+from flows.sources.binance_cm.parsing import SOURCE, parse_liquidation_snapshot
+from flows.sources.errors import SourceError
 from flows.sources.files import (
-    ArchiveError,
-    ParseError,
     day_bounds,
-    epoch_unit,
     read_csv_member,
     write_staged_frame,
 )
@@ -62,24 +58,10 @@ NAME = "binance-cm"
 EXCHANGE = "binance"
 DATASET = "liquidationSnapshot"
 TABLE = "realized_liquidations"
-SOURCE = "binance-cm-liquidationSnapshot"
 CM_ROOT = "data/futures/cm"
 #: first and last day the COIN-M archive holds liquidationSnapshot files
 FIRST_DAY = date(2023, 6, 25)
 LAST_DAY = date(2024, 10, 14)
-COLUMNS = (
-    "time",
-    "side",
-    "order_type",
-    "time_in_force",
-    "original_quantity",
-    "price",
-    "average_price",
-    "order_status",
-    "last_fill_quantity",
-    "accumulated_fill_quantity",
-)
-_SIDES = {"SELL": "long", "BUY": "short"}
 
 
 def archive_path(pair: str, day: date) -> str:
@@ -102,74 +84,6 @@ def in_span(day: date) -> bool:
     (True, False)
     """
     return FIRST_DAY <= day <= LAST_DAY
-
-
-def parse_liquidation_snapshot(data: bytes, day: date, usd_per_contract: float) -> pl.DataFrame:
-    """Parse a liquidationSnapshot CSV into ``ts, side, usd, source`` rows for ``day``.
-
-    Exact duplicate rows are dropped (the archive repeats every row), ``SELL`` maps to
-    ``long`` and ``BUY`` to ``short``, ``usd = accumulated_fill_quantity * usd_per_contract``;
-    unfilled rows are dropped.
-
-    Raises
-    ------
-    ParseError
-        Unexpected header or column count, bad numbers, an unknown side, or rows outside
-        ``day``.
-
-    Examples
-    --------
-    >>> head = (b"time,side,order_type,time_in_force,original_quantity,price,average_price,"
-    ...         b"order_status,last_fill_quantity,accumulated_fill_quantity\\n")
-    >>> row = b"1687656471926,BUY,LIMIT,IOC,7,30741.3,30631.6,FILLED,6,7\\n"
-    >>> frame = parse_liquidation_snapshot(head + row + row, date(2023, 6, 25), 100.0)
-    >>> frame.select("side", "usd").rows()
-    [('short', 700.0)]
-    """
-    data = data.removeprefix(b"\xef\xbb\xbf")
-    lines = [ln for ln in data.splitlines() if ln.strip()]
-    if not lines:
-        raise ParseError("empty file")
-    header = sniff_header(lines[0].decode("utf-8", "replace").strip(), COLUMNS)
-    body = lines[1:] if header else lines
-    if not body:
-        return pl.DataFrame(schema=REALIZED_SCHEMA)
-    if any(ln.count(b",") != len(COLUMNS) - 1 for ln in body):
-        raise ParseError(f"ragged rows: not every line has {len(COLUMNS)} columns")
-    try:
-        raw = pl.read_csv(
-            b"\n".join(body),
-            has_header=False,
-            new_columns=list(COLUMNS),
-            infer_schema=False,
-        )
-    except pl.exceptions.PolarsError as exc:
-        raise ParseError(f"unreadable CSV: {str(exc).splitlines()[0][:120]}") from exc
-    raw = raw.unique(maintain_order=True)  # every row appears twice in the archive
-    unit = epoch_unit(str(raw["time"][0]))
-    sides = set(raw["side"].str.strip_chars().str.to_uppercase().unique().to_list())
-    if not sides <= set(_SIDES):
-        raise ParseError(f"unknown side(s) {sorted(map(str, sides - set(_SIDES)))}")
-    try:
-        frame = raw.select(
-            pl.from_epoch(pl.col("time").cast(pl.Int64), time_unit=unit)
-            .dt.replace_time_zone("UTC")
-            .alias("ts"),
-            pl.col("side").str.strip_chars().str.to_uppercase().replace_strict(_SIDES),
-            (pl.col("accumulated_fill_quantity").cast(pl.Float64) * usd_per_contract).alias("usd"),
-            pl.lit(SOURCE).alias("source"),
-        )
-    except pl.exceptions.PolarsError as exc:
-        raise ParseError(f"bad value: {str(exc).splitlines()[0][:120]}") from exc
-    start, end = day_bounds(day)
-    outside = frame.filter((pl.col("ts") < start) | (pl.col("ts") >= end)).height
-    if outside:
-        raise ParseError(f"{outside} rows outside {day.isoformat()} (wrong day or time unit)")
-    return (
-        frame.filter(pl.col("usd") > 0)
-        .sort("ts", maintain_order=True)
-        .select(pl.col(c).cast(t) for c, t in REALIZED_SCHEMA.items())
-    )
 
 
 class BinanceCmSource(ArchiveSourceBase):
@@ -258,7 +172,7 @@ class BinanceCmSource(ArchiveSourceBase):
             )
         except NotPublishedError as exc:
             return StagedUnit(**base, status="missing", reason=str(exc), url=url, kind="missing")
-        except ArchiveError as exc:
+        except SourceError as exc:
             return StagedUnit(**base, status="failed", reason=str(exc), url=url, kind=exc.kind)
         except KeyboardInterrupt:
             raise

@@ -52,92 +52,48 @@ public API; we stay far below). The limit holds per process: with Dask, per work
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-import os
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from flows.sources.base import KLINES_SCHEMA, OPEN_INTEREST_SCHEMA, StagedUnit, Status, UnitRequest
-from flows.sources.http import USER_AGENT, NotFoundError, RestClient, RestError
-from flows.sources.symbols import ContractSpec, UnknownContractSizeError, instrument, lookup
+from flows.sources.base import StagedUnit, Status, UnitRequest
+from flows.sources.bybit.parsing import (
+    EXCHANGE,
+    INSTRUMENTS_PATH,
+    BybitDataError,
+    Staged,
+    bars_from_trades,
+    linear_contract,
+    oi_frame,
+    parse_trades,
+    result_of,
+)
+from flows.sources.errors import NotFoundError, SourceError, short_reason
+from flows.sources.files import atomic_write, day_bounds, sha256_file, write_staged_frame
+from flows.sources.http import ClientPool, RestClient
+from flows.sources.symbols import ContractSpec, UnknownContractSizeError, instrument
 
 if TYPE_CHECKING:
     from flows.settings import Settings
 
-EXCHANGE = "bybit"
 DATASETS = ("trades", "open_interest")
 #: dataset -> warehouse table
 TABLES = {"trades": "klines", "open_interest": "open_interest"}
 #: requests per second per host (Bybit allows 120/s per IP on public endpoints)
 RATE_PER_S = 10.0
-#: OI samples per day at 5-minute intervals
-OI_SAMPLES_PER_DAY = 288
 OI_PAGE_LIMIT = 200
 KLINE_LIMIT = 1000
 #: safety bound on cursor pages for one day (288 samples need 2)
 MAX_PAGES = 20
 #: Bybit's "too many visits" code (rate limit answered with HTTP 200)
 RATE_LIMIT_RETCODE = 10006
-INSTRUMENTS_PATH = "/v5/market/instruments-info"
-
-TS = pl.Datetime("us", "UTC")
-#: trade file times are epoch seconds (float since ~2025, integer before); larger is another unit
-MAX_EPOCH_SECONDS = 1e11
-#: columns every trade file must have (read by name: order and extra columns do not matter)
-TRADE_COLUMNS = ("timestamp", "symbol", "side", "size", "price", "foreignNotional")
-#: the full header of current files (``RPI`` is absent before ~2025)
-TRADE_HEADER = (
-    "timestamp",
-    "symbol",
-    "side",
-    "size",
-    "price",
-    "tickDirection",
-    "trdMatchID",
-    "grossValue",
-    "homeNotional",
-    "foreignNotional",
-    "RPI",
-)
-
-
-class BybitDataError(Exception):
-    """A Bybit file or answer that cannot be used; ``kind`` as in :class:`StagedUnit`."""
-
-    def __init__(self, message: str, kind: str = "parse") -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-@dataclass(frozen=True)
-class Staged:
-    """A parsed unit before it is written: its canonical frame and notes."""
-
-    frame: pl.DataFrame
-    warning: str | None = None
-
-
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """Return ``[start, end)`` of a UTC day as tz-aware datetimes.
-
-    Examples
-    --------
-    >>> day_bounds(date(2026, 1, 1))[1].isoformat()
-    '2026-01-02T00:00:00+00:00'
-    """
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return start, start + timedelta(days=1)
 
 
 def _ms(ts: datetime) -> int:
@@ -153,299 +109,6 @@ def trades_path(instrument_name: str, day: date) -> str:
     'trading/BTCUSDT/BTCUSDT2026-01-01.csv.gz'
     """
     return f"trading/{instrument_name}/{instrument_name}{day.isoformat()}.csv.gz"
-
-
-# -- trades -> 1m bars ---------------------------------------------------------------------
-def read_trades(path: Path, instrument_name: str) -> pl.DataFrame:
-    """Read a Bybit trade file (gzip CSV) into ``ts, side, size, price, quote`` in file order.
-
-    Raises :class:`BybitDataError` (``kind`` ``corrupt`` or ``parse``) for an unreadable file,
-    a header without the needed columns, bad values or another symbol's trades.
-    """
-    try:
-        with gzip.open(path, "rb") as fh:
-            first = fh.readline(64 * 1024)
-    except (OSError, EOFError) as exc:
-        raise BybitDataError(f"corrupt gzip: {_first_line(exc)}", "corrupt") from exc
-    header = [c.strip() for c in first.decode("utf-8-sig", "replace").strip().split(",")]
-    missing = [c for c in TRADE_COLUMNS if c not in header]
-    if missing:
-        got = ",".join(header)[:160]
-        raise BybitDataError(
-            f"{path.name}: unexpected header {got!r}: missing column(s) {', '.join(missing)}"
-        )
-    try:
-        raw = pl.read_csv(
-            path,
-            columns=list(TRADE_COLUMNS),
-            schema_overrides={
-                "timestamp": pl.Float64,
-                "symbol": pl.String,
-                "side": pl.String,
-                "size": pl.Float64,
-                "price": pl.Float64,
-                "foreignNotional": pl.Float64,
-            },
-        )
-    except (OSError, EOFError) as exc:
-        raise BybitDataError(f"corrupt gzip: {_first_line(exc)}", "corrupt") from exc
-    except pl.exceptions.PolarsError as exc:
-        raise BybitDataError(f"{path.name}: unparsable CSV: {_first_line(exc)}") from exc
-    nulls = raw.null_count().row(0)
-    if any(nulls):
-        bad = [c for c, n in zip(raw.columns, nulls, strict=True) if n]
-        raise BybitDataError(f"{path.name}: blank values in column(s) {', '.join(bad)}")
-    others = raw.filter(pl.col("symbol") != instrument_name)["symbol"].unique().to_list()
-    if others:
-        raise BybitDataError(
-            f"{path.name}: holds trades of {others[0]!r}, expected {instrument_name!r}"
-        )
-    bad_rows = raw.select(
-        (
-            ~pl.col("side").is_in(["Buy", "Sell"])
-            | ~(pl.col("price").is_finite() & (pl.col("price") > 0))
-            | ~(pl.col("size").is_finite() & (pl.col("size") >= 0))
-            | ~pl.col("foreignNotional").is_finite()
-            | ~pl.col("timestamp").is_finite()
-        ).sum()
-    ).item()
-    if bad_rows:
-        raise BybitDataError(
-            f"{path.name}: {bad_rows} trade row(s) with a bad side, price, size or time"
-        )
-    biggest = raw["timestamp"].max()
-    if isinstance(biggest, int | float) and biggest > MAX_EPOCH_SECONDS:
-        raise BybitDataError(
-            f"{path.name}: timestamp {biggest:.0f} is not in epoch seconds "
-            f"(header {','.join(header)[:160]!r})"
-        )
-    return raw.select(
-        (pl.col("timestamp") * 1_000_000).round(0).cast(pl.Int64).cast(TS).alias("ts"),
-        "side",
-        "size",
-        "price",
-        pl.col("foreignNotional").alias("quote"),
-    )
-
-
-def bars_from_trades(trades: pl.DataFrame, day: date) -> Staged:
-    """Aggregate one day of trades into 1440 one-minute bars (columns of ``KLINES_SCHEMA``).
-
-    ``trades`` has ``ts`` (UTC datetime), ``side`` (taker side ``Buy``/``Sell``), ``size`` (base),
-    ``price`` and ``quote`` (USDT notional), in file order (ascending or descending in time;
-    trades sharing a timestamp keep their chronological file order). Trades outside the day are
-    dropped with a warning; a day without any trade raises :class:`BybitDataError`.
-
-    Examples
-    --------
-    >>> t = pl.DataFrame({"ts": [datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC),
-    ...                          datetime(2026, 1, 1, 0, 2, 1, tzinfo=UTC)],
-    ...                   "side": ["Buy", "Sell"], "size": [1.0, 2.0],
-    ...                   "price": [100.0, 101.0], "quote": [100.0, 202.0]})
-    >>> bars = bars_from_trades(t, date(2026, 1, 1)).frame
-    >>> bars.height, bars["close"].head(3).to_list(), bars["volume"].head(3).to_list()
-    (1440, [100.0, 100.0, 101.0], [1.0, 0.0, 2.0])
-    """
-    start, end = day_bounds(day)
-    frame = trades.with_columns(pl.col("ts").cast(TS))
-    if frame.height > 1 and frame["ts"][0] > frame["ts"][-1]:
-        frame = frame.reverse()  # newest-first file: restore chronological order
-    frame = frame.sort("ts", maintain_order=True)
-    inside = frame.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
-    outside = frame.height - inside.height
-    if inside.height == 0:
-        raise BybitDataError(f"no trades inside {day.isoformat()} ({frame.height} in the file)")
-    buy = pl.col("side") == "Buy"
-    bars = inside.group_by(pl.col("ts").dt.truncate("1m"), maintain_order=True).agg(
-        pl.col("price").first().alias("open"),
-        pl.col("price").max().alias("high"),
-        pl.col("price").min().alias("low"),
-        pl.col("price").last().alias("close"),
-        pl.col("size").sum().alias("volume"),
-        pl.col("quote").sum().alias("quote_volume"),
-        pl.len().cast(pl.Int64).alias("trades"),
-        pl.col("size").filter(buy).sum().alias("taker_buy_volume"),
-        pl.col("quote").filter(buy).sum().alias("taker_buy_quote_volume"),
-    )
-    grid = pl.DataFrame(
-        {"ts": pl.datetime_range(start, end, "1m", closed="left", time_unit="us", eager=True)}
-    ).with_columns(pl.col("ts").cast(TS))
-    full = grid.join(bars, on="ts", how="left").sort("ts")
-    carry = pl.col("close").forward_fill().fill_null(pl.col("open").backward_fill())
-    full = full.with_columns(carry.alias("_carry")).with_columns(
-        *[pl.col(c).fill_null(pl.col("_carry")) for c in ("open", "high", "low", "close")],
-        *[
-            pl.col(c).fill_null(0.0)
-            for c in ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume")
-        ],
-        pl.col("trades").fill_null(0),
-    )
-    warning = f"{outside} trade(s) outside the day dropped" if outside else None
-    return Staged(full.select(list(KLINES_SCHEMA)).cast(pl.Schema(KLINES_SCHEMA)), warning)
-
-
-# -- open interest -------------------------------------------------------------------------
-def _number(value: Any, what: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise BybitDataError(f"bad {what} {value!r} in Bybit answer") from None
-
-
-def single_side_oi(row: dict[str, Any]) -> float:
-    """Return one side's open interest (base units) of a ``/v5/market/open-interest`` entry.
-
-    The basis, decided from data: answers since 2026-06-11 may carry ``singleOpenInterest``
-    (one side; the docs' example shows it as exactly half of ``openInterest``), which is used
-    whenever present. Without it, ``openInterest`` is taken as **one side**: the docs call it
-    "the sum of both sides", but the 2026 BTCUSDT linear answer reads ~65,000 BTC while
-    Binance's single-side ``sum_open_interest`` was ~93,000 BTC that month (a ratio of 0.70;
-    halving would give 0.35). The loader cross-checks every Bybit day against Binance's
-    (:data:`flows.sources.loader.OI_RATIO_BAND`) and warns when the ratio is implausible.
-
-    Examples
-    --------
-    >>> single_side_oi({"openInterest": "63910691", "singleOpenInterest": "31955346"})
-    31955346.0
-    >>> single_side_oi({"openInterest": "64992.054"})
-    64992.054
-    """
-    single = row.get("singleOpenInterest")
-    if single not in (None, ""):
-        return _number(single, "singleOpenInterest")
-    return _number(row.get("openInterest"), "openInterest")
-
-
-def oi_frame(oi_rows: Sequence[Any], kline_rows: Sequence[Any], day: date) -> Staged:
-    """Build the canonical ``open_interest`` rows of ``day`` from Bybit's answers.
-
-    ``oi_rows``: ``result.list`` entries ``{"openInterest": str, "timestamp": str(ms)}`` of all
-    pages (the single-side value is :func:`single_side_oi`); ``kline_rows``: 5-minute
-    ``[startTime, open, high, low, close, volume, turnover]``
-    lists. ``oi_usd`` uses the close of the bar ending at each sample (``startTime = ts - 5m``);
-    without that bar it is null (and a warning says so). Samples outside the day are dropped,
-    duplicates keep the first, ``openInterest <= 0`` becomes null.
-
-    Examples
-    --------
-    >>> oi = [{"openInterest": "2", "timestamp": "1767225600000"}]
-    >>> k = [["1767225300000", "99", "101", "98", "100", "5", "500"]]
-    >>> oi_frame(oi, k, date(2026, 1, 1)).frame.select("oi_base", "oi_usd").row(0)
-    (2.0, 200.0)
-    """
-    start, end = day_bounds(day)
-    if not all(isinstance(r, dict) for r in oi_rows):
-        raise BybitDataError("open-interest list entries are not objects")
-    if not all(isinstance(r, list | tuple) and len(r) >= 5 for r in kline_rows):
-        raise BybitDataError("kline list entries are not [startTime, o, h, l, c, ...] lists")
-    oi = pl.DataFrame(
-        {
-            "ms": [int(_number(r.get("timestamp"), "timestamp")) for r in oi_rows],
-            "oi_base": [single_side_oi(r) for r in oi_rows],
-        },
-        schema={"ms": pl.Int64, "oi_base": pl.Float64},
-    )
-    closes = pl.DataFrame(
-        {
-            "ms": [int(_number(r[0], "kline startTime")) + 300_000 for r in kline_rows],
-            "price": [_number(r[4], "kline close") for r in kline_rows],
-        },
-        schema={"ms": pl.Int64, "price": pl.Float64},
-    ).unique("ms", keep="first")
-    frame = (
-        oi.with_columns((pl.col("ms") * 1000).cast(TS).alias("ts"))
-        .filter((pl.col("ts") >= start) & (pl.col("ts") < end))
-        .unique("ts", keep="first", maintain_order=True)
-        .join(closes, on="ms", how="left")
-        .sort("ts")
-    )
-    positive = pl.col("oi_base").is_finite() & (pl.col("oi_base") > 0)
-    good_price = pl.col("price").is_finite() & (pl.col("price") > 0)
-    frame = frame.with_columns(pl.when(positive).then(pl.col("oi_base")).alias("oi_base"))
-    frame = frame.with_columns(
-        pl.when(good_price).then(pl.col("oi_base") * pl.col("price")).alias("oi_usd"),
-        *[
-            pl.lit(None, pl.Float64).alias(c)
-            for c in list(OPEN_INTEREST_SCHEMA)[3:]  # the ratios Bybit does not publish
-        ],
-    )
-    notes: list[str] = []
-    if frame.height < OI_SAMPLES_PER_DAY:
-        notes.append(f"short: {frame.height} of {OI_SAMPLES_PER_DAY} samples")
-    unpriced = frame.filter(pl.col("oi_base").is_not_null() & pl.col("oi_usd").is_null()).height
-    if unpriced:
-        notes.append(f"{unpriced} sample(s) without a 5m close: oi_usd null")
-    out = frame.select(list(OPEN_INTEREST_SCHEMA)).cast(pl.Schema(OPEN_INTEREST_SCHEMA))
-    return Staged(out, "; ".join(notes) or None)
-
-
-def linear_contract(result: dict[str, Any], symbol: str, read_on: date | None) -> ContractSpec:
-    """Return the contract size of canonical ``symbol`` from an instruments-info ``result``.
-
-    Bybit linear contracts trade in base-coin units (size 1) when Bybit lists the symbol as a
-    ``LinearPerpetual`` of that base coin; anything else is refused in one line
-    (:class:`~flows.sources.symbols.UnknownContractSizeError`).
-
-    Examples
-    --------
-    >>> r = {"list": [{"symbol": "BTCUSDT", "contractType": "LinearPerpetual",
-    ...                "baseCoin": "BTC", "quoteCoin": "USDT", "status": "Trading"}]}
-    >>> linear_contract(r, "BTCUSDT", None).contract_size
-    1.0
-    """
-    inst = lookup(EXCHANGE, symbol)
-    listed = [
-        e
-        for e in result.get("list") or []
-        if isinstance(e, dict) and e.get("symbol") == inst.instrument
-    ]
-    where = f"{INSTRUMENTS_PATH}?category=linear" + (f" (read {read_on})" if read_on else "")
-    if not listed:
-        raise UnknownContractSizeError(
-            f"bybit contract size of {symbol} unknown: {inst.instrument} is not listed in {where}"
-        )
-    entry = listed[0]
-    kind, coin = entry.get("contractType"), entry.get("baseCoin")
-    if kind != "LinearPerpetual" or coin != inst.base:
-        raise UnknownContractSizeError(
-            f"bybit contract size of {symbol} unusable: {inst.instrument} is {kind} in {coin}, "
-            f"expected a LinearPerpetual in {inst.base}"
-        )
-    return ContractSpec(EXCHANGE, symbol, 1.0, "base", read_on)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = (str(exc).strip().splitlines() or [""])[0]
-    return (text or type(exc).__name__)[:120]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_staged(frame: pl.DataFrame, staging_dir: Path, stem: str) -> Path:
-    staging_dir.mkdir(parents=True, exist_ok=True)
-    dest = staging_dir / f"{stem}-{uuid.uuid4().hex[:8]}.parquet"
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    frame.write_parquet(tmp)
-    os.replace(tmp, dest)
-    return dest
 
 
 class BybitSource:
@@ -496,34 +159,23 @@ class BybitSource:
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
         self.rate_per_s = rate_per_s
-        self._clients: dict[str, RestClient] = {}
-        self._lock = threading.Lock()
+        self._pool = ClientPool(
+            timeout_s=timeout_s, retries=retries, backoff_s=backoff_s, backoff_max_s=backoff_max_s
+        )
         self._contracts: dict[tuple[str, date], ContractSpec] = {}
         self._contracts_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
     def _client(self, base_url: str) -> RestClient:
-        with self._lock:
-            client = self._clients.get(base_url)
-            if client is None:
-                client = RestClient(
-                    base_url,
-                    timeout_s=self.timeout_s,
-                    retries=self.retries,
-                    backoff_s=self.backoff_s,
-                    backoff_max_s=self.backoff_max_s,
-                    rate_per_s=self.rate_per_s,
-                    user_agent=USER_AGENT,
-                )
-                self._clients[base_url] = client
-            return client
+        return self._pool.get(base_url, self.rate_per_s)
+
+    def api(self) -> RestClient:
+        """The REST client of ``api_url`` (created on first use, shared by threads)."""
+        return self._client(self.api_url)
 
     def close(self) -> None:
         """Close the HTTP clients (they are re-created on next use)."""
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+        self._pool.close()
 
     def __enter__(self) -> BybitSource:
         return self
@@ -533,13 +185,11 @@ class BybitSource:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_clients"] = {}
-        del state["_lock"], state["_contracts_lock"]
+        del state["_contracts_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._lock = threading.Lock()
         self._contracts_lock = threading.Lock()
 
     # -- contract sizes --------------------------------------------------------------------
@@ -558,7 +208,7 @@ class BybitSource:
             params: dict[str, str | int] = {"category": "linear", "symbol": name}
             result = self._get_result(INSTRUMENTS_PATH, params)
             cache = self.raw_dir / EXCHANGE / "instruments" / f"linear-{name}-{today}.json"
-            _atomic_write(cache, json.dumps(result, sort_keys=True).encode())
+            atomic_write(cache, json.dumps(result, sort_keys=True).encode())
             spec = linear_contract(result, symbol, today)
             self._contracts[(symbol, today)] = spec
             return spec
@@ -610,7 +260,7 @@ class BybitSource:
                 )
             start, end = day_bounds(day)
             stem = f"{EXCHANGE}-{dataset}-{symbol}-{day.isoformat()}"
-            parquet = _write_staged(staged.frame, staging_dir, stem)
+            parquet = write_staged_frame(staged.frame, staging_dir, stem)
             return unit(
                 "loaded",
                 table=TABLES[dataset],
@@ -631,21 +281,25 @@ class BybitSource:
             return unit("failed", reason=str(exc), url=url, kind=exc.kind)
         except NotFoundError:
             return unit("missing", reason="404 not published", url=url, kind="missing")
-        except RestError as exc:
-            return unit("failed", reason=_first_line(exc), url=url, kind=exc.kind)
         except BybitDataError as exc:
             status: Status = "missing" if exc.kind == "missing" else "failed"
-            return unit(status, reason=_first_line(exc), url=url, kind=exc.kind)
+            return unit(status, reason=short_reason(exc), url=url, kind=exc.kind)
+        except SourceError as exc:
+            return unit("failed", reason=short_reason(exc), url=url, kind=exc.kind)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # a bug or an unforeseen answer: record it, keep going
-            reason = f"internal error: {type(exc).__name__}: {_first_line(exc)[:100]}"
+            reason = f"internal error: {type(exc).__name__}: {short_reason(exc)[:100]}"
             return unit("failed", reason=reason, url=url, kind="internal")
 
     # -- trades ----------------------------------------------------------------------------
     def trades_cache_path(self, instrument_name: str, day: date) -> Path:
         """Where the raw trade file of one day is cached."""
         return self.raw_dir / EXCHANGE / trades_path(instrument_name, day)
+
+    @staticmethod
+    def _parse_trades(path: Path, instrument_name: str) -> pl.DataFrame:
+        return parse_trades(path.read_bytes(), instrument_name, name=path.name)
 
     def _download_trades(self, instrument_name: str, day: date, target: Path) -> str:
         got = self._client(self.public_url).download(trades_path(instrument_name, day), target)
@@ -656,9 +310,9 @@ class BybitSource:
         downloaded = not target.is_file()
         sha256 = self._download_trades(instrument_name, day, target) if downloaded else ""
         if not downloaded:
-            sha256 = _sha256(target)
+            sha256 = sha256_file(target)
         try:
-            staged = bars_from_trades(read_trades(target, instrument_name), day)
+            staged = bars_from_trades(self._parse_trades(target, instrument_name), day)
         except BybitDataError as exc:
             if downloaded or exc.kind != "corrupt":
                 if exc.kind == "corrupt":
@@ -668,7 +322,7 @@ class BybitSource:
             sha256 = self._download_trades(instrument_name, day, target)
             downloaded = True
             try:
-                staged = bars_from_trades(read_trades(target, instrument_name), day)
+                staged = bars_from_trades(self._parse_trades(target, instrument_name), day)
             except BybitDataError as again:
                 if again.kind == "corrupt":
                     target.unlink(missing_ok=True)
@@ -684,19 +338,12 @@ class BybitSource:
         attempt = 0
         while True:
             body = client.get_json(path, params, raw_query=raw_query)
-            if not isinstance(body, dict) or "retCode" not in body:
-                raise BybitDataError(f"unexpected answer from {path} (no retCode)")
-            code, message = body.get("retCode"), str(body.get("retMsg", "")).strip()
+            code = body.get("retCode") if isinstance(body, dict) else None
             if code == RATE_LIMIT_RETCODE and attempt < self.retries:
                 attempt += 1
                 time.sleep(min(self.backoff_s * 2 ** (attempt - 1), self.backoff_max_s))
                 continue
-            if code != 0:
-                raise BybitDataError(f"bybit retCode {code}: {message or 'no message'}", "http")
-            result = body.get("result")
-            if not isinstance(result, dict) or not isinstance(result.get("list"), list):
-                raise BybitDataError(f"unexpected answer from {path} (no result.list)")
-            return result
+            return result_of(body, path)
 
     def fetch_open_interest(self, instrument_name: str, day: date) -> list[dict[str, Any]]:
         """Return the raw pages (``result`` objects) of one day's 5-minute open interest."""
@@ -748,7 +395,7 @@ class BybitSource:
             {"open_interest": pages, "kline": klines}, sort_keys=True, separators=(",", ":")
         ).encode()
         cache = self.raw_dir / EXCHANGE / "open_interest" / instrument_name
-        _atomic_write(cache / f"{instrument_name}-open_interest-{day.isoformat()}.json", raw)
+        atomic_write(cache / f"{instrument_name}-open_interest-{day.isoformat()}.json", raw)
         staged = oi_frame(oi_rows, klines["list"], day)
         if staged.frame.height == 0:
             raise BybitDataError("no open interest inside this day", "missing")

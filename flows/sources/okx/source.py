@@ -53,39 +53,50 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from flows.sources.base import (
-    KLINES_SCHEMA,
-    OPEN_INTEREST_SCHEMA,
-    REALIZED_SCHEMA,
-    StagedUnit,
-    UnitRequest,
+from flows.sources.base import StagedUnit, UnitRequest
+from flows.sources.errors import (
+    BadZipError,
+    NotFoundError,
+    ParseError,
+    SourceError,
+    short_reason,
 )
 from flows.sources.files import (
-    ArchiveError,
-    BadZipError,
-    ParseError,
+    atomic_write,
     day_bounds,
-    epoch_unit,
     read_csv_member,
+    sha256_file,
     write_staged_frame,
 )
-from flows.sources.http import NotFoundError, RestClient, RestError
-from flows.sources.symbols import ContractSpec, UnknownContractSizeError, instrument, lookup
+from flows.sources.http import ClientPool, RestClient
+from flows.sources.okx.parsing import (
+    EXCHANGE,
+    INSTRUMENTS_PATH,
+    LIQUIDATION_SOURCE,
+    OkxContract,
+    contract_spec,
+    detail_stamps,
+    okx_data,
+    parse_instruments,
+    parse_liquidations,
+    parse_open_interest,
+    parse_trades_csv,
+    trades_to_klines,
+)
+from flows.sources.okx.paths import inst_family, okx_file_days, trades_path
+from flows.sources.symbols import ContractSpec, UnknownContractSizeError, instrument
 
 if TYPE_CHECKING:
     from flows.settings import Settings
 
-EXCHANGE = "okx"
 DATASETS = ("trades", "open_interest", "liquidations")
 #: dataset -> warehouse table
 TABLES = {
@@ -93,10 +104,6 @@ TABLES = {
     "open_interest": "open_interest",
     "liquidations": "realized_liquidations",
 }
-LIQUIDATION_SOURCE = "okx-liquidation-orders"
-#: OKX file days start at 16:00 UTC of the previous UTC day (UTC+8)
-OKX_DAY_OFFSET = timedelta(hours=8)
-#: 5 requests / 2 s per IP on the public rubik and liquidation endpoints
 API_RATE_PER_S = 2.5
 STATIC_RATE_PER_S = 10.0
 PAGE_LIMIT = 100
@@ -104,409 +111,9 @@ MAX_PAGES = 200
 OI_PERIODS = ("5m", "1H")
 _OI_PER_DAY = {"5m": 288, "1H": 24}
 
-#: the columns every OKX trades file must have (matched by name; extra columns are ignored)
-TRADE_COLUMNS = ("instrument_name", "trade_id", "side", "price", "size", "created_time")
-#: the current (2025-09 onwards) header: ``source`` added after OKX added it to its trades API
-TRADE_HEADER_V7 = (*TRADE_COLUMNS, "source")
-TS = pl.Datetime("us", "UTC")
-
-
-INSTRUMENTS_PATH = "/api/v5/public/instruments"
-
-
-class OkxApiError(RestError):
-    """OKX answered HTTP 200 with a non-zero ``code`` (e.g. ``51001``, a bad parameter)."""
-
-    kind = "http"
-
-
-# -- paths and days ------------------------------------------------------------------------
-def trades_path(inst_id: str, okx_day: date) -> str:
-    """Return the URL path of the trades file OKX dates ``okx_day`` (a UTC+8 day).
-
-    Examples
-    --------
-    >>> trades_path("BTC-USDT-SWAP", date(2025, 6, 1))
-    'cdn/okex/traderecords/trades/daily/20250601/BTC-USDT-SWAP-trades-2025-06-01.zip'
-    """
-    return (
-        f"cdn/okex/traderecords/trades/daily/{okx_day:%Y%m%d}/"
-        f"{inst_id}-trades-{okx_day.isoformat()}.zip"
-    )
-
-
-def okx_file_days(day: date) -> tuple[date, date]:
-    """Return the two OKX (UTC+8) file days whose trades cover the UTC ``day``.
-
-    The file dated D covers ``[D-1 16:00, D 16:00)`` UTC, so UTC day D takes its first 16 hours
-    from file D and its last 8 from file D+1.
-
-    Examples
-    --------
-    >>> okx_file_days(date(2025, 6, 1))
-    (datetime.date(2025, 6, 1), datetime.date(2025, 6, 2))
-    """
-    return day, day + timedelta(days=1)
-
-
-def okx_file_span(okx_day: date) -> tuple[datetime, datetime]:
-    """Return the UTC span ``[start, end)`` of the OKX file dated ``okx_day``.
-
-    Examples
-    --------
-    >>> [t.isoformat() for t in okx_file_span(date(2025, 6, 1))]
-    ['2025-05-31T16:00:00+00:00', '2025-06-01T16:00:00+00:00']
-    """
-    start, end = day_bounds(okx_day)
-    return start - OKX_DAY_OFFSET, end - OKX_DAY_OFFSET
-
-
-def inst_family(inst_id: str) -> str:
-    """Return the instrument family of a swap, e.g. ``BTC-USDT`` for ``BTC-USDT-SWAP``.
-
-    Examples
-    --------
-    >>> inst_family("ETH-USDT-SWAP")
-    'ETH-USDT'
-    """
-    return inst_id.removesuffix("-SWAP")
-
 
 def _ms(ts: datetime) -> int:
     return int(ts.timestamp() * 1000)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:120] if text else type(exc).__name__
-
-
-# -- pure parsing --------------------------------------------------------------------------
-def _header_names(first: str) -> list[str]:
-    return [f.strip().strip('"').strip() for f in first.split(",")]
-
-
-def parse_trades_csv(data: bytes, ct_val: float, *, name: str = "trades CSV") -> pl.DataFrame:
-    """Parse an OKX trades CSV into ``ts, trade_id, price, base, buy`` (sizes in base units).
-
-    Columns are matched **by name**: the current files have seven
-    (``instrument_name,trade_id,side,price,size,created_time,source``; ``source`` was added in
-    2025), older ones the first six. Columns beyond :data:`TRADE_COLUMNS` are ignored; a file
-    lacking one of them, a file without a header row and a header in any other form (e.g.
-    ``price/成交价格`` name/translation pairs) are refused with the file ``name`` and the
-    header seen. ``size`` (contracts) times ``ct_val`` gives base units.
-
-    Raises
-    ------
-    ParseError
-        For a missing or unexpected header, bad numbers, an unknown side or time unit.
-
-    Examples
-    --------
-    >>> csv = b"instrument_name,trade_id,side,price,size,created_time,source\n"
-    >>> csv += b"BTC-USDT-SWAP,1,buy,100.5,3,1748736000000,0\n"
-    >>> parse_trades_csv(csv, 0.01).row(0)[1:]
-    (1, 100.5, 0.03, True)
-    """
-    data = data.removeprefix(b"\xef\xbb\xbf")
-    first = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
-    if not first:
-        raise ParseError(f"{name}: empty file")
-    fields = _header_names(first)
-    shown = first[:160]
-    if any(f.isdigit() for f in fields):
-        raise ParseError(f"{name}: no header row (first line {shown!r}); columns are read by name")
-    lowered = [f.lower() for f in fields]
-    if len(set(lowered)) != len(lowered):
-        raise ParseError(f"{name}: duplicate column names in header {shown!r}")
-    missing = [c for c in TRADE_COLUMNS if c not in lowered]
-    if missing:
-        raise ParseError(
-            f"{name}: unexpected header {shown!r}: missing column(s) {', '.join(missing)}"
-        )
-    try:
-        raw = pl.read_csv(
-            data,
-            has_header=False,
-            skip_rows=1,
-            new_columns=lowered,
-            infer_schema=False,
-            encoding="utf8-lossy",
-        )
-    except pl.exceptions.PolarsError as exc:
-        raise ParseError(f"{name}: unreadable CSV: {_short(exc)}") from exc
-    if raw.width != len(lowered):
-        raise ParseError(f"{name}: {raw.width} columns in the rows, {len(lowered)} in the header")
-    raw = raw.select(TRADE_COLUMNS)
-    if raw.is_empty():
-        return pl.DataFrame(
-            schema={
-                "ts": TS,
-                "trade_id": pl.Int64(),
-                "price": pl.Float64(),
-                "base": pl.Float64(),
-                "buy": pl.Boolean(),
-            }
-        )
-    nulls = [c for c in TRADE_COLUMNS if raw[c].null_count()]
-    if nulls:
-        raise ParseError(f"{name}: blank values in column(s) {', '.join(nulls)}")
-    try:
-        unit = epoch_unit(str(raw["created_time"][0]))
-    except ParseError as exc:
-        raise ParseError(f"{name}: created_time: {exc}") from None
-    sides = set(raw["side"].str.to_lowercase().unique().to_list())
-    if not sides <= {"buy", "sell"}:
-        bad = sorted(map(str, sides - {"buy", "sell"}))
-        raise ParseError(f"{name}: unknown trade side(s) {bad}")
-    try:
-        return raw.select(
-            pl.from_epoch(pl.col("created_time").cast(pl.Int64), time_unit=unit)
-            .dt.replace_time_zone("UTC")
-            .alias("ts"),
-            pl.col("trade_id").cast(pl.Int64),
-            pl.col("price").cast(pl.Float64),
-            (pl.col("size").cast(pl.Float64) * ct_val).alias("base"),
-            (pl.col("side").str.to_lowercase() == "buy").alias("buy"),
-        )
-    except pl.exceptions.PolarsError as exc:
-        raise ParseError(f"{name}: bad value: {_short(exc)}") from exc
-
-
-def trades_to_klines(trades: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
-    """Aggregate trades (``ts, trade_id, price, base, buy``) into 1-minute ``klines`` rows.
-
-    Only trades in ``[start, end)`` count; every minute of the range is present. A minute
-    without trades repeats the previous close (before the first trade: the first trade's
-    price) with zero volume and zero trades. Trades are ordered by ``(ts, trade_id)`` for
-    open/close.
-
-    Examples
-    --------
-    >>> t0 = datetime(2025, 6, 1, tzinfo=UTC)
-    >>> trades = pl.DataFrame({"ts": [t0 + timedelta(seconds=s) for s in (5, 70)],
-    ...     "trade_id": [1, 2], "price": [10.0, 12.0], "base": [1.0, 2.0], "buy": [True, False]})
-    >>> bars = trades_to_klines(trades, t0, t0 + timedelta(minutes=3))
-    >>> bars["close"].to_list(), bars["volume"].to_list()
-    ([10.0, 12.0, 12.0], [1.0, 2.0, 0.0])
-    """
-    inside = trades.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).sort("ts", "trade_id")
-    quote = pl.col("base") * pl.col("price")
-    bars = inside.group_by(pl.col("ts").dt.truncate("1m"), maintain_order=True).agg(
-        pl.col("price").first().alias("open"),
-        pl.col("price").max().alias("high"),
-        pl.col("price").min().alias("low"),
-        pl.col("price").last().alias("close"),
-        pl.col("base").sum().alias("volume"),
-        quote.sum().alias("quote_volume"),
-        pl.len().cast(pl.Int64).alias("trades"),
-        pl.col("base").filter(pl.col("buy")).sum().alias("taker_buy_volume"),
-        quote.filter(pl.col("buy")).sum().alias("taker_buy_quote_volume"),
-    )
-    grid = pl.DataFrame(
-        {
-            "ts": pl.datetime_range(
-                start, end, "1m", closed="left", time_unit="us", time_zone="UTC", eager=True
-            )
-        }
-    )
-    out = grid.join(bars, on="ts", how="left")
-    fill = pl.col("close").forward_fill().fill_null(pl.col("open").backward_fill())
-    zero = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume")
-    return out.with_columns(
-        *(pl.col(c).fill_null(fill) for c in ("open", "high", "low", "close")),
-        *(pl.col(c).fill_null(0.0) for c in zero),
-        pl.col("trades").fill_null(0),
-    ).select(pl.col(c).cast(t) for c, t in KLINES_SCHEMA.items())
-
-
-def okx_data(body: Any) -> list[Any]:
-    """Return ``body["data"]`` of an OKX answer; raise :class:`OkxApiError` on ``code != 0``.
-
-    Examples
-    --------
-    >>> okx_data({"code": "0", "msg": "", "data": [["1", "2"]]})
-    [['1', '2']]
-    """
-    if not isinstance(body, dict) or "code" not in body:
-        raise OkxApiError(f"unexpected OKX answer: {str(body)[:60]!r}")
-    if str(body["code"]) != "0":
-        raise OkxApiError(f"OKX error {body['code']}: {str(body.get('msg', ''))[:100]}")
-    data = body.get("data")
-    if not isinstance(data, list):
-        raise OkxApiError("OKX answer without a data list")
-    return data
-
-
-def parse_open_interest(rows: Sequence[Sequence[Any]]) -> pl.DataFrame:
-    """Turn OKX open-interest-history rows ``[ts, oi, oiCcy, oiUsd]`` into canonical
-    ``open_interest`` rows (``oi_base = oiCcy``, ``oi_usd = oiUsd``; ratios null), sorted,
-    one row per minute-truncated ``ts``.
-
-    Examples
-    --------
-    >>> parse_open_interest([["1748736300000", "1000", "10", "1050000"]]).row(0)[1:3]
-    (10.0, 1050000.0)
-    """
-    if any(len(r) < 4 for r in rows):
-        raise ParseError("open-interest row with fewer than 4 fields")
-    try:
-        frame = pl.DataFrame(
-            {
-                "ts": [int(r[0]) for r in rows],
-                "oi_base": [float(r[2]) for r in rows],
-                "oi_usd": [float(r[3]) for r in rows],
-            },
-            schema={"ts": pl.Int64(), "oi_base": pl.Float64(), "oi_usd": pl.Float64()},
-        )
-    except (TypeError, ValueError) as exc:
-        raise ParseError(f"bad open-interest value: {_short(exc)}") from exc
-    frame = frame.with_columns(
-        pl.from_epoch("ts", time_unit="ms").dt.replace_time_zone("UTC").dt.truncate("1m")
-    )
-    frame = frame.sort("ts").unique(subset=["ts"], keep="last", maintain_order=True)
-    return frame.with_columns(
-        pl.lit(None, pl.Float64()).alias(c) for c in list(OPEN_INTEREST_SCHEMA)[3:]
-    ).select(pl.col(c).cast(t) for c, t in OPEN_INTEREST_SCHEMA.items())
-
-
-@dataclass(frozen=True)
-class OkxContract:
-    """One swap of ``/api/v5/public/instruments?instType=SWAP``: ``size = ctVal x ctMult``
-    units of ``ccy`` (``ctValCcy``) per contract; ``ct_type`` ``linear`` or ``inverse``."""
-
-    inst_id: str
-    size: float
-    ccy: str
-    ct_type: str
-
-
-def parse_instruments(body: Any) -> dict[str, OkxContract]:
-    """Return the contracts of an OKX instruments answer by ``instId``.
-
-    Entries without a positive ``ctVal`` are left out (their size is unknown).
-
-    Examples
-    --------
-    >>> body = {"code": "0", "msg": "", "data": [{"instId": "BTC-USDT-SWAP", "ctVal": "0.01",
-    ...         "ctMult": "1", "ctValCcy": "BTC", "ctType": "linear"}]}
-    >>> parse_instruments(body)["BTC-USDT-SWAP"].size
-    0.01
-    """
-    out: dict[str, OkxContract] = {}
-    for entry in okx_data(body):
-        if not isinstance(entry, dict):
-            raise ParseError("instruments answer: an entry is not an object")
-        inst_id = str(entry.get("instId", ""))
-        try:
-            size = float(entry.get("ctVal") or "nan") * float(entry.get("ctMult") or "1")
-        except (TypeError, ValueError):
-            continue
-        if inst_id and size > 0:
-            out[inst_id] = OkxContract(
-                inst_id, size, str(entry.get("ctValCcy", "")), str(entry.get("ctType", ""))
-            )
-    return out
-
-
-def contract_spec(
-    contracts: dict[str, OkxContract], symbol: str, read_on: date | None = None
-) -> ContractSpec:
-    """Return the contract size of canonical ``symbol`` from :func:`parse_instruments`.
-
-    Raises :class:`~flows.sources.symbols.UnknownContractSizeError` (one line) when OKX lists
-    no such swap or not as a linear contract counted in the base coin.
-
-    Examples
-    --------
-    >>> c = {"BTC-USDT-SWAP": OkxContract("BTC-USDT-SWAP", 0.01, "BTC", "linear")}
-    >>> contract_spec(c, "BTCUSDT").contract_size
-    0.01
-    """
-    inst = lookup(EXCHANGE, symbol)
-    where = f"{INSTRUMENTS_PATH}?instType=SWAP" + (f" (read {read_on})" if read_on else "")
-    found = contracts.get(inst.instrument)
-    if found is None:
-        raise UnknownContractSizeError(
-            f"okx contract size of {symbol} unknown: {inst.instrument} has no ctVal in {where}"
-        )
-    if found.ct_type != "linear" or found.ccy != inst.base:
-        raise UnknownContractSizeError(
-            f"okx contract size of {symbol} unusable: {inst.instrument} is {found.size:g} "
-            f"{found.ccy} ({found.ct_type}), expected a linear contract in {inst.base}"
-        )
-    return ContractSpec(EXCHANGE, symbol, found.size, "base", read_on)
-
-
-def parse_liquidations(data: Sequence[Any], inst_id: str, ct_val: float) -> pl.DataFrame:
-    """Flatten OKX liquidation-orders ``data`` into ``ts, side, usd, source`` rows.
-
-    ``side`` is the liquidated side: ``posSide`` when it is ``long``/``short``, else (net
-    mode) ``sell`` -> ``long``, ``buy`` -> ``short``. ``usd = sz * ct_val * bkPx``. Entries of
-    other instruments are ignored; exact duplicate rows (page overlaps) are dropped.
-
-    Examples
-    --------
-    >>> d = [{"instId": "BTC-USDT-SWAP", "details": [{"side": "sell", "posSide": "long",
-    ...       "bkPx": "50000", "sz": "2", "ts": "1723038122631"}]}]
-    >>> parse_liquidations(d, "BTC-USDT-SWAP", 0.01).row(0)[1:]
-    ('long', 1000.0, 'okx-liquidation-orders')
-    """
-    ts: list[int] = []
-    sides: list[str] = []
-    usd: list[float] = []
-    for entry in data:
-        if not isinstance(entry, dict):
-            raise ParseError("liquidation entry is not an object")
-        if entry.get("instId", inst_id) != inst_id:
-            continue
-        for d in entry.get("details") or []:
-            try:
-                pos = str(d.get("posSide", "")).lower()
-                side = str(d.get("side", "")).lower()
-                if pos in ("long", "short"):
-                    sides.append(pos)
-                elif side in ("sell", "buy"):
-                    sides.append("long" if side == "sell" else "short")
-                else:
-                    raise ParseError(f"liquidation without a side ({side!r}, {pos!r})")
-                ts.append(int(d["ts"]))
-                usd.append(float(d["sz"]) * ct_val * float(d["bkPx"]))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ParseError(f"bad liquidation order: {_short(exc)}") from exc
-    frame = pl.DataFrame(
-        {"ts": ts, "side": sides, "usd": usd},
-        schema={"ts": pl.Int64(), "side": pl.String(), "usd": pl.Float64()},
-    )
-    return (
-        frame.unique(maintain_order=True)
-        .with_columns(
-            pl.from_epoch("ts", time_unit="ms").dt.replace_time_zone("UTC"),
-            pl.lit(LIQUIDATION_SOURCE).alias("source"),
-        )
-        .sort("ts", maintain_order=True)
-        .select(pl.col(c).cast(t) for c, t in REALIZED_SCHEMA.items())
-    )
-
-
-def _detail_stamps(data: Sequence[Any]) -> list[int]:
-    """Return the ``ts`` (ms) of every liquidation detail in one page of ``data``."""
-    try:
-        return [
-            int(d["ts"])
-            for entry in data
-            if isinstance(entry, dict)
-            for d in entry.get("details") or []
-        ]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ParseError(f"bad liquidation order: {_short(exc)}") from exc
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class OkxSource:
@@ -560,43 +167,24 @@ class OkxSource:
         self.api_rate_per_s = api_rate_per_s
         self.static_rate_per_s = static_rate_per_s
         self.now = now
-        self._api: RestClient | None = None
-        self._static: RestClient | None = None
-        self._lock = threading.Lock()
+        self._pool = ClientPool(
+            timeout_s=timeout_s, retries=retries, backoff_s=backoff_s, backoff_max_s=backoff_max_s
+        )
         self._contracts: tuple[dict[str, OkxContract], date] | None = None
         self._contracts_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
-    def _client(self, url: str, rate: float) -> RestClient:
-        return RestClient(
-            url,
-            timeout_s=self.timeout_s,
-            retries=self.retries,
-            backoff_s=self.backoff_s,
-            backoff_max_s=self.backoff_max_s,
-            rate_per_s=rate,
-        )
-
     def api(self) -> RestClient:
         """The REST client of ``api_url`` (created on first use, shared by threads)."""
-        with self._lock:
-            if self._api is None:
-                self._api = self._client(self.api_url, self.api_rate_per_s)
-            return self._api
+        return self._pool.get(self.api_url, self.api_rate_per_s)
 
     def static(self) -> RestClient:
         """The client of ``static_url`` (created on first use, shared by threads)."""
-        with self._lock:
-            if self._static is None:
-                self._static = self._client(self.static_url, self.static_rate_per_s)
-            return self._static
+        return self._pool.get(self.static_url, self.static_rate_per_s)
 
     def close(self) -> None:
-        with self._lock:
-            for client in (self._api, self._static):
-                if client is not None:
-                    client.close()
-            self._api = self._static = None
+        """Close the HTTP clients (they are re-created on next use)."""
+        self._pool.close()
 
     def __enter__(self) -> OkxSource:
         return self
@@ -606,13 +194,11 @@ class OkxSource:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_api"] = state["_static"] = None
-        del state["_lock"], state["_contracts_lock"]
+        del state["_contracts_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._lock = threading.Lock()
         self._contracts_lock = threading.Lock()
 
     def _now(self) -> datetime:
@@ -635,12 +221,12 @@ class OkxSource:
             if cache.is_file():
                 try:
                     contracts = parse_instruments(json.loads(cache.read_bytes()))
-                except (ValueError, ParseError, RestError):
+                except (ValueError, SourceError):
                     contracts = None  # a damaged cache: read the endpoint again
             if contracts is None:
                 body = self.api().get_json(INSTRUMENTS_PATH, {"instType": "SWAP"})
                 contracts = parse_instruments(body)
-                _write_atomic(cache, json.dumps(body).encode())
+                atomic_write(cache, json.dumps(body).encode())
             self._contracts = (contracts, today)
             return self._contracts
 
@@ -706,12 +292,12 @@ class OkxSource:
             return StagedUnit(**base, status="missing", reason=str(exc), url=url, kind="missing")
         except UnknownContractSizeError as exc:
             return StagedUnit(**base, status="failed", reason=str(exc), url=url, kind=exc.kind)
-        except (RestError, ArchiveError) as exc:
+        except SourceError as exc:
             return StagedUnit(**base, status="failed", reason=str(exc), url=url, kind=exc.kind)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # a bug or an unforeseen answer: record it, keep going
-            reason = f"internal error: {type(exc).__name__}: {_short(exc)[:100]}"
+            reason = f"internal error: {type(exc).__name__}: {short_reason(exc)[:100]}"
             return StagedUnit(**base, status="failed", reason=reason, url=url, kind="internal")
 
     # -- trades ----------------------------------------------------------------------------
@@ -720,8 +306,7 @@ class OkxSource:
         path = trades_path(inst_id, okx_day)
         target = self.raw_dir / EXCHANGE / path
         if target.exists():
-            with target.open("rb") as fh:
-                return target, hashlib.file_digest(fh, "sha256").hexdigest(), False
+            return target, sha256_file(target), False
         got = self.static().download(path, target)
         return got.path, got.sha256, True
 
@@ -785,7 +370,9 @@ class OkxSource:
         )
 
     # -- open interest ---------------------------------------------------------------------
-    def _oi_rows(self, inst_id: str, period: str, start: datetime, end: datetime) -> list[Any]:
+    def fetch_open_interest_rows(
+        self, inst_id: str, period: str, start: datetime, end: datetime
+    ) -> list[Any]:
         """Page backwards through open-interest-history for ``[start, end)``.
 
         OKX's ``begin`` ("records newer than") and ``end`` ("earlier than") are both exclusive,
@@ -813,7 +400,7 @@ class OkxSource:
             try:
                 oldest = min(int(r[0]) for r in page)
             except (TypeError, ValueError, IndexError) as exc:
-                raise ParseError(f"bad open-interest row: {_short(exc)}") from exc
+                raise ParseError(f"bad open-interest row: {short_reason(exc)}") from exc
             if oldest <= start_ms or len(page) < PAGE_LIMIT or oldest >= cursor:
                 break  # reached the day's start, the end of history, or a cursor-less server
             cursor = oldest
@@ -828,7 +415,7 @@ class OkxSource:
             reason = "day not over: open interest is pulled once the UTC day has ended"
             return StagedUnit(**base, status="skipped", reason=reason)
         for period in OI_PERIODS:
-            rows = self._oi_rows(inst_id, period, start, end)
+            rows = self.fetch_open_interest_rows(inst_id, period, start, end)
             frame = parse_open_interest(rows).filter((pl.col("ts") >= start) & (pl.col("ts") < end))
             if frame.height:
                 break
@@ -886,7 +473,7 @@ class OkxSource:
             }
             data = okx_data(self.api().get_json(path, params))
             pages.extend(data)
-            stamps = _detail_stamps(data)
+            stamps = detail_stamps(data)
             if not stamps:
                 break
             page_oldest = min(stamps)
@@ -897,7 +484,7 @@ class OkxSource:
             if len(stamps) < PAGE_LIMIT or page_oldest >= cursor:
                 break
             cursor = page_oldest
-        _write_atomic(
+        atomic_write(
             self.raw_dir
             / EXCHANGE
             / "liquidation-orders"
