@@ -9,7 +9,7 @@
   CLI itself: the command exists and every ``--option`` they show is one of its options.
 - Not run, only checked as synopses: ``serve`` (runs until stopped), ``nightly`` and
   ``backfill`` (download from the network; the README's lines name a Dask scheduler HOST),
-  ``ingest`` (network), and ``demo`` (the home is the demo's own result).
+  ``ingest`` and ``today`` (network), and ``demo`` (the home is the demo's own result).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ DATA = ROOT.parent / "shared" / "data"
 #: files the README's import example names -> the real file standing in for them
 EXAMPLE_FILES = {"btcusdt-5m.csv": DATA / "btcusdt-perp-5m-ohlc-oi-2026-06-08_14.csv"}
 #: commands that are never run (see the module docstring)
-NOT_RUN = {"serve", "nightly", "backfill", "ingest", "demo"}
+NOT_RUN = {"serve", "nightly", "backfill", "ingest", "today", "demo"}
 
 _BLOCK = re.compile(r"^```[\w-]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 _SPAN = re.compile(r"`([^`]+)`", re.DOTALL)
