@@ -592,8 +592,9 @@ def report(symbols: tuple[str, ...], ranges: tuple[str, ...], force: bool) -> No
     console = _console()
     for note in result.notes:
         console.print(f"note: {note}", markup=False, highlight=False)
+    n = len(result.pages)
     console.print(
-        f"wrote {len(result.pages)} pages ({len(result.kept)} unchanged kept); "
+        f"wrote {n} page{'' if n == 1 else 's'} ({len(result.kept)} unchanged kept); "
         f"open {result.index.resolve()}",
         markup=False,
         highlight=False,

@@ -69,7 +69,7 @@ def _interval(lo: float, hi: float) -> str:
 
 def file_score_lines(res: FileScores) -> list[str]:
     """The report printed by ``liqheat backtest --file`` (plain text lines)."""
-    from transforms.where_words import where_sentences
+    from reports.where_words import where_sentences
 
     ts = res.bars["ts"].sort()
     first, last = ts[0], ts[-1]

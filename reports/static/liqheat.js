@@ -9,7 +9,8 @@
   function sized(spec, el) {
     var meta = spec.usermeta && spec.usermeta.liqheat;
     if (!meta) { return spec; }
-    var w = Math.max(160, Math.floor(el.clientWidth) - meta.reserve);
+    var extra = Number(el.getAttribute("data-extra") || 0);
+    var w = Math.max(160, Math.floor(el.clientWidth) - meta.reserve - extra);
     var phone = el.clientWidth < 600;
     if (spec.vconcat) {
       spec.vconcat.forEach(function (c, k) {
@@ -19,6 +20,18 @@
     } else {
       spec.width = w;
       if (phone) { spec.height = Math.min(spec.height || 300, 240); }
+    }
+    if (phone && meta.phone_legend) {
+      // narrower colour bars, titles above them: both fit a phone's width
+      (function shrink(node) {
+        if (!node || typeof node !== "object") { return; }
+        if (node.legend && node.legend.gradientLength) {
+          node.legend.gradientLength = meta.phone_legend;
+          node.legend.titleOrient = "top";
+          node.legend.titleAnchor = "start";
+        }
+        Object.keys(node).forEach(function (k) { if (k !== "data") { shrink(node[k]); } });
+      })(spec);
     }
     if (meta.columns && spec.params) {
       spec.params.forEach(function (p) {
@@ -75,7 +88,7 @@
     };
   }
 
-  function render(el) {
+  function render(el, started) {
     var holder = document.getElementById(el.getAttribute("data-vega-spec"));
     if (!holder) { return; }
     var spec;
@@ -86,7 +99,7 @@
       console.error("liqheat: bad chart spec", err);
       return;
     }
-    var t0 = performance.now();
+    var t0 = started || performance.now();
     var name = el.getAttribute("data-export");
     var meta = spec.usermeta && spec.usermeta.liqheat;
     var opts = { renderer: "canvas", actions: false, tooltip: handler(meta) };
@@ -100,6 +113,15 @@
     window.vegaEmbed(el, sized(spec, el), opts)
       .then(function (result) {
         views[el.id] = result.view;
+        // axis titles and labels can make a chart wider than its box: draw it once more,
+        // narrower by the excess, so nothing is cut off or overflows
+        var canvas = el.querySelector("canvas");
+        var over = canvas ? Math.ceil(canvas.getBoundingClientRect().width - el.clientWidth) : 0;
+        if (over > 0 && !el.getAttribute("data-extra")) {
+          el.setAttribute("data-extra", String(over + 2));
+          render(el, t0);
+          return;
+        }
         el.setAttribute("data-rendered", "true");
         el.setAttribute("data-draw-ms", String(Math.round(performance.now() - t0)));
       })
@@ -130,6 +152,7 @@
           var el = charts[k];
           if (el.getAttribute("data-width") !== String(el.clientWidth)) {
             el.removeAttribute("data-rendered");
+            el.removeAttribute("data-extra");
             render(el);
           }
         }

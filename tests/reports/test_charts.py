@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from reports import charts, frames
+from reports import charts, frames, heatmap_chart, map_frames
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -66,11 +66,10 @@ def _candles() -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def heat_spec(grid: frames.HeatmapGrid) -> dict[str, Any]:
     context = _candles().select("ts", volume_usd=pl.lit(1e7), oi_usd=pl.lit(5e9))
-    return charts.heatmap_spec(
+    return heatmap_chart.heatmap_spec(
         grid,
         _candles(),
         ref_price=60_100.0,
-        last_ts=T0 + timedelta(days=7, minutes=-1),
         title="BTCUSDT · 7D liquidation heatmap · estimate",
         subtitle="liqheat",
         context=context,
@@ -85,9 +84,11 @@ def test_heatmap_layers_controls_and_panels(heat_spec: dict[str, Any]) -> None:
     assert longs["params"][0]["bind"] == "scales"  # zoom and pan
     assert set(longs["params"][0]["select"]["encodings"]) == {"x", "y"}
     assert [m["mark"]["type"] for m in candles["layer"]] == ["rule", "rect", "line"]
-    assert any(m["mark"]["type"] == "text" for m in rest)  # the last price, labelled
-    text = next(m for m in rest if m["mark"]["type"] == "text")
-    assert text["data"]["values"][0]["label"] == "last 60,100 · 05-07 23:59 UTC"
+    # the last price: a tag on the price axis, outside the plot
+    text = next(m for m in rest if m["mark"].get("name") == "last_tag")
+    assert text["data"]["values"][0]["label"] == "60,100"
+    assert text["mark"]["clip"] is False
+    assert text["mark"]["align"] == "left"
     assert volume["mark"]["type"] == "rect"
     assert oi["mark"]["type"] == "line"
     assert heat_spec["resolve"]["scale"]["x"] == "shared"
@@ -96,6 +97,14 @@ def test_heatmap_layers_controls_and_panels(heat_spec: dict[str, Any]) -> None:
     assert params["lev"]["bind"]["options"] == ["all", "high", "medium", "low"]
     assert params["clip"]["bind"]["input"] == "range"
     assert "clip *" in longs["encoding"]["color"]["scale"]["domain"]["expr"]
+    # a colour bar per side with USD ticks, a threshold and the colour scale control
+    legend = longs["encoding"]["color"]["legend"]
+    assert legend["title"] == "longs USD"
+    assert "'M'" in legend["labelExpr"]
+    assert shorts["encoding"]["color"]["legend"]["title"] == "shorts USD"
+    assert params["floor"]["bind"]["options"][0] == 0
+    assert params["floor"]["bind"]["labels"][1].startswith("hide under $")
+    assert params["cscale"]["bind"]["options"] == ["sqrt", "linear", "log"]
     assert "$schema" in heat_spec
     assert json.dumps(heat_spec)
 
@@ -142,12 +151,12 @@ def test_liquidation_map_spec_stacks_bands() -> None:
     )
     total = liq_map["long_usd"].sum() + liq_map["short_usd"].sum()
     # +-25 %: part of the map lies outside the window and is stated
-    clipped = frames.map_view(liq_map, band_map)
+    clipped = map_frames.map_view(liq_map, band_map)
     assert clipped.window_pct == 25.0
     inside = clipped.bars["usd"].sum()
     assert inside + sum(clipped.outside.values()) == pytest.approx(total)
     assert clipped.totals["long"] + clipped.totals["short"] == pytest.approx(total)
-    view = frames.map_view(liq_map, band_map, window_pct=50.0)
+    view = map_frames.map_view(liq_map, band_map, window_pct=50.0)
     assert view.window_pct is None  # the whole distribution fits
     spec = charts.liquidation_map_spec(view, title="t", subtitle="s")
     bars = _csv(spec["layer"][0]["data"])

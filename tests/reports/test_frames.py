@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reports import frames
+from reports import frames, map_frames
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -168,7 +168,7 @@ def test_aggregate_map_conserves_usd_and_keeps_cumulative_extremes() -> None:
             "short_cum_usd": np.where(prices >= ref, np.cumsum(short_usd), 0.0),
         }
     )
-    bars = frames.aggregate_map(m, max_bars=50)
+    bars = map_frames.aggregate_map(m, max_bars=50)
     assert bars.height <= 50
     assert bars["long_usd"].sum() == pytest.approx(long_usd.sum())
     assert bars["short_usd"].sum() == pytest.approx(short_usd.sum())
@@ -237,7 +237,7 @@ def test_map_view_never_loses_usd(n: int, window: float, seed: int) -> None:
         long_usd=pl.when(pl.col("price") < ref).then("usd").otherwise(0.0),
         short_usd=pl.when(pl.col("price") >= ref).then("usd").otherwise(0.0),
     )
-    view = frames.map_view(m, window_pct=window, max_bars=60)
+    view = map_frames.map_view(m, window_pct=window, max_bars=60)
     assert view.bars.select("p0").n_unique() <= 61
     drawn = view.bars["usd"].sum()
     assert drawn + sum(view.outside.values()) == pytest.approx(

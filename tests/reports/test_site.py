@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 import pytest
 
-from reports import ranges, site
+from reports import build, contexts, ranges, site
 from warehouse import reads_report as rr
 
 from .conftest import HOSTILE, HOSTILE_NOTE, BuiltSite
@@ -138,8 +138,8 @@ def test_map_totals_equal_the_warehouse(built_site: BuiltSite) -> None:
             )["v"][0]
             or 0.0
         )
-        assert cells[1][0] == "long"
-        assert _usd(cells[1][1]) == pytest.approx(down2, rel=6e-3, abs=1.0)
+        assert cells[2][0] == "long"  # rows: 1 %, 2 %, ...; longs then shorts
+        assert _usd(cells[2][1]) == pytest.approx(down2, rel=6e-3, abs=1.0)
         spec = _spec(html, "map-chart")
         layer = spec["layer"][0]
         rows = layer["data"]["values"].strip().splitlines()
@@ -164,16 +164,47 @@ def test_alerts_banner_and_long_short(built_site: BuiltSite) -> None:
     assert len(rows) == 1 + 72  # 3 days per hour
 
 
-def test_heatmap_axis_includes_key_levels(built_site: BuiltSite) -> None:
-    html = (built_site.root / "BTCUSDT" / "12h.html").read_text()
-    spec = _spec(html, "heatmap-chart")
-    cells = spec["vconcat"][0]["layer"][0]
-    y_dom = cells["layer"][0]["encoding"]["y"]["scale"]["domain"]
-    levels = rr.latest_key_levels(
-        built_site.db, "all", "BTCUSDT", rr.current_runs(built_site.db, "all")["params_hash"][0]
+def test_heatmap_axis_is_tight_and_far_levels_are_edge_markers(built_site: BuiltSite) -> None:
+    """Issue 20: the price axis is the window's traded range plus a margin (at most ~3x the
+    range), and every key level is either on the axis or an edge marker with its label."""
+    for rel in ("12h.html", "3d.html"):
+        html = (built_site.root / "BTCUSDT" / rel).read_text()
+        spec = _spec(html, "heatmap-chart")
+        lo, hi = spec["usermeta"]["liqheat"]["axis"]
+        candles = spec["vconcat"][0]["layer"][1]["data"]["values"].strip().splitlines()
+        head = candles[0].split(",")
+        rows = [[float(x) for x in r.split(",")] for r in candles[1:]]
+        low = min(r[head.index("l")] for r in rows)
+        high = max(r[head.index("h")] for r in rows)
+        assert lo < low
+        assert hi > high
+        assert hi - lo <= 3.2 * (high - low), (rel, lo, hi, low, high)
+        prices = [float(p) for p in re.findall(r'data-level-price="([^"]+)"', html)]
+        assert prices
+        edges = spec["usermeta"]["liqheat"]["edges"]
+        marker_layer = (
+            next(
+                m
+                for m in spec["vconcat"][0]["layer"]
+                if isinstance(m.get("mark"), dict) and m["mark"].get("name") == "edge_markers"
+            )
+            if edges
+            else None
+        )
+        for p in prices:
+            assert lo <= p < hi or p in edges, (rel, p, lo, hi, edges)
+        if marker_layer is not None:
+            labels = [v["label"] for v in marker_layer["data"]["values"]]
+            assert len(labels) == len(edges)
+            assert all(
+                re.match(r"[▲▼] (long|short) [\d,.]+ · \$[\d.]+[BMK]? · [+-]", t) for t in labels
+            )
+    assert any(  # the 12h page of the fixture has levels beyond its axis
+        _spec((built_site.root / "BTCUSDT" / "12h.html").read_text(), "heatmap-chart")["usermeta"][
+            "liqheat"
+        ]["edges"]
+        for _ in [0]
     )
-    assert y_dom[0] <= levels["price"].min()
-    assert y_dom[1] >= levels["price"].max()
 
 
 def test_key_levels_show_nearest_and_largest(built_site: BuiltSite) -> None:
@@ -314,14 +345,14 @@ def test_unknown_symbol_is_refused(report_db: Path, tmp_path: Path) -> None:
 def test_one_symbol_failure_never_stops_the_others(
     report_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = site._range_page
+    real = contexts.range_page
 
-    def flaky(db: Path, view: Any, sym: Any, rng: Any) -> Any:
+    def flaky(db: Path, view: Any, sym: Any, rng: Any, levels: Any) -> Any:
         if sym.symbol == "ETHUSDT":
             raise RuntimeError("disk on fire")
-        return real(db, view, sym, rng)
+        return real(db, view, sym, rng, levels)
 
-    monkeypatch.setattr(site, "_range_page", flaky)
+    monkeypatch.setattr(contexts, "range_page", flaky)
     result = site.build_site(report_db, tmp_path)
     assert [s for s, _ in result.failures] == ["ETHUSDT"]
     assert "disk on fire" in result.failures[0][1]
@@ -342,7 +373,7 @@ def test_failed_index_keeps_previous_site(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(site, "mark_stale", broken)
+    monkeypatch.setattr(contexts, "mark_stale", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         site.build_site(built_site.db, tmp_path, days=["24h", "12h"])
     assert first.index.read_bytes() == before
@@ -454,7 +485,7 @@ def test_pages_built_in_worker_processes_equal_pages_built_here(
     """From MIN_PARALLEL_SYMBOLS symbols on, worker processes build the symbols' pages; the
     site is the same page for page, committed together, with no temporary file left."""
     assert site.site_workers(site.MIN_PARALLEL_SYMBOLS, 2) == 2
-    monkeypatch.setattr(site, "MIN_PARALLEL_SYMBOLS", 1)
+    monkeypatch.setattr(build, "MIN_PARALLEL_SYMBOLS", 1)
     here = site.build_site(report_db, tmp_path / "here", workers=1)
     there = site.build_site(report_db, tmp_path / "there", workers=2)
     assert site.site_workers(3, 1) == 0
@@ -474,3 +505,31 @@ def test_pages_built_in_worker_processes_equal_pages_built_here(
         diff = difflib.unified_diff(b[name].splitlines(), a[name].splitlines(), lineterm="")
         assert a[name] == b[name], f"{name} differs:\n" + "\n".join(list(diff)[:40])
     assert not list((tmp_path / "there").rglob(".*.tmp-*"))
+
+
+def test_one_total_on_every_panel(built_site: BuiltSite) -> None:
+    """Issue 19 item 5: the headline, the heatmap, the long/short panel and the map show the
+    one total (the whole stored map, all leverage), each the same; what else a panel prints
+    says what it counts and is a part of it."""
+    for rel, exchange in (("3d.html", "all"), ("12h.html", "all"), ("bybit/3d.html", "bybit")):
+        html = (built_site.root / "BTCUSDT" / rel).read_text()
+        sql = rr.query(
+            built_site.db,
+            "SELECT sum(long_usd) AS l, sum(short_usd) AS s FROM liquidation_map "
+            "WHERE exchange = ? AND symbol = 'BTCUSDT' AND as_of = (SELECT max(as_of) "
+            "FROM liquidation_map WHERE exchange = ? AND symbol = 'BTCUSDT')",
+            [exchange, exchange],
+        )
+        for side, total in zip(("long", "short"), sql.row(0), strict=True):
+            shown = re.findall(rf'data-total="{side}">([^<]+)<', html)
+            assert len(shown) >= 3, (rel, side, shown)  # headline, long/short panel, map
+            assert len(set(shown)) == 1, (rel, side, shown)
+            assert _usd(shown[0]) == pytest.approx(total, rel=6e-3)
+            part = re.search(rf'data-window-total="{side}">([^<]+)<', html)
+            assert part is not None, rel
+            assert _usd(part.group(1)) <= total * 1.006
+        assert "Estimated USD that would be liquidated, all leverage, whole book at" in html
+        assert "the mean over the heatmap's stored columns" in html
+        levels = re.findall(r'data-label="est. USD">([^<]+)<', html)
+        assert levels
+        assert all(_usd(v) <= max(sql.row(0)) * 1.006 for v in levels)
