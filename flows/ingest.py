@@ -134,18 +134,29 @@ class IngestReport:
         return [o for o in self.outcomes if o.noteworthy]
 
     def problems_table(self) -> Table:
-        """A rich table of what is missing, failed or loaded with a warning, and why."""
-        table = Table(title="ingest problems", title_justify="left")
-        for name in ("dataset", "symbol", "day", "status", "reason"):
+        """A rich table of what is missing, failed or loaded with a warning, and why: one row
+        per span of consecutive days (months for monthly files) of one dataset and symbol with
+        the same outcome and reason (see :func:`problem_spans`)."""
+        problems = self.problems()
+        spans = problem_spans(problems)
+        title = "ingest problems"
+        if len(spans) < len(problems):
+            title += f": {len(problems):,} files in {len(spans):,} span(s)"
+        table = Table(title=title, title_justify="left")
+        for name in ("dataset", "symbol", "days", "status", "reason"):
             table.add_column(name, no_wrap=name != "reason")
         styles = {"missing": "yellow", "failed": "red", "loaded": "cyan"}
-        for o in self.problems():
-            day = o.day.strftime("%Y-%m") if o.dataset in MONTHLY_DATASETS else o.day.isoformat()
+        for o, last, count in spans:
+            monthly = o.dataset in MONTHLY_DATASETS
+            fmt = "%Y-%m" if monthly else "%Y-%m-%d"
+            days = o.day.strftime(fmt)
+            if count > 1:
+                days += f" .. {last.strftime(fmt)} ({count:,} {'months' if monthly else 'days'})"
             status = "warning" if o.status == "loaded" else o.status
             table.add_row(
                 o.dataset,
                 o.symbol,
-                day,
+                days,
                 f"[{styles.get(o.status, '')}]{status}[/]",
                 o.reason or "",
             )
@@ -160,6 +171,40 @@ class IngestReport:
         if warned:
             parts.append(f"{warned} with warnings")
         return "ingest: " + ", ".join(parts)
+
+
+def problem_spans(outcomes: Sequence[Outcome]) -> list[tuple[Outcome, date, int]]:
+    """Merge outcomes into spans of consecutive days (months for monthly datasets) with the
+    same exchange, dataset, symbol, status and reason: ``(first outcome, last day, count)``,
+    ordered by symbol, dataset and first day.
+
+    Examples
+    --------
+    >>> miss = [Outcome("klines", "BTCUSDT", date(2019, 1, d), "missing", reason="404")
+    ...         for d in (1, 2, 3, 9)]
+    >>> [(o.day.day, last.day, n) for o, last, n in problem_spans(miss)]
+    [(1, 3, 3), (9, 9, 1)]
+    """
+
+    def key(o: Outcome) -> tuple[str, str, str, str, str]:
+        return (o.symbol, o.dataset, o.exchange, o.status, o.reason or "")
+
+    def following(day: date, monthly: bool) -> date:
+        if not monthly:
+            return day + timedelta(days=1)
+        return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+    spans: list[tuple[Outcome, date, int]] = []
+    for o in sorted(outcomes, key=lambda o: (*key(o), o.day)):
+        if spans:
+            first, last, count = spans[-1]
+            if key(first) == key(o) and o.day == following(last, o.dataset in MONTHLY_DATASETS):
+                spans[-1] = (first, o.day, count + 1)
+                continue
+        spans.append((o, o.day, 1))
+    order = {name: i for i, name in enumerate(DATASETS)}
+    spans.sort(key=lambda s: (s[0].symbol, order.get(s[0].dataset, len(order)), s[0].day))
+    return spans
 
 
 # -- helpers -------------------------------------------------------------------------------
