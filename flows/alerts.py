@@ -5,11 +5,15 @@ run summed several exchanges, else the exchange modelled; see
 :func:`warehouse.reads_report.headline_run`) are recomputed from the stored liquidation map with
 `transforms.clusters.liquidation_clusters` (the rules the key levels use), and those within
 ``LIQHEAT_ALERT_DISTANCE_PCT`` of the price with at least ``LIQHEAT_ALERT_MIN_USD`` and
-``LIQHEAT_ALERT_MIN_SHARE`` of their side become rows of the ``alerts`` table under the run id
-(replacing that run's rows). When ``LIQHEAT_ALERT_WEBHOOK`` is set and the run raised any alert,
-ONE JSON POST ``{"text": ..., "content": ...}`` (Slack and Discord read one of the two) goes to
-that URL, bounded by ``LIQHEAT_ALERT_TIMEOUT_S`` in total. A failed POST is logged and returned
-as a note for the run summary; it never fails the run.
+``LIQHEAT_ALERT_MIN_SHARE`` of their side are alerts. An alert is recorded once per
+(exchange, symbol, side, cluster) while it stays true (`transforms.alerts.alert_changes`): a new
+one becomes a row of the ``alerts`` table under the run id, one raised before and still true
+only has its values and ``last_seen_at`` refreshed, and a stored one no longer found gets
+``cleared_at``; a re-run on the same data therefore records and sends nothing new. When
+``LIQHEAT_ALERT_WEBHOOK`` is set and the run raised any new alert, ONE JSON POST
+``{"text": ..., "content": ...}`` (Slack and Discord read one of the two; the new alerts only)
+goes to that URL, bounded by ``LIQHEAT_ALERT_TIMEOUT_S`` in total. A failed POST is logged and
+returned as a note for the run summary; it never fails the run.
 """
 
 from __future__ import annotations
@@ -40,14 +44,20 @@ class AlertOutcome:
     """What the alert step did: alerts raised, their messages, and the webhook result."""
 
     run_id: str
+    #: alerts true now (new or raised before)
     alerts: int = 0
     messages: list[str] = field(default_factory=list)
     #: None: not configured or nothing to send; "sent"; else the failure
     webhook: str | None = None
+    #: alerts raised by this run (the ones sent)
+    new: int = 0
 
     def notes(self) -> list[str]:
         """Lines for the run summary."""
-        lines = [f"alerts: {self.alerts} cluster(s) near the price (run {self.run_id})"]
+        line = f"alerts: {self.alerts} cluster(s) near the price (run {self.run_id})"
+        if self.new != self.alerts:
+            line += f": {self.new} new, {self.alerts - self.new} raised before (not sent again)"
+        lines = [line]
         if self.webhook is not None:
             lines.append(f"alert webhook: {self.webhook}")
         return lines
@@ -112,12 +122,13 @@ def _header(count: int, settings: Settings, as_of: datetime | None) -> str:
 def raise_alerts(settings: Settings, symbols: Sequence[str], run_id: str) -> AlertOutcome:
     """Compute, store and (when configured) post the alerts of one run; see the module doc.
 
-    Returns the outcome; the ``alerts`` rows of ``run_id`` are replaced in one transaction.
+    Returns the outcome; the alert state is written in one transaction.
     """
-    from transforms.alerts import ALERT_SCHEMA, alert_rows, webhook_text
+    from transforms.alerts import ALERT_SCHEMA, alert_changes, alert_rows, webhook_text
     from transforms.clusters import liquidation_clusters
     from warehouse import reads_report as rr
     from warehouse import writes
+    from warehouse.reads import query
 
     db = settings.db_path
     created_at = datetime.now(UTC)
@@ -146,23 +157,40 @@ def raise_alerts(settings: Settings, symbols: Sequence[str], run_id: str) -> Ale
         if frames
         else pl.DataFrame(schema={**ALERT_SCHEMA, "params_hash": pl.String()})
     )
-    writes.replace_partition(
-        db,
-        "alerts",
-        {"run_id": run_id},
-        alerts.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(created_at).alias("created_at")),
+    checked = list(dict.fromkeys(symbols))
+    active = (
+        query(
+            db,
+            "SELECT rowid AS key, exchange, symbol, side, price, price_low, price_high "
+            "FROM alerts WHERE cleared_at IS NULL AND list_contains(?, symbol)",
+            [checked],
+        )
+        if db.exists()
+        else pl.DataFrame()
     )
-    outcome = AlertOutcome(run_id, alerts.height, alerts["message"].to_list())
+    new, kept, cleared = alert_changes(alerts, active)
+    writes.write_alert_state(
+        db,
+        new=new.with_columns(
+            pl.lit(run_id).alias("run_id"),
+            pl.lit(created_at).alias("created_at"),
+            pl.lit(created_at).alias("last_seen_at"),
+        ),
+        kept=kept,
+        cleared=cleared,
+        now=created_at,
+    )
+    outcome = AlertOutcome(run_id, alerts.height, alerts["message"].to_list(), new=new.height)
     url = (settings.alert_webhook or "").strip()
-    if url and alerts.height:
-        as_of = alerts["ts"].max()
+    if url and new.height:
+        as_of = new["ts"].max()
         text = webhook_text(
-            outcome.messages,
-            header=_header(alerts.height, settings, as_of if isinstance(as_of, datetime) else None),
+            new["message"].to_list(),
+            header=_header(new.height, settings, as_of if isinstance(as_of, datetime) else None),
         )
         outcome.webhook = post_webhook(url, text, timeout_s=settings.alert_timeout_s)
         if outcome.webhook == "sent":
-            _log.info("alert webhook: %d alert(s) posted to %s", alerts.height, _host(url))
+            _log.info("alert webhook: %d alert(s) posted to %s", new.height, _host(url))
         else:
             _log.warning("alert webhook %s (the run goes on)", outcome.webhook)
     return outcome

@@ -4,17 +4,12 @@ Also resolves which model parameters a run uses (`resolve_params`): explicit par
 the profile named by ``LIQHEAT_MODEL_PROFILE``, else the shipped defaults; then the symbol's
 notional brackets (`transforms.brackets`) when the parameters carry none.
 
-CSV column mapping (``liqheat calibrate --file``), first match wins, names case-insensitive:
-
-- bar time: ``ts`` (ISO-8601 or epoch ms), ``open_time_ms``, ``open_time``, ``timestamp``;
-- prices: ``open``, ``high``, ``low``, ``close``; volume (optional): ``volume``;
-- open interest in USD: ``oi_usd``, ``open_interest_usd``, ``sum_open_interest_value``,
-  ``open_interest_value``, or any column starting ``open_interest_usd``;
-- funding rate (optional, carried along): ``funding_rate``, ``funding``;
-- realized long USD: ``long_usd``, ``realized_long_usd``, or any column starting
-  ``liquidated_long_usd``; realized short USD likewise with ``short`` (required by
-  ``calibrate``; optional for ``liqheat backtest --file``, which then gives the bars-only
-  where-scores).
+The per-bar file of ``liqheat calibrate --file`` and ``liqheat backtest --file`` (CSV or
+Parquet) is read by the one per-bar reader, :func:`transforms.importing.bar_table` (the columns
+``liqheat import`` reads, every accepted name in docs/importing.md; times in epoch s/ms or
+ISO-8601): ts, OHLC and open interest in USD, optional volume and funding rate, and realized
+long/short USD per bar (required by ``calibrate``; optional for ``backtest --file``, which then
+gives the bars-only where-scores).
 
 OI is taken as given on each row (a file that stamps OI at the bar's close is read as is: the
 scores use a bar only after it closed).
@@ -42,7 +37,6 @@ from flows.settings import Settings
 from warehouse import profiles, reads
 
 __all__ = [
-    "CSV_COLUMNS",
     "CalibrationInput",
     "coverage_for",
     "read_calibration_csv",
@@ -50,23 +44,6 @@ __all__ = [
     "resolve_params",
 ]
 
-#: role -> (exact names, name prefixes), see the module docstring
-CSV_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "ts": (("ts", "open_time_ms", "open_time", "timestamp"), ()),
-    "open": (("open",), ()),
-    "high": (("high",), ()),
-    "low": (("low",), ()),
-    "close": (("close",), ()),
-    "volume": (("volume",), ()),
-    "oi_usd": (
-        ("oi_usd", "open_interest_usd", "sum_open_interest_value", "open_interest_value"),
-        ("open_interest_usd",),
-    ),
-    "funding_rate": (("funding_rate", "funding"), ()),
-    "long_usd": (("long_usd", "realized_long_usd"), ("liquidated_long_usd",)),
-    "short_usd": (("short_usd", "realized_short_usd"), ("liquidated_short_usd",)),
-}
-_OPTIONAL = {"volume", "funding_rate"}
 _REALIZED = ("long_usd", "short_usd")
 _REALIZED_SCHEMA: dict[str, pl.DataType] = {
     "ts": pl.Datetime("us", "UTC"),
@@ -94,89 +71,58 @@ class CalibrationInput:
     columns: dict[str, str] | None = None
 
 
-def _pick(columns: list[str], role: str) -> str | None:
-    exact, prefixes = CSV_COLUMNS[role]
-    lower = {c.lower(): c for c in columns}
-    for name in exact:
-        if name in lower:
-            return lower[name]
-    for prefix in prefixes:
-        for low, original in lower.items():
-            if low.startswith(prefix):
-                return original
-    return None
+def read_calibration_csv(path: Path, mapping: dict[str, str] | None = None) -> CalibrationInput:
+    """Read one per-bar file with realized columns (see the module docstring); ``mapping``
+    overrides columns by role (``--map``)."""
+    return read_per_bar_csv(path, need_realized=True, mapping=mapping)
 
 
-def read_calibration_csv(path: Path) -> CalibrationInput:
-    """Read one per-bar CSV with realized columns (see the module docstring for the mapping)."""
-    return read_per_bar_csv(path, need_realized=True)
+def read_per_bar_csv(
+    path: Path, *, need_realized: bool = False, mapping: dict[str, str] | None = None
+) -> CalibrationInput:
+    """Read one per-bar CSV or Parquet file (see the module docstring); ``realized`` is empty
+    (no rows) when the file has no realized columns and ``need_realized`` is False."""
+    from flows.importing import ImportFileError, read_table
+    from transforms.importing import ImportDataError, bar_table, column_mapping
 
-
-def read_per_bar_csv(path: Path, *, need_realized: bool = False) -> CalibrationInput:
-    """Read one per-bar CSV (see the module docstring); ``realized`` is empty (no rows) when
-    the file has no realized columns and ``need_realized`` is False."""
     try:
-        raw = pl.read_csv(path, infer_schema_length=10_000)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise CalibrationError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
-    picked: dict[str, str] = {}
-    missing = []
-    for role in CSV_COLUMNS:
-        col = _pick(raw.columns, role)
-        if col is not None:
-            picked[role] = col
-        elif role not in _OPTIONAL and (need_realized or role not in _REALIZED):
-            missing.append(role)
-    has_realized = all(r in picked for r in _REALIZED)
-    if not has_realized and any(r in picked for r in _REALIZED):
-        missing += [r for r in _REALIZED if r not in picked]
-    if missing:
+        raw, row_base = read_table(path)
+        picked = column_mapping(raw.columns, mapping)
+        with_realized = need_realized or any(r in picked for r in _REALIZED)
+        table = bar_table(
+            raw,
+            mapping,
+            require=(
+                "open",
+                "high",
+                "low",
+                "close",
+                "oi_usd",
+                *(_REALIZED if with_realized else ()),
+            ),
+            row_base=row_base,
+        )
+    except (ImportFileError, ImportDataError) as exc:
+        text = str(exc)
         raise CalibrationError(
-            f"{path.name}: no column for {', '.join(missing)} (header: {','.join(raw.columns)}); "
-            "see docs/model.md (column mapping) for the accepted names"
-        )
-    if raw.height == 0:
-        raise CalibrationError(f"{path.name}: no rows")
-    ts_col = raw.get_column(picked["ts"])
-    if ts_col.dtype.is_numeric():
-        ts = pl.from_epoch(ts_col.cast(pl.Int64), time_unit="ms").dt.replace_time_zone("UTC")
-    else:
-        ts = ts_col.cast(pl.String).str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
-    if ts.null_count():
-        raise CalibrationError(
-            f"{path.name}: {ts.null_count()} unreadable time(s) in {picked['ts']}"
-        )
-    optional = [
-        pl.col(picked[c]).cast(pl.Float64).alias(c)
-        for c in ("volume", "funding_rate")
-        if c in picked
+            text if text.startswith(path.name) else f"{path.name}: {text}"
+        ) from exc
+    bars = table.bars
+    keep = [
+        c
+        for c in ("volume", "taker_buy_volume", "funding_rate", "oi_base", "mark_high", "mark_low")
+        if c in bars.columns
     ]
-    realized_cols = [
-        pl.col(picked[c]).cast(pl.Float64).fill_null(0.0).alias(c)
-        for c in _REALIZED
-        if has_realized
-    ]
-    try:
-        frame = raw.select(
-            ts.alias("ts"),
-            *[
-                pl.col(picked[c]).cast(pl.Float64).alias(c)
-                for c in ("open", "high", "low", "close")
-            ],
-            *optional,
-            pl.col(picked["oi_usd"]).cast(pl.Float64).alias("oi_usd"),
-            *realized_cols,
-        )
-    except pl.exceptions.PolarsError as exc:
-        raise CalibrationError(f"{path.name}: {str(exc).splitlines()[0]}") from exc
     realized = (
-        frame.select("ts", *_REALIZED) if has_realized else pl.DataFrame(schema=_REALIZED_SCHEMA)
+        bars.select("ts", *[pl.col(c).fill_null(0.0) for c in _REALIZED])
+        if with_realized
+        else pl.DataFrame(schema=_REALIZED_SCHEMA)
     )
     return CalibrationInput(
-        bars=frame.drop(*_REALIZED, strict=False),
+        bars=bars.select("ts", "open", "high", "low", "close", *keep, "oi_usd"),
         realized=realized,
         fitted_on=f"file:{path.name}",
-        columns=picked,
+        columns=table.mapping,
     )
 
 
@@ -208,7 +154,7 @@ def warehouse_input(
     last = reads.last_bar_ts(db, exchange, symbol)
     if last is None:
         raise CalibrationError(f"no bars for {exchange}:{symbol} in {db}; ingest it first")
-    end = last + timedelta(minutes=1)
+    end = last + reads.bar_size(db, exchange, symbol)
     start = end - timedelta(days=days or settings.model_days)
     bars = reads.model_bars(db, exchange, symbol, start, end)
     events = reads.realized_liquidations(db, exchange, symbol, start, end)

@@ -88,6 +88,7 @@ def _settings(*, prefect: bool = False) -> Any:
 
     settings = Settings()
     if prefect:
+        _need_writable(settings)
         configure_prefect_home(settings)
         if not os.environ.get("LIQHEAT_DEBUG"):
             os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
@@ -157,10 +158,23 @@ def _progress(label: str) -> Any:
     )
 
 
+def _need_writable(settings: Any) -> None:
+    """A writing command on a home it cannot write: one line naming the folder, before any
+    work (see :mod:`flows.homecheck`)."""
+    from flows.homecheck import home_write_problem, read_only_home_message
+
+    problem = home_write_problem(Path(settings.home))
+    if problem is not None:
+        ctx = click.get_current_context(silent=True)
+        name = ctx.command_path.removeprefix(ctx.find_root().info_name or "").strip() if ctx else ""
+        raise Failure(read_only_home_message(Path(settings.home), name or "run", problem))
+
+
 def _locked(settings: Any) -> Any:
     """The pipeline lock: one writing liqheat run per LIQHEAT_HOME at a time."""
     from flows.lock import pipeline_lock
 
+    _need_writable(settings)
     return pipeline_lock(settings.home, wait_s=settings.lock_wait_s)
 
 
@@ -267,6 +281,7 @@ def _flow_progress(text: str) -> Iterator[None]:
     multiple=True,
     help="Exchange to ingest from (repeatable; default binance).",
 )
+@click.option("--yes", is_flag=True, help="Go ahead above LIQHEAT_MAX_DOWNLOADS files.")
 def ingest(
     symbols: tuple[str, ...],
     start: date,
@@ -275,6 +290,7 @@ def ingest(
     with_trades: bool,
     force: bool,
     exchanges: tuple[str, ...],
+    yes: bool,
 ) -> None:
     """Download, verify and load archive files for symbol-days.
 
@@ -284,6 +300,7 @@ def ingest(
     days = _day_range(start, end)
     chosen = _check_exchanges(exchanges)
     settings = _settings()
+    _guard_downloads(settings, symbols, days, chosen, base_url, with_trades, force, yes)
     from flows.ingest import IngestReport
 
     outcomes: list[Any] = []
@@ -307,6 +324,19 @@ def ingest(
     _finish_ingest(IngestReport(tuple(outcomes)), ", ".join(urls), settings)
 
 
+def _guard_downloads(settings: Any, *plan_args: Any) -> None:
+    """Above LIQHEAT_MAX_DOWNLOADS files: print the plan; without --yes exit 2 (flows.guards)."""
+    from flows.guards import check_download_plan, download_plan
+
+    symbols, days, exchanges, base_url, with_trades, force, yes = plan_args
+    plan = download_plan(
+        settings, list(symbols), days, exchanges,
+        base_url=base_url, with_trades=with_trades, force=force,
+    )  # fmt: skip
+    console = _console()
+    check_download_plan(plan, settings, yes=yes, echo=lambda s: console.print(s, markup=False))
+
+
 def _finish_ingest(report: Any, base_url: str, settings: Any) -> None:
     console = _console()
     console.print(report.summary())
@@ -319,6 +349,42 @@ def _finish_ingest(report: Any, base_url: str, settings: Any) -> None:
             )
         console.print(report.problems_table())
         raise Failure("some files are missing or failed (see the table above)")
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--exchange", required=True, help="Any name for the data's venue or source.")
+@click.option("--symbol", type=SYMBOL, required=True)
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="ROLE=COLUMN,...",
+    help="Column overrides, e.g. ts=open_time_ms,oi_usd=oi (roles: docs/importing.md).",
+)
+@click.option(
+    "--oi-at",
+    type=click.Choice(["open", "close"]),
+    default="open",
+    show_default=True,
+    help="Whether the file's open interest is sampled at the bar's open or its close.",
+)
+def import_(file: Path, exchange: str, symbol: str, maps: tuple[str, ...], oi_at: str) -> None:
+    """Import a per-bar CSV or Parquet file (price, open interest, optional mark price,
+    funding, ratios, realized liquidations) for one exchange name and symbol.
+
+    The bar size (1m .. 1d) is detected from the times; gaps and duplicates are reported; a
+    bad value stops the import naming its rows (exit 2). Importing again replaces.
+    """
+    from flows.importing import run_import
+
+    settings = _settings()
+    with _locked(settings):
+        lines = run_import(settings, file, exchange=exchange, symbol=symbol, maps=maps, oi_at=oi_at)
+    console = _console()
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+    console.print(_home_line(settings))
 
 
 @cli.command()
@@ -337,7 +403,7 @@ def model(symbols: tuple[str, ...], days: int | None, profile: str | None) -> No
     _need_warehouse(settings)
     _check_symbols(settings, symbols)
     from flows.calibration import CalibrationError, profile_params
-    from flows.modelling import model_plan, outcome_line, run_model_plan
+    from flows.modelling import model_plan, outcome_line, run_model_plan, short_day_lines
     from warehouse.reads import symbols_loaded
 
     try:
@@ -349,7 +415,10 @@ def model(symbols: tuple[str, ...], days: int | None, profile: str | None) -> No
     with _locked(settings):
         chosen = list(symbols) or symbols_loaded(settings.db_path)
         if not chosen:
-            lines = ["no symbols in the warehouse yet: run `liqheat ingest` or `liqheat demo`"]
+            lines = [
+                "no symbols in the warehouse yet: run `liqheat ingest`, `liqheat import` or "
+                "`liqheat demo`"
+            ]
         else:
             plan = model_plan(settings, chosen)
             with _progress("model") as bar:
@@ -360,7 +429,11 @@ def model(symbols: tuple[str, ...], days: int | None, profile: str | None) -> No
                     bar.advance(task)
 
                 outcomes = run_model_plan(settings, plan, days=days, params=params, on_done=done)
-            lines = [outcome_line(o) for o in outcomes]
+            lines = []
+            for o in outcomes:  # with a note on days loaded incomplete (short archive files)
+                lines.append(outcome_line(o))
+                if o.summary is not None and o.summary.bars and o.exchange != "all":
+                    lines += short_day_lines(settings, o.symbol, o.exchange, days)
             failed = [f"{o.exchange} {o.symbol}" for o in outcomes if o.error is not None]
     for line in lines:
         console.print(line, markup=False)
@@ -370,7 +443,8 @@ def model(symbols: tuple[str, ...], days: int | None, profile: str | None) -> No
 
 
 class _RangeType(click.ParamType):  # type: ignore[type-arg]
-    """A site range: 12h, 24h, 3d, 7d, 30d, 90d, 180d, 1y (or a number of days)."""
+    """A site range: 12h, 24h, 3d, 7d, 30d, 90d, 180d, 1y (a bare number is a number of days
+    and must be one of them: 3 = 3d; 5 is refused)."""
 
     name = "RANGE"
 
@@ -390,8 +464,15 @@ class _RangeType(click.ParamType):  # type: ignore[type-arg]
     "csv_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Fit on one per-bar CSV: time, OHLC, optional volume, OI USD, realized long/short USD "
-    "(column names: see docs/model.md).",
+    help="Fit on one per-bar CSV or Parquet file: time, OHLC, optional volume, OI USD, realized "
+    "long/short USD (accepted column names: docs/importing.md; an error lists them).",
+)
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="ROLE=COLUMN,...",
+    help="With --file: column overrides, e.g. ts=time,oi_usd=oi (as for `liqheat import`).",
 )
 @click.option("--exchange", default="binance", show_default=True, help="With --symbol.")
 @click.option("--days", type=click.IntRange(2, 3650), default=None, help="With --symbol.")
@@ -408,6 +489,7 @@ class _RangeType(click.ParamType):  # type: ignore[type-arg]
 def calibrate(
     symbol: str | None,
     csv_file: Path | None,
+    maps: tuple[str, ...],
     exchange: str,
     days: int | None,
     name: str | None,
@@ -422,6 +504,7 @@ def calibrate(
     if name is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
         raise click.UsageError(f"bad --name {name!r} (letters, digits, _ . -; up to 64)")
     settings = _settings()
+    _need_writable(settings)
     from flows.calibration import (
         CalibrationError,
         read_calibration_csv,
@@ -431,7 +514,13 @@ def calibrate(
 
     try:
         if csv_file is not None:
-            data = read_calibration_csv(csv_file)
+            from transforms.importing import ImportDataError, parse_mapping
+
+            try:
+                mapping = parse_mapping(maps)
+            except ImportDataError as exc:
+                raise click.UsageError(str(exc)) from exc
+            data = read_calibration_csv(csv_file, mapping)
             default_name = re.sub(r"[^A-Za-z0-9_.-]", "_", csv_file.stem)[:64]
         else:
             assert symbol is not None
@@ -610,12 +699,14 @@ def nightly(
 @click.option("--start", type=DAY, required=True)
 @click.option("--end", type=DAY, required=True)
 @click.option("--base-url", default=None)
+@click.option("--yes", is_flag=True, help="Go ahead above LIQHEAT_MAX_DOWNLOADS files.")
 @scale_options
 def backfill(
     symbols: tuple[str, ...],
     start: date,
     end: date,
     base_url: str | None,
+    yes: bool,
     exchanges: tuple[str, ...],
     task_runner: str,
     dask_address: str | None,
@@ -624,6 +715,7 @@ def backfill(
     days = _day_range(start, end)
     chosen = _check_exchanges(exchanges)
     _check_runner(task_runner, dask_address)
+    _guard_downloads(_settings(), symbols, days, chosen, base_url, False, False, yes)
     settings = _settings(prefect=True)
     from flows.server import start_early
 
@@ -867,6 +959,12 @@ def doctor() -> None:
             with pipeline_lock(home, wait_s=0, clean=False):
                 removed = clean_leftovers(home)
                 findings += check_database(settings.db_path)
+        except OSError as exc:  # a read-only home: check the warehouse as it is
+            findings.append(
+                Finding("ok", f"home not writable ({exc.strerror}): leftovers not cleaned")
+            )
+            removed = []
+            findings += check_database(settings.db_path)
         except PipelineLockedError as exc:
             left = list(find_leftovers(home))
             findings.append(Finding("ok", f"a run is active, leftovers not cleaned: {exc}"))
@@ -906,6 +1004,7 @@ def serve(
     chosen = _check_exchanges(exchanges)
     _check_runner(task_runner, dask_address)
     settings = _settings()
+    _need_writable(settings)
     from flows.settings import configure_prefect_home
 
     configure_prefect_home(settings)
@@ -981,7 +1080,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.Abort:
         _fail("aborted", 130)
     except (Failure, WarehouseError, PipelineLockedError, ValueError) as exc:
-        _fail(str(exc), 1)
+        _fail(str(exc), int(getattr(exc, "exit_code", 1)))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

@@ -135,18 +135,29 @@ class IngestReport:
         return [o for o in self.outcomes if o.noteworthy]
 
     def problems_table(self) -> Table:
-        """A rich table of what is missing, failed or loaded with a warning, and why."""
-        table = Table(title="ingest problems", title_justify="left")
-        for name in ("dataset", "symbol", "day", "status", "reason"):
+        """A rich table of what is missing, failed or loaded with a warning, and why: one row
+        per span of consecutive days (months for monthly files) of one dataset and symbol with
+        the same outcome and reason (see :func:`problem_spans`)."""
+        problems = self.problems()
+        spans = problem_spans(problems)
+        title = "ingest problems"
+        if len(spans) < len(problems):
+            title += f": {len(problems):,} files in {len(spans):,} span(s)"
+        table = Table(title=title, title_justify="left")
+        for name in ("dataset", "symbol", "days", "status", "reason"):
             table.add_column(name, no_wrap=name != "reason")
         styles = {"missing": "yellow", "failed": "red", "loaded": "cyan"}
-        for o in self.problems():
-            day = o.day.strftime("%Y-%m") if o.dataset in MONTHLY_DATASETS else o.day.isoformat()
+        for o, last, count in spans:
+            monthly = o.dataset in MONTHLY_DATASETS
+            fmt = "%Y-%m" if monthly else "%Y-%m-%d"
+            days = o.day.strftime(fmt)
+            if count > 1:
+                days += f" .. {last.strftime(fmt)} ({count:,} {'months' if monthly else 'days'})"
             status = "warning" if o.status == "loaded" else o.status
             table.add_row(
                 o.dataset,
                 o.symbol,
-                day,
+                days,
                 f"[{styles.get(o.status, '')}]{status}[/]",
                 o.reason or "",
             )
@@ -161,6 +172,40 @@ class IngestReport:
         if warned:
             parts.append(f"{warned} with warnings")
         return "ingest: " + ", ".join(parts)
+
+
+def problem_spans(outcomes: Sequence[Outcome]) -> list[tuple[Outcome, date, int]]:
+    """Merge outcomes into spans of consecutive days (months for monthly datasets) with the
+    same exchange, dataset, symbol, status and reason: ``(first outcome, last day, count)``,
+    ordered by symbol, dataset and first day.
+
+    Examples
+    --------
+    >>> miss = [Outcome("klines", "BTCUSDT", date(2019, 1, d), "missing", reason="404")
+    ...         for d in (1, 2, 3, 9)]
+    >>> [(o.day.day, last.day, n) for o, last, n in problem_spans(miss)]
+    [(1, 3, 3), (9, 9, 1)]
+    """
+
+    def key(o: Outcome) -> tuple[str, str, str, str, str]:
+        return (o.symbol, o.dataset, o.exchange, o.status, o.reason or "")
+
+    def following(day: date, monthly: bool) -> date:
+        if not monthly:
+            return day + timedelta(days=1)
+        return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+    spans: list[tuple[Outcome, date, int]] = []
+    for o in sorted(outcomes, key=lambda o: (*key(o), o.day)):
+        if spans:
+            first, last, count = spans[-1]
+            if key(first) == key(o) and o.day == following(last, o.dataset in MONTHLY_DATASETS):
+                spans[-1] = (first, o.day, count + 1)
+                continue
+        spans.append((o, o.day, 1))
+    order = {name: i for i, name in enumerate(DATASETS)}
+    spans.sort(key=lambda s: (s[0].symbol, order.get(s[0].dataset, len(order)), s[0].day))
+    return spans
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -233,23 +278,19 @@ def split_loaded(
     return skipped, todo
 
 
-def plan_ingest(
-    source: Source,
-    db_path: Path,
-    pairs: Sequence[tuple[str, date]],
-    *,
-    with_trades: bool = False,
-    force: bool = False,
-) -> tuple[list[Outcome], list[UnitRequest]]:
-    """Plan ``source``'s units for (symbol, day) pairs and split off those already ``loaded``
-    in ``ingest_log`` (unless ``force``): return ``(skipped outcomes, units to stage)``. The one
-    planner of ``liqheat ingest`` (:func:`ingest`) and the flows (:mod:`flows.staging`).
-
-    Symbols asking for the same days are planned in one call of ``source.plan``.
+def plan_requests(
+    source: Source, pairs: Sequence[tuple[str, date]], *, with_trades: bool = False
+) -> list[UnitRequest]:
+    """Plan ``source``'s units for (symbol, day) pairs: symbols asking for the same days are
+    planned in one call of ``source.plan``. The one planner of ``liqheat ingest``, the flows
+    (:func:`plan_ingest`) and the download guard (:func:`flows.guards.download_plan`).
 
     Examples
     --------
-    >>> skipped, todo = plan_ingest(source, db, [("BTCUSDT", day)])  # doctest: +SKIP
+    >>> from flows.sources.binance.source import BinanceSource
+    >>> src = BinanceSource("file:///mirror", Path("raw"))
+    >>> [(r.dataset, r.day.day) for r in plan_requests(src, [("BTCUSDT", date(2024, 2, 2))])]
+    [('klines', 2), ('markPriceKlines', 2), ('metrics', 2), ('fundingRate', 1)]
     """
     by_symbol: dict[str, list[date]] = {}
     for symbol, day in pairs:
@@ -260,8 +301,29 @@ def plan_ingest(
     requests: list[UnitRequest] = []
     for days_key, symbols in by_days.items():
         requests += source.plan(symbols, list(days_key), with_trades=with_trades)
+    return requests
+
+
+def plan_ingest(
+    source: Source,
+    db_path: Path,
+    pairs: Sequence[tuple[str, date]],
+    *,
+    with_trades: bool = False,
+    force: bool = False,
+) -> tuple[list[Outcome], list[UnitRequest]]:
+    """Plan ``source``'s units for (symbol, day) pairs (:func:`plan_requests`) and split off
+    those already ``loaded`` in ``ingest_log`` (unless ``force``): return ``(skipped outcomes,
+    units to stage)``. Used by :func:`ingest` and the flows (:mod:`flows.staging`).
+
+    Examples
+    --------
+    >>> skipped, todo = plan_ingest(source, db, [("BTCUSDT", day)])  # doctest: +SKIP
+    """
+    requests = plan_requests(source, pairs, with_trades=with_trades)
+    symbols = list(dict.fromkeys(symbol for symbol, _ in pairs))
     # the id rows are stored under (binance-cm stores as "binance"), not the registry name
-    loaded = loaded_units(db_path, list(by_symbol), exchange=source.exchange)
+    loaded = loaded_units(db_path, symbols, exchange=source.exchange)
     return split_loaded(requests, {} if force else loaded)
 
 

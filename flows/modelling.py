@@ -417,7 +417,7 @@ def aggregate_symbol(
             raise ValueError(f"{AGGREGATE_EXCHANGE!r} is the aggregate, not an exchange")
         last = reads.last_bar_ts(db, ex, symbol)
         if last is not None:
-            end = last + timedelta(minutes=1)
+            end = last + reads.bar_size(db, ex, symbol)
             windows[ex] = (end - span, end)
     if not windows:
         return ModelSummary(AGGREGATE_EXCHANGE, symbol, params.params_hash(), 0, 0, 0, 0.0)
@@ -461,6 +461,7 @@ def aggregate_symbol(
             predicted=rr.predicted_liquidations(db, ex, symbol, params_hash),
             bars=reads.model_bars(db, ex, symbol, *windows[ex]) if scoring else None,
             realized=events[ex],
+            bar=reads.bar_size(db, ex, symbol),
         )
         for ex, run in runs.items()
     ]
@@ -558,6 +559,23 @@ def model_plan(
         if len(found) >= 2:
             sums[symbol] = found
     return ModelPlan(jobs, sums)
+
+
+def short_day_lines(
+    settings: Settings, symbol: str, exchange: str, days: int | None = None
+) -> list[str]:
+    """A note when the modelled window holds days loaded incomplete (``ingest_log.complete``
+    false: a short archive file, an import day with a hole): they are modelled as they are,
+    with their gaps, and the user is told so."""
+    short = reads.short_days(settings.db_path, exchange, symbol, days or settings.model_days)
+    if not short:
+        return []
+    shown = ", ".join(f"{d} ({why})" for d, why in short[:3])
+    more = f" and {len(short) - 3} more" if len(short) > 3 else ""
+    return [
+        f"  note: {len(short)} incomplete day(s) in the {exchange} {symbol} window, modelled "
+        f"with their gaps: {shown}{more} (ingest_log.complete)"
+    ]
 
 
 def outcome_line(outcome: ModelOutcome) -> str:

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         description="overall deadline of one archive download, retries included",
     )
     model_days: int = Field(default=30, ge=1, description="history the model is run over")
+    max_downloads: int = Field(
+        default=1000,
+        ge=0,
+        description="ingest/backfill ranges needing more files than this ask for --yes",
+    )
     store_levels: bool = Field(
         default=False,
         description="also store the raw modelled levels (liq_levels, ~65k rows per symbol-day)",

@@ -19,6 +19,7 @@ from reports.ranges import Range
 from reports.render import fmt_span, fmt_time, tick_decimals
 from reports.views import Built, Symbol, View, exchange_label, price_step_of
 from reports.where_words import verdict, where_sentences
+from transforms.importing import bar_label
 from warehouse import reads_report as rr
 
 
@@ -199,7 +200,8 @@ def range_page(
 ) -> dict[str, Any]:
     """Context of one symbol x range page."""
     assert sym.span is not None
-    end = sym.span[1] + timedelta(minutes=1)
+    bar = rr.bar_size(db_path, view.price_exchange, sym.symbol)  # the stored bar size
+    end = sym.span[1] + bar
     start = max(end - rng.span, sym.span[0].replace(minute=0, second=0, microsecond=0))
     path = rr.price_path(db_path, view.price_exchange, sym.symbol, start, end)
     stats: dict[str, Any] = {
@@ -270,6 +272,7 @@ def range_page(
         "end": end,
         "stats": stats,
         "last_ts": last_ts,
+        "bar_label": bar_label(int(bar.total_seconds())),
         **heat,
         "long_short_spec": ls_spec,
         "long_short_every": every,
@@ -435,7 +438,9 @@ def index_row(db_path: Path, built: list[Built], sym_dir: Path) -> dict[str, Any
         "spark_spec": spark_spec,
         "strongest": picks(levels),
         "price_step": price_step_of(sym),
-        "days": [{**d, "complete": d["bars"] >= 1440} for d in days],
+        "days": [
+            {**d, "complete": d["bars"] * (d.get("bar_seconds") or 60) >= 86400} for d in days
+        ],
         "first_day": days[-1]["day"] if days else None,
         "last_day": days[0]["day"] if days else None,
         "run": {"computed_at": run["computed_at"]} if run else None,

@@ -472,6 +472,8 @@ class ExchangeRun:
     predicted: pl.DataFrame
     bars: pl.DataFrame | None = None
     realized: pl.DataFrame | None = None
+    #: the exchange's bar size (its heatmap's buckets are never finer); None: 1 minute
+    bar: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -519,7 +521,7 @@ def sum_exchanges(
     ([4.0], [2.0])
     """
     heat = sum_heatmaps(
-        [(r.heatmap, display_tiers_for(r.start_ts, r.end_ts)) for r in runs],
+        [(r.heatmap, display_tiers_for(r.start_ts, r.end_ts, r.bar)) for r in runs],
         price_step=price_step,
     )
     liq_map = sum_liquidation_maps([r.liquidation_map for r in runs], price_step=price_step)
@@ -527,7 +529,7 @@ def sum_exchanges(
     for r in runs:
         if not r.heatmap_bands.height:
             continue
-        every = display_tiers_for(r.start_ts, r.end_ts)
+        every = display_tiers_for(r.start_ts, r.end_ts, r.bar)
         for band, part in r.heatmap_bands.group_by("band", maintain_order=True):
             band_parts.setdefault(str(band[0]), []).append((part.drop("band"), every))
     heat_bands = [

@@ -14,6 +14,7 @@ import polars as pl
 __all__ = [
     "ALERT_SCHEMA",
     "WEBHOOK_TEXT_LIMIT",
+    "alert_changes",
     "alert_rows",
     "format_price",
     "format_usd",
@@ -172,3 +173,74 @@ def webhook_text(messages: list[str], *, header: str, limit: int = WEBHOOK_TEXT_
             return "\n".join([*lines, more])
         lines.append(f"- {text}")
     return "\n".join(lines)
+
+
+def alert_changes(
+    current: pl.DataFrame, active: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, list[int]]:
+    """Compare the alerts true now with the stored ones still true (not cleared).
+
+    An alert is the same cluster when exchange, symbol and side agree and the price ranges
+    (``price_low``..``price_high``) overlap; each stored alert matches at most one current
+    row (the nearest price). Returns ``(new, kept, cleared)``: the current rows matching no
+    stored alert (to insert and send), the current rows matching one with its ``key``
+    column (to refresh, not send again), and the keys of stored alerts no longer true.
+
+    Parameters
+    ----------
+    current
+        Rows of :func:`alert_rows` (plus any extra columns, kept).
+    active
+        Stored alerts: ``key`` (int), exchange, symbol, side, price, price_low, price_high.
+
+    Examples
+    --------
+    >>> cur = pl.DataFrame({"exchange": ["all", "all"], "symbol": "BTCUSDT",
+    ...     "side": ["long", "short"], "price": [100.0, 120.0], "price_low": [99.0, 119.0],
+    ...     "price_high": [101.0, 121.0]})
+    >>> old = pl.DataFrame({"key": [7, 8], "exchange": "all", "symbol": "BTCUSDT",
+    ...     "side": ["long", "long"], "price": [100.5, 90.0], "price_low": [100.5, 89.0],
+    ...     "price_high": [102.0, 91.0]})
+    >>> new, kept, cleared = alert_changes(cur, old)
+    >>> new["side"].to_list(), kept["key"].to_list(), cleared
+    (['short'], [7], [8])
+    """
+    on = ["exchange", "symbol", "side"]
+    cur = current.with_row_index("_i")
+    if active.height == 0 or cur.height == 0:
+        gone = [int(k) for k in active["key"].to_list()] if active.height else []
+        empty = cur.head(0).with_columns(pl.lit(0, pl.Int64).alias("key")).drop("_i")
+        return cur.drop("_i"), empty, gone
+    old = active.select(
+        pl.col("key").cast(pl.Int64),
+        *on,
+        pl.col("price").alias("_p"),
+        pl.col("price_low").alias("_lo"),
+        pl.col("price_high").alias("_hi"),
+    )
+    pairs = (
+        cur.select("_i", *on, "price", "price_low", "price_high")
+        .join(old, on=on)
+        .filter(
+            ((pl.col("price_low") <= pl.col("_hi")) & (pl.col("price_high") >= pl.col("_lo")))
+            | (pl.col("price") == pl.col("_p"))
+        )
+        .with_columns((pl.col("price") - pl.col("_p")).abs().alias("_d"))
+        .sort("_d", "_i", "key")
+    )
+    taken_i: set[int] = set()
+    taken_k: set[int] = set()
+    match: dict[int, int] = {}
+    for i, key in pairs.select("_i", "key").iter_rows():
+        if i not in taken_i and key not in taken_k:
+            taken_i.add(i)
+            taken_k.add(key)
+            match[i] = key
+    matched = pl.DataFrame(
+        {"_i": list(match), "key": list(match.values())},
+        schema={"_i": pl.UInt32, "key": pl.Int64},
+    )
+    new = cur.filter(~pl.col("_i").is_in(list(match))).drop("_i")
+    kept = cur.join(matched, on="_i").sort("_i").drop("_i")
+    cleared = sorted(int(k) for k in active["key"].to_list() if int(k) not in taken_k)
+    return new, kept, cleared

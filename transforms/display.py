@@ -119,20 +119,26 @@ FINEST_DISPLAY_STEP = timedelta(minutes=5)
 SHORT_HISTORY = timedelta(days=3)
 
 
-def display_tiers_for(first: datetime | None, last: datetime | None) -> TimeTiers:
+def display_tiers_for(
+    first: datetime | None, last: datetime | None, bar: timedelta | None = None
+) -> TimeTiers:
     """The stored heatmap's time buckets for a history of bars from ``first`` to ``last``:
     `display_tiers` of 5 minutes on a history of 3 days or less, else of 15 minutes (the last
-    4 days; coarser further back). The one decision of the display resolution: the model
-    (`transforms.model.run_model`), the exchanges' sum and the pages' grid use it.
+    4 days; coarser further back), never finer than the bars' size ``bar`` when given (an
+    imported 1-hour history: 1-hour buckets). The one decision of the display resolution: the
+    model (`transforms.model.run_model`), the exchanges' sum and the pages' grid use it.
 
     Examples
     --------
     >>> t = datetime(2024, 1, 1)
     >>> [display_tiers_for(t, t + timedelta(days=d)).step for d in (3, 4)]
     [datetime.timedelta(seconds=300), datetime.timedelta(seconds=900)]
+    >>> display_tiers_for(t, t + timedelta(days=30), timedelta(hours=4)).step
+    datetime.timedelta(seconds=14400)
     """
     short = first is not None and last is not None and last - first <= SHORT_HISTORY
-    return display_tiers(FINEST_DISPLAY_STEP if short else "15m")
+    fine = FINEST_DISPLAY_STEP if short else timedelta(minutes=15)
+    return display_tiers(max(fine, bar) if bar is not None else fine)
 
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(m|h|d)\s*$")

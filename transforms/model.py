@@ -91,6 +91,14 @@ class ModelResult:
     more_scores: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
+def _bar_size(bars: pl.DataFrame) -> timedelta | None:
+    """The stored bar size of warehouse bars (their ``bar_seconds``), else None."""
+    if "bar_seconds" not in bars.columns:
+        return None
+    seconds = bars.get_column("bar_seconds").max()
+    return timedelta(seconds=int(seconds)) if isinstance(seconds, int | float) else None
+
+
 def run_model(
     bars: pl.DataFrame,
     params: ModelParams | None = None,
@@ -108,7 +116,8 @@ def run_model(
     Parameters
     ----------
     bars
-        Canonical bars (see `transforms.bars.model_input`).
+        Canonical bars (see `transforms.bars.model_input`); a ``bar_seconds`` column (the
+        warehouse's stored bar size) keeps the stored heatmap no finer than the bars.
     params
         Model parameters; default `ModelParams()`.
     realized
@@ -155,7 +164,8 @@ def run_model(
     lm = liquidation_map(levels, at, bars=norm, price_step=step, params=params)
     keys = cluster_key_levels(lm, price_step=step, top=top)
     if time_step is None:
-        tiers: str | timedelta | TimeTiers = display_tiers_for(first, last)
+        bar = _bar_size(bars)
+        tiers: str | timedelta | TimeTiers = display_tiers_for(first, last, bar)
         window = display_price_range(norm, keys["price"].to_list() if keys.height else [])
         bands = band_heatmaps(levels, norm, step, tiers, params=params, price_range=window)
         heat = heatmap_from_bands(bands)

@@ -89,7 +89,7 @@ def loaded_days(db_path: Path, exchange: str, dataset: str, symbol: str) -> set[
 
 _MODEL_BARS_SQL = """
     SELECT k.ts, k.open, k.high, k.low, k.close, k.volume, k.taker_buy_volume,
-           m.high AS mark_high, m.low AS mark_low, o.oi_base, o.oi_usd
+           m.high AS mark_high, m.low AS mark_low, o.oi_base, o.oi_usd, k.bar_seconds
     FROM klines k
     LEFT JOIN mark_klines m
            ON m.exchange = k.exchange AND m.symbol = k.symbol AND m.ts = k.ts
@@ -107,11 +107,12 @@ def model_bars(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> pl.DataFrame:
-    """Return the canonical model input for one symbol: 1m trade bars joined with mark
+    """Return the canonical model input for one symbol: trade bars joined with mark
     high/low and open interest (null between OI samples), ordered by ``ts``.
 
     Columns: ts, open, high, low, close, volume, taker_buy_volume, mark_high, mark_low,
-    oi_base, oi_usd.
+    oi_base, oi_usd, bar_seconds (the stored bar size: 60 for the archives' 1-minute bars;
+    `transforms.bars.model_input` drops it).
     """
     where, params = _symbol_window("k.", exchange, symbol, start, end)
     return query(db_path, _MODEL_BARS_SQL.format(where=where), params)
@@ -125,12 +126,14 @@ def model_window(
     ``None`` when the symbol has no bars. The window ends after the newest bar."""
     with read_connection(db_path) as con:
         rows = con.execute(
-            "SELECT max(ts) FROM klines WHERE exchange = ? AND symbol = ?", [exchange, symbol]
+            "SELECT max(ts), arg_max(bar_seconds, ts) FROM klines WHERE exchange = ? "
+            "AND symbol = ?",
+            [exchange, symbol],
         ).fetchall()
         last = rows[0][0] if rows else None
         if not isinstance(last, datetime):
             return None
-        end = last + timedelta(minutes=1)
+        end = last + timedelta(seconds=int(rows[0][1] or 60))
         start = end - timedelta(days=days)
         where, params = _symbol_window("k.", exchange, symbol, start, end)
         bars = con.sql(_MODEL_BARS_SQL.format(where=where), params=params).pl()
@@ -139,20 +142,45 @@ def model_window(
     return _utc(bars), _utc(events)
 
 
-def symbols_loaded(db_path: Path, exchange: str = "binance") -> list[str]:
-    """Return the symbols with any klines, sorted."""
+def symbols_loaded(db_path: Path, exchange: str | None = None) -> list[str]:
+    """Return the symbols with any klines (of ``exchange``, default any exchange), sorted."""
     if not db_path.exists():
         return []
     frame = query(
         db_path,
-        "SELECT DISTINCT symbol FROM klines WHERE exchange = ? ORDER BY symbol",
-        [exchange],
+        "SELECT DISTINCT symbol FROM klines WHERE ? IS NULL OR exchange = ? ORDER BY symbol",
+        [exchange, exchange],
     )
     return [str(s) for s in frame["symbol"].to_list()]
 
 
+def exchanges_with_bars(db_path: Path, symbol: str) -> list[str]:
+    """Return the exchanges holding bars of ``symbol``: binance first, then by name."""
+    frame = query(
+        db_path,
+        "SELECT DISTINCT exchange FROM klines WHERE symbol = ? "
+        "ORDER BY exchange <> 'binance', exchange",
+        [symbol],
+    )
+    return [str(e) for e in frame["exchange"].to_list()]
+
+
+def bar_size(db_path: Path, exchange: str, symbol: str) -> timedelta:
+    """Return the size of the newest stored bar of one (exchange, symbol) (1 minute when it
+    has none, or when the warehouse predates stored bar sizes)."""
+    if not db_path.exists():
+        return timedelta(minutes=1)
+    frame = query(
+        db_path,
+        "SELECT arg_max(bar_seconds, ts) AS s FROM klines WHERE exchange = ? AND symbol = ?",
+        [exchange, symbol],
+    )
+    value = frame["s"][0] if frame.height else None
+    return timedelta(seconds=int(value or 60))
+
+
 def last_bar_ts(db_path: Path, exchange: str, symbol: str) -> datetime | None:
-    """Return the open time of the newest 1m bar of one symbol, or None (also when there is
+    """Return the open time of the newest bar of one symbol, or None (also when there is
     no warehouse yet)."""
     if not db_path.exists():
         return None
@@ -293,3 +321,20 @@ def latest_where_scores(
         newest="computed_at",
     )
     return query(db_path, sql, [exchange, symbol, params_hash])
+
+
+def short_days(db_path: Path, exchange: str, symbol: str, days: int) -> list[tuple[date, str]]:
+    """Return the incomplete loaded days (``ingest_log.complete`` false: a short archive file, a
+    partly covered import day) among the last ``days`` before the newest bar, with why."""
+    last = last_bar_ts(db_path, exchange, symbol)
+    if last is None:
+        return []
+    first_day = (last - timedelta(days=days)).date()
+    frame = query(
+        db_path,
+        "SELECT day, any_value(error) AS why FROM ingest_log WHERE exchange = ? AND symbol = ? "
+        "AND status = 'loaded' AND NOT complete AND day >= ? "
+        "AND dataset IN ('klines', 'import') GROUP BY day ORDER BY day",
+        [exchange, symbol, first_day],
+    )
+    return [(d, str(w or "incomplete")) for d, w in frame.iter_rows()]

@@ -151,17 +151,19 @@ def kline_span(db_path: Path, exchange: str, symbol: str) -> tuple[datetime, dat
 
 
 def price_days(db_path: Path, exchange: str, symbol: str) -> pl.DataFrame:
-    """Return one row per UTC day with 1m bars: day, bars, open, high, low, close; latest first.
+    """Return one row per UTC day with bars: day, bars, open, high, low, close, bar_seconds;
+    latest first.
 
     Examples
     --------
     >>> price_days(db, "binance", "BTCUSDT").columns  # doctest: +SKIP
-    ['day', 'bars', 'open', 'high', 'low', 'close']
+    ['day', 'bars', 'open', 'high', 'low', 'close', 'bar_seconds']
     """
     return query(
         db_path,
         "SELECT CAST(ts AS DATE) AS day, count(*) AS bars, arg_min(open, ts) AS open, "
-        "max(high) AS high, min(low) AS low, arg_max(close, ts) AS close "
+        "max(high) AS high, min(low) AS low, arg_max(close, ts) AS close, "
+        "max(bar_seconds) AS bar_seconds "
         "FROM klines WHERE exchange = ? AND symbol = ? GROUP BY 1 ORDER BY 1 DESC",
         [exchange, symbol],
     )
@@ -733,3 +735,9 @@ def headline_run(db_path: Path, symbol: str) -> dict[str, Any] | None:
         [symbol],
     )
     return frame.row(0, named=True) if frame.height else None
+
+
+def bar_size(db_path: Path, exchange: str, symbol: str) -> timedelta:
+    """The size of the newest stored bar of one (exchange, symbol) (see
+    :func:`warehouse.reads.bar_size`)."""
+    return reads.bar_size(db_path, exchange, symbol)

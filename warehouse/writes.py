@@ -41,6 +41,7 @@ WRITABLE_TABLES = frozenset(
         "runs",
         "model_profiles",
         "alerts",
+        "ingest_log",
     }
 )
 
@@ -158,14 +159,21 @@ def log_ingest(
     sha256: str | None = None,
     error: str | None = None,
     source_url: str | None = None,
+    bar_seconds: int | None = None,
+    complete: bool | None = None,
 ) -> None:
-    """Record the latest outcome for one (exchange, dataset, symbol, day) in ``ingest_log``."""
+    """Record the latest outcome for one (exchange, dataset, symbol, day) in ``ingest_log``.
+
+    ``complete`` (default: loaded and not flagged ``short file: ...`` by the parser) says
+    whether the day has every row it should; ``bar_seconds`` is the bar size of an import."""
     if status not in INGEST_STATUSES:
         raise ValueError(f"bad ingest status {status!r}")
+    if complete is None and status == "loaded":
+        complete = "short file:" not in (error or "")
     con.execute(
         "INSERT OR REPLACE INTO ingest_log "
-        "(exchange, dataset, symbol, day, status, rows, sha256, error, loaded_at, source_url) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "(exchange, dataset, symbol, day, status, rows, sha256, error, loaded_at, source_url, "
+        "bar_seconds, complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             exchange,
             dataset,
@@ -177,6 +185,8 @@ def log_ingest(
             error,
             datetime.now(UTC).replace(tzinfo=None),
             source_url,
+            bar_seconds,
+            complete,
         ],
     )
 
@@ -482,3 +492,54 @@ def write_contract_sizes(db_path: Path, frame: pl.DataFrame) -> int:
         finally:
             con.unregister("_liqheat_contract_sizes")
     return frame.height
+
+
+#: the alert columns a later run refreshes on a stored alert that is still true
+ALERT_REFRESH_COLUMNS = (
+    "ts", "params_hash", "price", "price_low", "price_high", "usd", "distance_pct", "ref_price",
+    "message",
+)  # fmt: skip
+
+
+def write_alert_state(
+    db_path: Path,
+    *,
+    new: pl.DataFrame,
+    kept: pl.DataFrame,
+    cleared: Sequence[int],
+    now: datetime,
+) -> None:
+    """Record one alert check in one transaction: insert the ``new`` alerts, refresh the
+    stored alerts still true (``kept``: the current values plus the stored row's ``key``, its
+    rowid; ``last_seen_at`` = ``now``) and clear the ones no longer true (``cleared_at``)."""
+    stamp = _param(now)
+    with WRITE_LOCK, write_connection(db_path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if new.height:
+                con.register("_liqheat_staged", _naive_utc(new))
+                try:
+                    con.execute("INSERT INTO alerts BY NAME SELECT * FROM _liqheat_staged")
+                finally:
+                    con.unregister("_liqheat_staged")
+            if kept.height:
+                sets = ", ".join(f"{c} = k.{c}" for c in ALERT_REFRESH_COLUMNS)
+                con.register("_liqheat_kept", _naive_utc(kept))
+                try:
+                    con.execute(
+                        f"UPDATE alerts SET {sets}, last_seen_at = ? FROM _liqheat_kept AS k "
+                        "WHERE alerts.rowid = k.key",
+                        [stamp],
+                    )
+                finally:
+                    con.unregister("_liqheat_kept")
+            if cleared:
+                marks = ", ".join("?" for _ in cleared)
+                con.execute(
+                    f"UPDATE alerts SET cleared_at = ? WHERE rowid IN ({marks})",
+                    [stamp, *cleared],
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            rollback(con)
+            raise

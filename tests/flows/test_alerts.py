@@ -147,10 +147,39 @@ def test_alerts_are_stored_and_posted_once_per_run(home: Path) -> None:
     assert (
         rr.latest_alerts(home / "liqheat.duckdb")["message"].to_list() == rows["message"].to_list()
     )
-    # rerunning the step for the same run replaces its rows
+    # rerunning the step on the same data records nothing new
     again = raise_alerts(Settings(home=home, alert_min_usd=5e7), ["BTCUSDT"], "run-1")
     assert again.webhook is None  # no webhook configured: nothing posted
-    assert query(home / "liqheat.duckdb", "SELECT count(*) AS n FROM alerts")["n"].item() == 1
+    assert query(home / "liqheat.duckdb", "SELECT count(*) AS n FROM alerts")["n"].item() == 2
+
+
+def test_an_alert_is_recorded_and_sent_once_while_it_stays_true(home: Path) -> None:
+    """A second identical run (issue 21: a second demo run doubled the alerts) adds no row and
+    sends nothing; when the cluster is no longer near, the alert is cleared; when it comes
+    back, it is a new alert and sent again."""
+    db = home / "liqheat.duckdb"
+    with serve_hook(Hook()) as hook:
+        settings = Settings(home=home, alert_webhook=hook.url, alert_min_usd=5e7)
+        first = raise_alerts(settings, ["BTCUSDT", "ETHUSDT"], "run-1")
+        second = raise_alerts(settings, ["BTCUSDT", "ETHUSDT"], "run-2")
+        assert len(hook.bodies) == 1  # the second run sent nothing
+        assert (first.new, second.new, second.alerts) == (2, 0, 2)
+        assert second.webhook is None
+        assert second.notes()[0].endswith("0 new, 2 raised before (not sent again)")
+        stored = query(db, "SELECT run_id, cleared_at FROM alerts ORDER BY symbol")
+        assert stored.rows() == [("run-1", None), ("run-1", None)]
+        assert rr.latest_alerts(db).height == 2
+        # the -1 % cluster is no longer within 0.5 %: cleared, the banner empties
+        narrow = Settings(home=home, alert_webhook=hook.url, alert_distance_pct=0.5)
+        assert raise_alerts(narrow, ["BTCUSDT"], "run-3").alerts == 0
+        cleared = query(db, "SELECT symbol FROM alerts WHERE cleared_at IS NOT NULL")
+        assert cleared["symbol"].to_list() == ["BTCUSDT"]
+        assert rr.latest_alerts(db)["symbol"].to_list() == ["ETHUSDT"]
+        back = raise_alerts(settings, ["BTCUSDT"], "run-4")
+        assert back.new == 1
+        assert len(hook.bodies) == 2
+        assert "BTCUSDT" in str(hook.bodies[1]["text"])
+    assert query(db, "SELECT count(*) AS n FROM alerts")["n"].item() == 3
 
 
 def test_thresholds_come_from_the_settings(home: Path) -> None:

@@ -13,7 +13,7 @@ from transforms.clusters import cluster_key_levels
 from transforms.levels import KEY_LEVELS_SCHEMA
 from warehouse import reads_report as rr
 from warehouse.reads import query
-from warehouse.writes import replace_partition, write_model_outputs
+from warehouse.writes import replace_partition, write_alert_state, write_model_outputs
 
 T0 = datetime(2026, 6, 8, tzinfo=UTC)
 SYMBOL = "BTCUSDT"
@@ -188,11 +188,15 @@ def test_latest_alerts_are_the_newest_evaluation_after_the_current_model_run(db:
     got = rr.latest_alerts(db)
     assert tuple(got.columns) == rr.ALERT_COLUMNS
     assert got["price"].to_list() == [64_500.0, 65_000.0]  # nearest first
-    replace_partition(
+    # the next check no longer finds r1's clusters (cleared) and raises a new one
+    r1 = query(db, "SELECT rowid AS key FROM alerts WHERE run_id = 'r1'")["key"].to_list()
+    later = computed + timedelta(minutes=2)
+    write_alert_state(
         db,
-        "alerts",
-        {"run_id": "r2"},
-        _alerts("r2", computed + timedelta(minutes=2), "new1", [65_500.0]),
+        new=_alerts("r2", later, "new1", [65_500.0]).with_columns(last_seen_at=pl.lit(later)),
+        kept=pl.DataFrame(),
+        cleared=r1,
+        now=later,
     )
     assert rr.latest_alerts(db, SYMBOL)["run_id"].to_list() == ["r2"]
     assert rr.latest_alerts(db, "ETHUSDT").height == 0

@@ -164,7 +164,7 @@ def test_schema_markdown_describes_tables_columns_and_views(tmp_path: Path) -> N
     db = tmp_path / "liqheat.duckdb"
     migrate(db)
     text = schema_markdown(db)
-    assert "### klines\n\n1-minute trade-price bars" in text
+    assert "### klines\n\nTrade-price bars: 1-minute bars" in text
     assert "| `ts` | TIMESTAMP | not null | Bar open time (UTC). |" in text
     assert "Primary key: `exchange`, `dataset`, `symbol`, `day`." in text
     for view in VIEWS:
