@@ -403,7 +403,7 @@ def model(symbols: tuple[str, ...], days: int | None, profile: str | None) -> No
     _need_warehouse(settings)
     _check_symbols(settings, symbols)
     from flows.calibration import CalibrationError, profile_params
-    from flows.modelling import model_plan, outcome_line, run_model_plan, short_day_lines
+    from flows.model_route import model_plan, outcome_line, run_model_plan, short_day_lines
     from warehouse.reads import symbols_loaded
 
     try:

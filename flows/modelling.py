@@ -1,11 +1,11 @@
-"""The model route of the flows and the CLI: read -> compute -> write, per (exchange, symbol).
+"""The model of one (exchange, symbol), and of many in parallel: read -> compute -> write.
 
-One door for "where does the model run?": :func:`model_plan` lists the (exchange, symbol) pairs
-with data and the symbols whose exchanges are summed; :func:`run_model_plan` models the pairs
-(:func:`model_symbols`: :func:`read_model_inputs` here, :func:`compute_model` -- a call of
-`transforms.model.run_model` -- in worker processes, :func:`store_model` here, the single
-writer) and then stores each sum (:func:`aggregate_symbol`, exchange ``"all"``). ``liqheat
-model`` and the flows of :mod:`flows.pipeline` run the same plan. No Prefect here.
+:func:`read_model_inputs` reads a pair's window (here), :func:`compute_model` runs
+`transforms.model.run_model` (the model's one door; no I/O, so it runs in worker processes),
+:func:`store_model` writes its outputs in one transaction (here, the single writer).
+:func:`model_symbol` is one pair; :func:`model_symbols` many, computed in a process pool. The
+route that decides which pairs to model and which exchanges to sum is
+:mod:`flows.model_route`; the sum itself :mod:`flows.exchange_sum`. No Prefect here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -24,13 +24,10 @@ import polars as pl
 from flows.calibration import resolve_params
 from flows.errors import first_line
 from flows.settings import Settings
-from transforms.aggregate import ExchangeRun, sum_exchanges
 from transforms.levels import KEY_LEVELS_SCHEMA
 from transforms.model import run_model
 from transforms.params import ModelParams
 from warehouse import reads, writes
-from warehouse import reads_report as rr
-from warehouse.reads import AGGREGATE_EXCHANGE
 
 EXCHANGE = "binance"
 
@@ -118,7 +115,6 @@ def compute_model(
     The heatmaps are kept at display resolution; the raw levels (``liq_levels``, about 65k
     rows per symbol-day of 1-minute bars) only with ``keep_levels``: they are reproducible
     from the bars and the run's ``params_json``."""
-
     started = time.perf_counter()
     params = params or ModelParams()
     if price_step is not None:
@@ -178,7 +174,7 @@ def compute_model(
         levels=result.levels.height,
         heatmap_cells=result.heatmap.height,
         seconds=seconds,
-        scores=_score_lines(scores),
+        scores=score_lines(scores),
     )
     return ModelComputed(
         inputs.exchange,
@@ -191,7 +187,7 @@ def compute_model(
     )
 
 
-def _score_lines(scores: pl.DataFrame) -> list[dict[str, Any]]:
+def score_lines(scores: pl.DataFrame) -> list[dict[str, Any]]:
     """The headline figures of a run's scores (for :class:`ModelSummary`)."""
     if not scores.height:
         return []
@@ -228,7 +224,6 @@ def model_symbol(
 
     ``price_step`` overrides the price bucket of ``params`` (default: its own, auto = 0.1 % of
     the median close); it is part of the params hash the outputs are stored under."""
-
     params = resolve_params(settings, symbol, params)
     inputs = read_model_inputs(settings, symbol, exchange=exchange, days=days)
     if inputs is None:
@@ -280,7 +275,6 @@ def model_workers(jobs: int, workers: int | None = None) -> int:
     >>> model_workers(2, 4), model_workers(100, 2), model_workers(100, 1)
     (0, 2, 0)
     """
-
     cores = workers if workers is not None else len(os.sched_getaffinity(0))
     if jobs <= MIN_PARALLEL_JOBS or cores <= 1:
         return 0
@@ -302,7 +296,6 @@ def model_symbols(
     per pair. A pair that fails (bad data, a bug) is reported in its outcome with the reason
     and never stops the others. ``on_done(outcome)`` is called as each pair finishes.
     Returns the outcomes in ``jobs`` order."""
-
     n = model_workers(len(jobs), workers)
     outcomes: dict[tuple[str, str], ModelOutcome] = {}
 
@@ -380,240 +373,3 @@ def model_symbols(
                     cost = read_s + computed.compute_seconds + time.perf_counter() - t0
                     done(key, ModelOutcome(*key, summary, None, cost))
     return [outcomes[k] for k in jobs]
-
-
-def aggregate_symbol(
-    settings: Settings,
-    symbol: str,
-    exchanges: Sequence[str] | None = None,
-    *,
-    params: ModelParams | None = None,
-    days: int | None = None,
-    rerun: bool = False,
-) -> ModelSummary:
-    """Sum every exchange's model outputs of one symbol and store them under exchange "all".
-
-    One price step serves every exchange so their buckets align: ``params.price_step`` when
-    set, else the auto step of the binance bars (else of the first exchange with bars). Each
-    exchange's model is (re)run with that step unless a run with the same params hash already
-    covers its current window and is newer than its last load (``rerun=True`` always reruns).
-    The exchanges' stored outputs are read back and summed by
-    `transforms.aggregate.sum_exchanges` (the sum's one door): heatmap cells summed on
-    (ts, price), liquidation map summed on price with the exchanges' reference prices weighted
-    by their alive notional, key levels recomputed from the summed map, predicted
-    liquidations summed per ts, and backtest scores of the summed prediction against every
-    exchange's realized liquidations summed (baseline: the exchanges' baselines summed) when
-    any exist. The "all" ``model_runs`` row has the same params and hash, ``bars`` = distinct
-    bar times over the exchanges, ``levels`` = their sum.
-    """
-
-    db = settings.db_path
-    params = resolve_params(settings, symbol, params)
-    span = timedelta(days=days or settings.model_days)
-    chosen = list(exchanges) if exchanges else rr.symbol_exchanges(db, symbol)
-    windows: dict[str, tuple[datetime, datetime]] = {}
-    for ex in dict.fromkeys(chosen):
-        if ex == AGGREGATE_EXCHANGE:
-            raise ValueError(f"{AGGREGATE_EXCHANGE!r} is the aggregate, not an exchange")
-        last = reads.last_bar_ts(db, ex, symbol)
-        if last is not None:
-            end = last + reads.bar_size(db, ex, symbol)
-            windows[ex] = (end - span, end)
-    if not windows:
-        return ModelSummary(AGGREGATE_EXCHANGE, symbol, params.params_hash(), 0, 0, 0, 0.0)
-
-    step = params.price_step
-    if step is None:
-        ref = "binance" if "binance" in windows else next(iter(windows))
-        step = params.resolve_price_step(reads.model_bars(db, ref, symbol, *windows[ref]))
-    params = ModelParams.model_validate({**params.model_dump(), "price_step": step})
-    params_hash = params.params_hash()
-
-    runs: dict[str, dict[str, Any]] = {}
-    for ex, (start, end) in windows.items():
-        run = reads.model_run(db, ex, symbol, params_hash)
-        n, first, last_ts = reads.window_bars(db, ex, symbol, start, end)
-        loaded = reads.last_loaded(db, ex, symbol)
-        fresh = (
-            run is not None
-            and run["bars"] == n
-            and run["start_ts"] == first
-            and run["end_ts"] == last_ts
-            and (loaded is None or run["computed_at"] >= loaded)
-        )
-        if rerun or not fresh:
-            model_symbol(settings, symbol, exchange=ex, params=params, days=days)
-            run = reads.model_run(db, ex, symbol, params_hash)
-        if run is not None:
-            runs[ex] = run
-
-    t0 = time.perf_counter()
-    events = {ex: reads.realized_liquidations(db, ex, symbol, *windows[ex]) for ex in runs}
-    scoring = any(e.height for e in events.values())
-    parts = [
-        ExchangeRun(
-            start_ts=run["start_ts"],
-            end_ts=run["end_ts"],
-            heatmap=rr.heatmap_cells(db, ex, symbol, params_hash),
-            heatmap_bands=rr.band_heatmap_cells(db, ex, symbol, params_hash),
-            liquidation_map=rr.latest_liquidation_map(db, ex, symbol, params_hash),
-            liquidation_map_bands=rr.latest_band_map(db, ex, symbol, params_hash),
-            predicted=rr.predicted_liquidations(db, ex, symbol, params_hash),
-            bars=reads.model_bars(db, ex, symbol, *windows[ex]) if scoring else None,
-            realized=events[ex],
-            bar=reads.bar_size(db, ex, symbol),
-        )
-        for ex, run in runs.items()
-    ]
-    total = sum_exchanges(parts, price_step=step, params=params)
-    pred, scores = total.predicted, total.scores
-    if scores.height:
-        sources = {f"{ex}:{src}" for ex, e in events.items() for src in e["source"].to_list()}
-        scores = scores.with_columns(
-            pl.lit(pred["ts"].min()).alias("start_ts"),
-            pl.lit(pred["ts"].max()).alias("end_ts"),
-            pl.lit(",".join(sorted(sources))).alias("realized_source"),
-            pl.lit(datetime.now(UTC)).alias("computed_at"),
-        )
-    seconds = time.perf_counter() - t0
-    n_levels = sum(int(r["levels"] or 0) for r in runs.values())
-    run_row = pl.DataFrame(
-        {
-            "params_json": [params.to_json()],
-            "start_ts": [min(r["start_ts"] for r in runs.values())] if runs else [None],
-            "end_ts": [max(r["end_ts"] for r in runs.values())] if runs else [None],
-            "bars": [pred.height],
-            "levels": [n_levels],
-            "price_step": [float(step)],
-            "seconds": [seconds],
-            "computed_at": [datetime.now(UTC)],
-        }
-    )
-    writes.write_model_outputs(
-        db,
-        exchange=AGGREGATE_EXCHANGE,
-        symbol=symbol,
-        params_hash=params_hash,
-        run=run_row,
-        outputs={
-            "heatmap_cells": total.heatmap,
-            "liquidation_map": total.liquidation_map,
-            "key_levels": total.key_levels,
-            "predicted_liquidations": pred,
-            "backtest_scores": scores,
-            "heatmap_band_cells": total.heatmap_bands,
-            "liquidation_map_bands": total.liquidation_map_bands,
-            **total.more_scores,
-        },
-    )
-    return ModelSummary(
-        exchange=AGGREGATE_EXCHANGE,
-        symbol=symbol,
-        params_hash=params_hash,
-        bars=pred.height,
-        levels=n_levels,
-        heatmap_cells=total.heatmap.height,
-        seconds=seconds,
-        scores=_score_lines(scores),
-    )
-
-
-@dataclass(frozen=True)
-class ModelPlan:
-    """The model route of some symbols (the same for ``liqheat model`` and the flows): the
-    (exchange, symbol) pairs to model, then per symbol the exchanges to sum (exchange
-    ``"all"``, see :func:`aggregate_symbol`) when two or more have data."""
-
-    jobs: list[tuple[str, str]]
-    sums: dict[str, list[str]]
-
-    @property
-    def steps(self) -> int:
-        """Pairs to model plus sums to store."""
-        return len(self.jobs) + len(self.sums)
-
-
-def model_plan(
-    settings: Settings, symbols: Sequence[str], exchanges: Sequence[str] | None = None
-) -> ModelPlan:
-    """Plan the model route of ``symbols``: every exchange of ``exchanges`` (default: every
-    exchange with bars or runs of the symbol) that has bars, binance always (it reports "no
-    bars" when it has none), then the sum of the exchanges with bars when there are two or
-    more."""
-
-    jobs: list[tuple[str, str]] = []
-    sums: dict[str, list[str]] = {}
-    for symbol in symbols:
-        chosen = (
-            exchanges
-            if exchanges is not None
-            else [EXCHANGE, *rr.symbol_exchanges(settings.db_path, symbol)]
-        )
-        found = []
-        for exchange in dict.fromkeys(chosen):
-            has_data = reads.last_bar_ts(settings.db_path, exchange, symbol) is not None
-            if has_data:
-                found.append(exchange)
-            if has_data or exchange == EXCHANGE:
-                jobs.append((exchange, symbol))
-        if len(found) >= 2:
-            sums[symbol] = found
-    return ModelPlan(jobs, sums)
-
-
-def short_day_lines(
-    settings: Settings, symbol: str, exchange: str, days: int | None = None
-) -> list[str]:
-    """A note when the modelled window holds days loaded incomplete (``ingest_log.complete``
-    false: a short archive file, an import day with a hole): they are modelled as they are,
-    with their gaps, and the user is told so."""
-    short = reads.short_days(settings.db_path, exchange, symbol, days or settings.model_days)
-    if not short:
-        return []
-    shown = ", ".join(f"{d} ({why})" for d, why in short[:3])
-    more = f" and {len(short) - 3} more" if len(short) > 3 else ""
-    return [
-        f"  note: {len(short)} incomplete day(s) in the {exchange} {symbol} window, modelled "
-        f"with their gaps: {shown}{more} (ingest_log.complete)"
-    ]
-
-
-def outcome_line(outcome: ModelOutcome) -> str:
-    """One line for a modelled (exchange, symbol): its summary (``[exchange]`` first unless
-    binance) or its error."""
-    tag = "" if outcome.exchange == EXCHANGE else f"[{outcome.exchange}] "
-    if outcome.summary is None:
-        return f"{tag}{outcome.symbol}: failed: {outcome.error}"
-    return f"{tag}{outcome.summary.line()}"
-
-
-def run_model_plan(
-    settings: Settings,
-    plan: ModelPlan,
-    *,
-    days: int | None = None,
-    params: ModelParams | None = None,
-    on_done: Any = None,
-) -> list[ModelOutcome]:
-    """Run a :func:`model_plan`: model its pairs (:func:`model_symbols`), then store its sums
-    (:func:`aggregate_symbol`). A pair or sum that fails is reported in its outcome and never
-    stops the others; ``on_done(outcome)`` is called as each finishes. Returns the pairs'
-    outcomes in plan order, then the sums'."""
-
-    outcomes = model_symbols(settings, plan.jobs, days=days, params=params, on_done=on_done)
-    for symbol, found in plan.sums.items():
-        t0 = time.perf_counter()
-        try:
-            summary = aggregate_symbol(settings, symbol, found, params=params, days=days)
-        except Exception as exc:
-            error = first_line(exc)
-            outcome = ModelOutcome(
-                AGGREGATE_EXCHANGE, symbol, None, error, time.perf_counter() - t0
-            )
-        else:
-            seconds = time.perf_counter() - t0
-            outcome = ModelOutcome(AGGREGATE_EXCHANGE, symbol, summary, None, seconds)
-        outcomes.append(outcome)
-        if on_done is not None:
-            on_done(outcome)
-    return outcomes

@@ -1,7 +1,8 @@
 """Prefect flows: nightly, backfill and the offline demo.
 
 Tasks are thin: they take keys and paths (exchange, symbol, ISO day, folders), call one step
-(:mod:`flows.modelling`, :mod:`flows.reporting`, :mod:`flows.realized`) or a source from
+(:mod:`flows.modelling`, :mod:`flows.model_route`, :mod:`flows.exchange_sum`,
+:mod:`flows.reporting`, :mod:`flows.realized`) or a source from
 :mod:`flows.sources.registry`, and return small dicts, never DataFrames. Each flow ingests
 (:func:`flows.staging.ingest_all`: plan -> skip loaded -> stage, fanned out on a task runner
 -> load in this process, the single writer), models and reports (:func:`_model_and_report`,
@@ -25,8 +26,10 @@ from flows import modelling, progress
 from flows.alerts import alerts_task
 from flows.demo_data import SYNTHETIC_DIR, write_demo_archive
 from flows.errors import first_line
+from flows.exchange_sum import aggregate_symbol
 from flows.ingest import gap_days
 from flows.lock import pipeline_lock
+from flows.model_route import model_plan
 from flows.options import check_exchanges, check_task_runner
 from flows.realized import import_realized
 from flows.reporting import run_report
@@ -81,7 +84,7 @@ def model_symbols_task(
 def aggregate_symbol_task(home: str, symbol: str, exchanges: list[str]) -> str:
     """Sum the exchanges' model outputs of one symbol (exchange "all"); return its line."""
     settings = Settings(home=Path(home))
-    summary = modelling.aggregate_symbol(settings, symbol, exchanges)
+    summary = aggregate_symbol(settings, symbol, exchanges)
     return f"[all] {summary.line()}"
 
 
@@ -128,13 +131,13 @@ def _model_and_report(
     summary: RunSummary,
     exchanges: Sequence[str] = ("binance",),
 ) -> None:
-    """The model route (:func:`flows.modelling.model_plan`, the same as ``liqheat model``): model
+    """The model route (:func:`flows.model_route.model_plan`, the same as ``liqheat model``): model
     each (exchange, symbol) with data (binance always) -- computed in parallel worker
     processes, written here -- sum the exchanges (exchange "all") when several have data, then
     rebuild the site. A symbol whose model or sum fails is recorded as failed with the reason;
     the other symbols and the site are still done."""
     t0 = time.perf_counter()
-    plan = modelling.model_plan(settings, symbols, exchanges)
+    plan = model_plan(settings, symbols, exchanges)
     outcomes = model_symbols_task(str(settings.home), plan.jobs)
     for o in outcomes:
         run = summary.symbol(o["symbol"])

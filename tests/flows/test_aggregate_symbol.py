@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from flows.calibration import resolve_params
-from flows.modelling import aggregate_symbol, model_symbol
+from flows.exchange_sum import aggregate_symbol
+from flows.modelling import model_symbol
 from flows.settings import Settings
 from transforms.levels import warmup_hours
 from transforms.params import ModelParams
