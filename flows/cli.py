@@ -208,7 +208,7 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--symbol", "symbols", type=SYMBOL, multiple=True, help="Symbols (default 2).")
-@click.option("--days", type=click.IntRange(1, 60), default=3, show_default=True)
+@click.option("--days", type=click.IntRange(1, 60), default=7, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--end", type=DAY, default=None, help="Last synthetic day (default yesterday).")
 def demo(symbols: tuple[str, ...], days: int, seed: int, end: date | None) -> None:

@@ -10,18 +10,28 @@ __all__ = ["verdict", "where_sentences"]
 
 
 def verdict(lo: float, hi: float) -> str:
-    """``better`` / ``worse`` when the lift's 95 % interval lies above / below 1, else ``same``.
+    """``better`` / ``worse`` when the lift's 95 % interval lies above / below 1, ``same``
+    when it contains 1, ``unknown`` without an interval (too few decisions for one).
 
     Examples
     --------
-    >>> verdict(0.97, 1.07), verdict(1.01, 1.10), verdict(0.8, 0.95)
-    ('same', 'better', 'worse')
+    >>> nan = float("nan")
+    >>> verdict(0.97, 1.07), verdict(1.01, 1.10), verdict(0.8, 0.95), verdict(nan, nan)
+    ('same', 'better', 'worse', 'unknown')
     """
-    if math.isfinite(lo) and lo > 1.0:
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "unknown"
+    if lo > 1.0:
         return "better"
-    if math.isfinite(hi) and hi < 1.0:
+    if hi < 1.0:
         return "worse"
     return "same"
+
+
+def _interval(lo: float, hi: float, fmt: str = ".2f", sep: str = "-") -> str:
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "too few decisions for a 95 % interval"
+    return f"95 % interval {lo:{fmt}}{sep}{hi:{fmt}}"
 
 
 def _row(frame: pl.DataFrame, name: str, side: str = "both") -> dict[str, object] | None:
@@ -65,11 +75,12 @@ def where_sentences(frame: pl.DataFrame) -> list[str]:
             "same": "no better than any level at the same distance",
             "better": "more often than a level at the same distance",
             "worse": "less often than a level at the same distance",
+            "unknown": "too early to tell",
         }[verdict(lo, hi)]
         out.append(
             f"Price reached the strongest cluster within {h:g} h in {_pct(_f(mag, 'model'))} of "
             f"decisions; a level at the same distance: {_pct(_f(mag, 'null'))} (lift {lift:.2f}, "
-            f"95 % interval {lo:.2f}-{hi:.2f}): {words}."
+            f"{_interval(lo, hi)}): {words}."
         )
     near = _row(frame, "realized_near")
     if near is not None:
@@ -79,21 +90,23 @@ def where_sentences(frame: pl.DataFrame) -> list[str]:
             "same": "no more than levels at the same distances",
             "better": "more than levels at the same distances",
             "worse": "less than levels at the same distances",
+            "unknown": "too early to tell",
         }[verdict(lo, hi)]
         out.append(
             f"{_pct(_f(near, 'model'))} of the next {h:g} h's realized liquidation USD happened "
             f"within 0.5 % of the top-3 clusters per side; at the same distances from another "
-            f"time: {_pct(_f(near, 'null'))} (lift {lift:.2f}, 95 % interval {lo:.2f}-{hi:.2f}): "
-            f"{words}."
+            f"time: {_pct(_f(near, 'null'))} (lift {lift:.2f}, {_interval(lo, hi)}): {words}."
         )
     corr = _row(frame, "direction_corr")
     agree = _row(frame, "direction_agree")
     if corr is not None and agree is not None:
         c, lo, hi = _f(corr, "model"), _f(corr, "lo"), _f(corr, "hi")
         says = "does not say" if not (lo > 0 or hi < 0) else "hints at"
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            says = "cannot yet say"
         out.append(
             f"The long/short imbalance near price {says} where price goes: correlation with the "
-            f"next move {c:+.2f} (95 % interval {lo:+.2f} to {hi:+.2f}); price moved toward the "
+            f"next move {c:+.2f} ({_interval(lo, hi, '+.2f', ' to ')}); price moved toward the "
             f"bigger pool in {_pct(_f(agree, 'model'))} of decisions."
         )
     return out

@@ -355,6 +355,11 @@ def _block_draws(n: int, block: int, draws: int, seed: int) -> I64:
     return np.asarray((starts[..., None] + np.arange(block)).reshape(draws, -1)[:, :n])
 
 
+#: An interval needs at least this many blocks of rows: with fewer, the resampled ratios are a
+#: handful of block combinations and their quantiles mean nothing (NaN: "too few decisions").
+MIN_BLOCKS = 5
+
+
 def block_interval(
     num: F64, den: F64, *, block: int, draws: int = 2000, seed: int = 7
 ) -> tuple[float, float]:
@@ -362,7 +367,8 @@ def block_interval(
 
     Rows are resampled in blocks of ``block`` consecutive rows (overlapping outcomes stay
     together); the interval is the 2.5 and 97.5 % quantiles of the resampled ratios. Seeded:
-    the same input gives the same interval. NaN when there are no rows.
+    the same input gives the same interval. NaN when there are fewer rows than `MIN_BLOCKS`
+    blocks.
 
     Examples
     --------
@@ -374,7 +380,7 @@ def block_interval(
     True
     """
     n = num.shape[0]
-    if n == 0:
+    if n == 0 or n < MIN_BLOCKS * block:
         return math.nan, math.nan
     idx = _block_draws(n, block, draws, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -388,7 +394,7 @@ def block_interval(
 
 def _corr_interval(x: F64, y: F64, block: int, draws: int, seed: int) -> tuple[float, float]:
     n = x.shape[0]
-    if n < 3:
+    if n < 3 or n < MIN_BLOCKS * block:
         return math.nan, math.nan
     idx = _block_draws(n, block, draws, seed)
     xs, ys = x[idx], y[idx]

@@ -149,3 +149,25 @@ def test_appending_future_bars_never_changes_a_decisions_book(
     assert (t_full[:k] == t_cut).all()
     np.testing.assert_allclose(b_full.usd[:k], b_cut.usd, rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(b_full.ref[:k], b_cut.ref)
+
+
+def test_too_few_blocks_give_no_interval_and_no_verdict() -> None:
+    """Fewer than MIN_BLOCKS blocks of decisions: no interval, and the words say it is too
+    early instead of claiming a verdict (a week of 4-hourly decisions is 1-2 blocks of 2 days)."""
+    from reports.where_words import verdict, where_sentences
+    from transforms.where import MIN_BLOCKS, block_interval
+
+    x = np.arange(1.0, 13.0)
+    assert np.isnan(block_interval(x, x[::-1], block=12)).all()
+    lo, hi = block_interval(np.tile(x, MIN_BLOCKS), np.tile(x, MIN_BLOCKS), block=12)
+    assert (lo, hi) == (1.0, 1.0)
+    assert verdict(float("nan"), float("nan")) == "unknown"
+    frame = pl.DataFrame(
+        {"name": ["magnet"], "side": ["both"], "bin": ["all"], "n": [12], "model": [0.15],
+         "null": [0.04], "lift": [3.9], "lo": [float("nan")], "hi": [float("nan")],
+         "horizon_hours": [24.0]}
+    )  # fmt: skip
+    text = where_sentences(frame)[0]
+    assert "too few decisions" in text
+    assert "too early to tell" in text
+    assert "more often" not in text
