@@ -28,6 +28,9 @@ from flows.errors import Failure
 from flows.options import check_exchanges, check_task_runner
 from flows.sources.binance.paths import SYMBOL_RE
 
+# Deliberately lazy: each command imports the modules it runs inside its body (Prefect, DuckDB
+# and rich behind them), so --help and usage errors never pay for them.
+
 DATE_FORMAT = "%Y-%m-%d"
 #: the days any command accepts (exchange data starts long after; epoch-ms must fit)
 FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(2999, 12, 31)

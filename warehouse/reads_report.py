@@ -22,6 +22,7 @@ from warehouse import reads
 from warehouse.db import read_connection
 from warehouse.reads import AGGREGATE_EXCHANGE as AGGREGATE_EXCHANGE
 from warehouse.reads import RUN_COLUMNS as RUN_COLUMNS
+from warehouse.reads import bar_size as bar_size
 from warehouse.reads import last_loaded as last_loaded
 from warehouse.reads import latest_of_run_sql
 
@@ -735,9 +736,3 @@ def headline_run(db_path: Path, symbol: str) -> dict[str, Any] | None:
         [symbol],
     )
     return frame.row(0, named=True) if frame.height else None
-
-
-def bar_size(db_path: Path, exchange: str, symbol: str) -> timedelta:
-    """The size of the newest stored bar of one (exchange, symbol) (see
-    :func:`warehouse.reads.bar_size`)."""
-    return reads.bar_size(db_path, exchange, symbol)
