@@ -138,8 +138,8 @@ def build_archive(root: Path, symbols: Sequence[str], days: int, seed: int) -> f
 def build_template(work: Path, archive: Path, symbols: Sequence[str], days: int, seed: int) -> Path:
     """A warehouse holding the first D-1 days of ``symbols`` (cached; extended from the
     largest cached template with a subset of the symbols)."""
+    from flows.ingest import run_ingest
     from flows.settings import Settings
-    from flows.steps import run_ingest
 
     n = len(symbols)
     path = work / f"template-{n}x{days}-seed{seed}" / "liqheat.duckdb"
@@ -173,7 +173,7 @@ def build_template(work: Path, archive: Path, symbols: Sequence[str], days: int,
         )
         del report
         from flows.demo_data import SYNTHETIC_DIR
-        from flows.steps import import_realized
+        from flows.realized import import_realized
 
         for symbol in todo:
             csv = archive / SYNTHETIC_DIR / "liquidations" / f"{symbol}.csv"

@@ -25,7 +25,11 @@ from typing import Any, NoReturn
 import click
 
 from flows.errors import Failure
+from flows.options import check_exchanges, check_task_runner
 from flows.sources.binance.paths import SYMBOL_RE
+
+# Deliberately lazy: each command imports the modules it runs inside its body (Prefect, DuckDB
+# and rich behind them), so --help and usage errors never pay for them.
 
 DATE_FORMAT = "%Y-%m-%d"
 #: the days any command accepts (exchange data starts long after; epoch-ms must fit)
@@ -221,7 +225,7 @@ def demo(symbols: tuple[str, ...], days: int, seed: int, end: date | None) -> No
     from flows.server import start_early
 
     start_early(Path(os.environ.get("PREFECT_HOME", settings.prefect_home)))  # boots meanwhile
-    from flows.pipeline import run_demo
+    from flows.prefect_runtime import run_demo
 
     chosen = list(symbols) or ["BTCUSDT", "ETHUSDT"]
     with _flow_progress(f"demo: {len(chosen)} symbol(s) x {days} synthetic day(s)"):
@@ -307,33 +311,18 @@ def ingest(
     with _locked(settings):
         for exchange in chosen:
             url = base_url if exchange == "binance" or len(chosen) == 1 else None
-            if exchange == "binance":
-                from flows.steps import run_ingest
+            from flows.ingest import run_ingest
 
-                report = run_ingest(
-                    settings,
-                    list(symbols),
-                    days,
-                    base_url=url,
-                    with_trades=with_trades,
-                    force=force,
-                )
-                urls.append(url or settings.binance_base_url)
-            else:
-                from flows.ingest import ingest as run
-                from flows.sources.registry import get_source
-
-                report = run(
-                    settings.db_path,
-                    settings.raw_dir,
-                    url or "",
-                    list(symbols),
-                    days,
-                    with_trades=with_trades,
-                    force=force,
-                    source=get_source(exchange, settings, base_url=url),
-                )
-                urls.append(url or exchange)
+            report = run_ingest(
+                settings,
+                list(symbols),
+                days,
+                exchange=exchange,
+                base_url=url,
+                with_trades=with_trades,
+                force=force,
+            )
+            urls.append(url or (settings.binance_base_url if exchange == "binance" else exchange))
             outcomes += report.outcomes
     _finish_ingest(IngestReport(tuple(outcomes)), ", ".join(urls), settings)
 
@@ -417,7 +406,7 @@ def model(symbols: tuple[str, ...], days: int | None, profile: str | None) -> No
     _need_warehouse(settings)
     _check_symbols(settings, symbols)
     from flows.calibration import CalibrationError, profile_params
-    from flows.steps import model_plan, outcome_line, run_model_plan, short_day_lines
+    from flows.model_route import model_plan, outcome_line, run_model_plan, short_day_lines
     from warehouse.reads import symbols_loaded
 
     try:
@@ -574,7 +563,7 @@ def report(symbols: tuple[str, ...], ranges: tuple[str, ...], force: bool) -> No
     settings = _settings()
     _need_warehouse(settings)
     _check_symbols(settings, symbols)
-    from flows.steps import run_report
+    from flows.reporting import run_report
 
     with _locked(settings), _progress("report") as bar:
         task = bar.add_task("symbols", total=None)
@@ -607,20 +596,17 @@ def report(symbols: tuple[str, ...], ranges: tuple[str, ...], force: bool) -> No
 
 
 def _check_exchanges(exchanges: Sequence[str]) -> list[str]:
-    from flows.sources.registry import EXCHANGES
-
-    for name in exchanges:
-        if name not in EXCHANGES:
-            known = ", ".join(sorted(EXCHANGES))
-            raise click.UsageError(f"unknown exchange {name!r} (expected one of {known})")
-    return list(dict.fromkeys(exchanges)) or ["binance"]
+    try:
+        return check_exchanges(exchanges)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _check_runner(task_runner: str, dask_address: str | None) -> None:
-    if dask_address is not None and task_runner != "dask":
-        raise click.UsageError("--dask-address needs --task-runner dask")
-    if dask_address is not None and not dask_address.startswith(("tcp://", "tls://")):
-        raise click.UsageError(f"bad --dask-address {dask_address!r} (expected tcp://HOST:PORT)")
+    try:
+        check_task_runner(task_runner, dask_address)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def scale_options(fn: Any) -> Any:
@@ -648,7 +634,7 @@ def scale_options(fn: Any) -> Any:
 
 def _run_flow(settings: Any, label: str, call: Any) -> None:
     """Run a flow, print its summary (or one line on failure) and the home."""
-    from flows.pipeline import PipelineError
+    from flows.run_summary import PipelineError
 
     try:
         with _flow_progress(label):
@@ -689,7 +675,8 @@ def nightly(
     from flows.server import start_early
 
     start_early(Path(os.environ.get("PREFECT_HOME", settings.prefect_home)))  # boots meanwhile
-    from flows.pipeline import nightly_flow, run_flow
+    from flows.pipeline import nightly_flow
+    from flows.prefect_runtime import run_flow
 
     the_day = day or _yesterday()
     _run_flow(
@@ -736,7 +723,8 @@ def backfill(
     from flows.server import start_early
 
     start_early(Path(os.environ.get("PREFECT_HOME", settings.prefect_home)))  # boots meanwhile
-    from flows.pipeline import backfill_flow, run_flow
+    from flows.pipeline import backfill_flow
+    from flows.prefect_runtime import run_flow
 
     _run_flow(
         settings,
@@ -1024,7 +1012,7 @@ def serve(
 
     configure_prefect_home(settings)
     _check_cron(cron)  # before any server starts
-    from flows.pipeline import serve_nightly
+    from flows.prefect_runtime import serve_nightly
 
     serve_nightly(
         settings,

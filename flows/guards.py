@@ -59,35 +59,38 @@ def download_plan(
 ) -> DownloadPlan:
     """Plan the units of ``symbols`` x ``days`` per exchange (as the ingest does) and leave
     out those ``ingest_log`` has as loaded (unless ``force``). Reads only; no network."""
+    from flows.ingest import plan_requests, split_loaded
     from flows.sources.registry import get_source
     from warehouse.reads import query
 
     files: Counter[tuple[str, str]] = Counter()
     loaded = 0
     db = settings.db_path
+    pairs = [(s, d) for s in symbols for d in days]
     for exchange in exchanges:
         url = base_url if exchange == "binance" or len(exchanges) == 1 else None
         source = get_source(exchange, settings, base_url=url)
         try:
-            requests = source.plan(list(symbols), list(days), with_trades=with_trades)
+            requests = plan_requests(source, pairs, with_trades=with_trades)
         finally:
             close = getattr(source, "close", None)
             if close is not None:
                 close()
-        done: set[tuple[str, str, date]] = set()
+        done: dict[tuple[str, str], set[date]] = {}
         if not force and db.exists() and requests:
+            # read-only (the guard never creates the warehouse), unlike flows.ingest.loaded_units
             frame = query(
                 db,
                 "SELECT dataset, symbol, day FROM ingest_log WHERE exchange = ? "
                 "AND status = 'loaded' AND list_contains(?, symbol)",
                 [source.exchange, list(symbols)],
             )
-            done = {(str(d), str(s), day) for d, s, day in frame.iter_rows()}
-        for r in requests:
-            if (r.dataset, r.symbol, r.day) in done:
-                loaded += 1
-            else:
-                files[(r.exchange, r.dataset)] += 1
+            for d, s, day in frame.iter_rows():
+                done.setdefault((str(d), str(s)), set()).add(day)
+        skipped, todo = split_loaded(requests, done)
+        loaded += len(skipped)
+        for r in todo:
+            files[(r.exchange, r.dataset)] += 1
     span = (min(days), max(days)) if days else None
     return DownloadPlan(files, loaded, len(set(symbols)), span)
 

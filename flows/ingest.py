@@ -48,6 +48,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.settings import Settings
 from flows.sources.base import Source, StagedUnit, UnitRequest
 from flows.sources.binance.client import ArchiveClient
 from flows.sources.binance.source import (
@@ -277,6 +278,55 @@ def split_loaded(
     return skipped, todo
 
 
+def plan_requests(
+    source: Source, pairs: Sequence[tuple[str, date]], *, with_trades: bool = False
+) -> list[UnitRequest]:
+    """Plan ``source``'s units for (symbol, day) pairs: symbols asking for the same days are
+    planned in one call of ``source.plan``. The one planner of ``liqheat ingest``, the flows
+    (:func:`plan_ingest`) and the download guard (:func:`flows.guards.download_plan`).
+
+    Examples
+    --------
+    >>> from flows.sources.binance.source import BinanceSource
+    >>> src = BinanceSource("file:///mirror", Path("raw"))
+    >>> [(r.dataset, r.day.day) for r in plan_requests(src, [("BTCUSDT", date(2024, 2, 2))])]
+    [('klines', 2), ('markPriceKlines', 2), ('metrics', 2), ('fundingRate', 1)]
+    """
+    by_symbol: dict[str, list[date]] = {}
+    for symbol, day in pairs:
+        by_symbol.setdefault(symbol, []).append(day)
+    by_days: dict[tuple[date, ...], list[str]] = {}
+    for symbol, days in by_symbol.items():
+        by_days.setdefault(tuple(sorted(set(days))), []).append(symbol)
+    requests: list[UnitRequest] = []
+    for days_key, symbols in by_days.items():
+        requests += source.plan(symbols, list(days_key), with_trades=with_trades)
+    return requests
+
+
+def plan_ingest(
+    source: Source,
+    db_path: Path,
+    pairs: Sequence[tuple[str, date]],
+    *,
+    with_trades: bool = False,
+    force: bool = False,
+) -> tuple[list[Outcome], list[UnitRequest]]:
+    """Plan ``source``'s units for (symbol, day) pairs (:func:`plan_requests`) and split off
+    those already ``loaded`` in ``ingest_log`` (unless ``force``): return ``(skipped outcomes,
+    units to stage)``. Used by :func:`ingest` and the flows (:mod:`flows.staging`).
+
+    Examples
+    --------
+    >>> skipped, todo = plan_ingest(source, db, [("BTCUSDT", day)])  # doctest: +SKIP
+    """
+    requests = plan_requests(source, pairs, with_trades=with_trades)
+    symbols = list(dict.fromkeys(symbol for symbol, _ in pairs))
+    # the id rows are stored under (binance-cm stores as "binance"), not the registry name
+    loaded = loaded_units(db_path, symbols, exchange=source.exchange)
+    return split_loaded(requests, {} if force else loaded)
+
+
 def stage_units(
     source: Source,
     requests: Sequence[UnitRequest],
@@ -384,7 +434,6 @@ def _source_for(
             backoff_max_s=backoff_max_s,
             today=today,
         )
-    from flows.settings import Settings
     from flows.sources.registry import get_source
 
     settings = Settings(home=raw_dir.parent, http_timeout_s=timeout_s, http_retries=retries)
@@ -438,10 +487,10 @@ def ingest(
         backoff_max_s=backoff_max_s,
         today=today,
     )
-    requests = src.plan(list(symbols), list(days), with_trades=with_trades)
     # also creates the database
-    loaded = loaded_units(db_path, list(dict.fromkeys(symbols)), exchange=src.exchange)
-    outcomes, todo = split_loaded(requests, {} if force else loaded)
+    outcomes, todo = plan_ingest(
+        src, db_path, [(s, d) for s in symbols for d in days], with_trades=with_trades, force=force
+    )
 
     show = sys.stderr.isatty() if progress is None else progress
     bar = Progress(
@@ -506,3 +555,40 @@ def gap_days(
         done = [loaded.get((ds, symbol), set()) for ds in datasets]
         gaps[symbol] = [d for d in window if not all(d in s for s in done)]
     return gaps
+
+
+def run_ingest(
+    settings: Settings,
+    symbols: Sequence[str],
+    days: Sequence[date],
+    *,
+    exchange: str = EXCHANGE,
+    base_url: str | None = None,
+    with_trades: bool = False,
+    force: bool = False,
+    progress: bool | None = None,
+) -> IngestReport:
+    """:func:`ingest` of ``exchange`` with the paths and the source of ``settings`` (built by
+    :func:`flows.sources.registry.get_source`, as the flows build theirs; ``base_url`` is that
+    exchange's root, default Binance's ``settings.binance_base_url``): the ``liqheat ingest``
+    door."""
+    from flows.sources.registry import get_source
+
+    source = get_source(exchange, settings, base_url=base_url)
+    try:
+        return ingest(
+            settings.db_path,
+            settings.raw_dir,
+            base_url or settings.binance_base_url,
+            list(symbols),
+            list(days),
+            with_trades=with_trades,
+            force=force,
+            progress=progress,
+            exchange=exchange,
+            source=source,
+        )
+    finally:
+        close = getattr(source, "close", None)
+        if callable(close):
+            close()

@@ -20,6 +20,7 @@ import polars as pl
 from rich.markup import escape
 from rich.table import Table
 
+from flows.modelling import model_symbol
 from flows.settings import Settings
 
 EVENTS_SCHEMA: dict[str, pl.DataType] = {
@@ -118,10 +119,8 @@ def backtest_file(
         "alone"
     ]
     if store is not None:
-        from flows import steps
-
-        steps.import_realized(settings, symbol, csv_path, exchange=exchange, source=store)
-        steps.model_symbol(settings, symbol, exchange=exchange, days=days)
+        import_realized(settings, symbol, csv_path, exchange=exchange, source=store)
+        model_symbol(settings, symbol, exchange=exchange, days=days)
         notes.append(
             f"stored {events.height:,} events as source {store!r} ({exchange} {symbol}); the "
             "stored backtest now scores every stored source (`liqheat realized list`)"
@@ -222,3 +221,29 @@ def remove_source(
         keys["exchange"] = exchange
     writes.replace_partition(db_path, "realized_liquidations", keys, pl.DataFrame())
     return int(match["events"].sum())
+
+
+def import_realized(
+    settings: Settings,
+    symbol: str,
+    csv_path: Path,
+    *,
+    exchange: str = "binance",
+    source: str | None = None,
+) -> int:
+    """Load a realized-liquidations CSV for one symbol (replacing that source's rows)."""
+    from warehouse import writes
+
+    events = read_realized_csv(csv_path)
+    src = source or f"csv:{csv_path.name}"
+    frame = events.with_columns(
+        pl.lit(exchange).alias("exchange"),
+        pl.lit(symbol).alias("symbol"),
+        pl.lit(src).alias("source"),
+    )
+    return writes.replace_partition(
+        settings.db_path,
+        "realized_liquidations",
+        {"exchange": exchange, "symbol": symbol, "source": src},
+        frame,
+    )

@@ -41,7 +41,7 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory, prefect_harness: object)
     """A LIQHEAT_HOME filled by the real demo flow (2 symbols x 2 synthetic days)."""
     from datetime import date
 
-    from flows.pipeline import run_demo
+    from flows.prefect_runtime import run_demo
     from flows.settings import Settings
 
     home = tmp_path_factory.mktemp("demo-home")

@@ -56,8 +56,8 @@ def test_demo_writes_the_site(demo_home: Path) -> None:
 
 
 def test_rerunning_the_model_replaces_rather_than_duplicates(demo_home: Path) -> None:
+    from flows.modelling import model_symbol
     from flows.settings import Settings
-    from flows.steps import model_symbol
 
     db = demo_home / "liqheat.duckdb"
     tables = ["liq_levels", "heatmap_cells", "key_levels", "backtest_scores", "model_runs"]
@@ -73,8 +73,8 @@ def test_rerunning_the_model_replaces_rather_than_duplicates(demo_home: Path) ->
 def test_raw_levels_are_stored_only_when_asked_and_only_for_the_current_run(
     demo_home: Path,
 ) -> None:
+    from flows.modelling import model_symbol
     from flows.settings import Settings
-    from flows.steps import model_symbol
 
     db = demo_home / "liqheat.duckdb"
     symbol = DEMO_SYMBOLS[0]

@@ -52,7 +52,6 @@ from transforms.params import ModelParams
 from transforms.realized import realized_per_bar
 
 __all__ = [
-    "AGGREGATE_EXCHANGE",
     "PER_TS_SCHEMA",
     "AggregateResult",
     "ExchangeRun",
@@ -66,9 +65,6 @@ __all__ = [
     "sum_liquidation_maps",
     "sum_per_ts",
 ]
-
-#: the exchange id under which aggregated outputs are stored
-AGGREGATE_EXCHANGE = "all"
 
 #: per-bar series summed by :func:`sum_per_ts` (predicted, baseline, realized per bar)
 PER_TS_SCHEMA: dict[str, pl.DataType] = {

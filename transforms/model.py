@@ -4,7 +4,7 @@
 returns a `ModelResult`: the run's summary values, the heatmaps at display resolution (total
 and per leverage group), the liquidation map (total and per band), the key levels, the
 predicted and baseline liquidations and, with realized liquidations, the backtest scores. The
-flows (`flows.steps.compute_model`) only read the inputs, call it and shape the write; the sum
+flows (`flows.modelling.compute_model`) only read the inputs, call it and shape the write; the sum
 over exchanges has its own door, `transforms.aggregate.sum_exchanges`.
 """
 
@@ -40,7 +40,7 @@ __all__ = ["ModelResult", "run_model"]
 
 @dataclass(frozen=True)
 class ModelResult:
-    """Every output of one model run (what `flows.steps.compute_model` stores).
+    """Every output of one model run (what `flows.modelling.compute_model` stores).
 
     Attributes
     ----------

@@ -1,4 +1,8 @@
-"""Read helpers: every query the pipeline and the reports run against the warehouse.
+"""What the model and the flows read from the warehouse: model inputs (bars, realized
+liquidations), ingest state (loaded days, newest bar, last load) and the model runs the
+exchanges' sum checks; plus the helpers every read shares (:func:`query`, the "newest rows of a
+model run" query :func:`latest_of_run_sql`) and the storage key of that sum
+(:data:`AGGREGATE_EXCHANGE`). What the pages read is :mod:`warehouse.reads_report`.
 
 All return polars frames with tz-aware UTC datetimes.
 """
@@ -12,6 +16,23 @@ from typing import Any
 import polars as pl
 
 from warehouse.db import read_connection
+
+#: the exchange id under which the sum of the exchanges' model outputs is stored
+AGGREGATE_EXCHANGE = "all"
+
+#: columns of a ``model_runs`` row (:func:`model_run`, `warehouse.reads_report.current_runs`)
+RUN_COLUMNS = (
+    "symbol",
+    "params_hash",
+    "params_json",
+    "start_ts",
+    "end_ts",
+    "bars",
+    "levels",
+    "price_step",
+    "seconds",
+    "computed_at",
+)
 
 
 def _utc(frame: pl.DataFrame) -> pl.DataFrame:
@@ -210,6 +231,78 @@ def realized_liquidations(
     return query(db_path, *realized_liquidations_sql(exchange, symbol, start, end))
 
 
+def latest_of_run_sql(table: str, columns: str, order: str, *, newest: str = "as_of") -> str:
+    """The query of the newest rows of one model run in ``table``: ``columns`` of the rows whose
+    ``newest`` column is the run's largest, ordered by ``order``; its parameters are
+    ``[exchange, symbol, params_hash]``. (Model outputs keep older snapshots of a run; pages and
+    the exchanges' sum read the newest.)
+
+    Examples
+    --------
+    >>> sql = latest_of_run_sql("key_levels", "side, price", "side")
+    >>> sql.split(" WHERE ")[0], sql.split(" QUALIFY ")[1]
+    ('SELECT side, price FROM key_levels', 'as_of = max(as_of) OVER () ORDER BY side')
+    """
+    return (
+        f"SELECT {columns} FROM {table} "
+        "WHERE exchange = ? AND symbol = ? AND params_hash = ? "
+        f"QUALIFY {newest} = max({newest}) OVER () ORDER BY {order}"
+    )
+
+
+def model_run(db_path: Path, exchange: str, symbol: str, params_hash: str) -> dict[str, Any] | None:
+    """Return the ``model_runs`` row of one (exchange, symbol, params_hash) as a dict, or None.
+
+    Examples
+    --------
+    >>> model_run(db, "binance", "BTCUSDT", "ab12")["price_step"]  # doctest: +SKIP
+    50.0
+    """
+    frame = query(
+        db_path,
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM model_runs "
+        "WHERE exchange = ? AND symbol = ? AND params_hash = ?",
+        [exchange, symbol, params_hash],
+    )
+    return frame.row(0, named=True) if frame.height else None
+
+
+def window_bars(
+    db_path: Path, exchange: str, symbol: str, start: datetime, end: datetime
+) -> tuple[int, datetime | None, datetime | None]:
+    """Return (count, first ts, last ts) of the bars of ``symbol`` in ``[start, end)``.
+
+    Examples
+    --------
+    >>> window_bars(db, "binance", "BTCUSDT", start, end)  # doctest: +SKIP
+    (4320, datetime(2024, 5, 1, 0, 0, tzinfo=UTC), datetime(2024, 5, 3, 23, 59, tzinfo=UTC))
+    """
+    where, params = _symbol_window("", exchange, symbol, start, end)
+    frame = query(
+        db_path,
+        f"SELECT count(*) AS n, min(ts) AS lo, max(ts) AS hi FROM klines WHERE {where}",
+        params,
+    )
+    n, lo, hi = frame.row(0)
+    return int(n), lo, hi
+
+
+def last_loaded(db_path: Path, exchange: str, symbol: str) -> datetime | None:
+    """Return when any file of ``symbol`` on ``exchange`` was last loaded (ingest_log), or None.
+
+    Examples
+    --------
+    >>> last_loaded(db, "binance", "BTCUSDT")  # doctest: +SKIP
+    """
+    frame = query(
+        db_path,
+        "SELECT max(loaded_at) AS ts FROM ingest_log WHERE exchange = ? AND symbol = ?",
+        [exchange, symbol],
+    )
+    value = frame.item()
+    return value if isinstance(value, datetime) else None
+
+
 def latest_where_scores(
     db_path: Path, exchange: str, symbol: str, params_hash: str
 ) -> pl.DataFrame:
@@ -221,14 +314,13 @@ def latest_where_scores(
     --------
     >>> latest_where_scores(db, "binance", "BTCUSDT", "ab12")  # doctest: +SKIP
     """
-    return query(
-        db_path,
-        "SELECT * EXCLUDE (exchange, symbol, params_hash) FROM where_scores "
-        "WHERE exchange = ? AND symbol = ? AND params_hash = ? "
-        "QUALIFY computed_at = max(computed_at) OVER () "
-        "ORDER BY name, side, bin",
-        [exchange, symbol, params_hash],
+    sql = latest_of_run_sql(
+        "where_scores",
+        "* EXCLUDE (exchange, symbol, params_hash)",
+        "name, side, bin",
+        newest="computed_at",
     )
+    return query(db_path, sql, [exchange, symbol, params_hash])
 
 
 def short_days(db_path: Path, exchange: str, symbol: str, days: int) -> list[tuple[date, str]]:

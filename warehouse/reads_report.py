@@ -1,6 +1,7 @@
-"""Read helpers for the static report site.
+"""What the pages of the static report site read from the warehouse.
 
-Every query the reports run against the warehouse lives here; all go through
+The queries of the report site live here (what the model and the flows read is
+:mod:`warehouse.reads`; the pages also read a few of those: re-exported below); all go through
 :func:`warehouse.reads.query` (read-only connection) and return polars frames with tz-aware
 UTC datetimes. The "current" model run of an (exchange, symbol) is its newest ``model_runs``
 row (largest ``computed_at``); model outputs are read for that run's ``params_hash``.
@@ -19,6 +20,11 @@ import polars as pl
 
 from warehouse import reads
 from warehouse.db import read_connection
+from warehouse.reads import AGGREGATE_EXCHANGE as AGGREGATE_EXCHANGE
+from warehouse.reads import RUN_COLUMNS as RUN_COLUMNS
+from warehouse.reads import bar_size as bar_size
+from warehouse.reads import last_loaded as last_loaded
+from warehouse.reads import latest_of_run_sql
 
 #: read-only connections held open by :func:`one_connection`, by resolved database path
 _SHARED: dict[Path, duckdb.DuckDBPyConnection] = {}
@@ -53,20 +59,6 @@ def query(db_path: Path, sql: str, params: list[Any] | None = None) -> pl.DataFr
         return reads.query(db_path, sql, params)
     return reads._utc(con.sql(sql, params=params or []).pl())
 
-
-#: columns of :func:`current_runs`
-RUN_COLUMNS = (
-    "symbol",
-    "params_hash",
-    "params_json",
-    "start_ts",
-    "end_ts",
-    "bars",
-    "levels",
-    "price_step",
-    "seconds",
-    "computed_at",
-)
 
 #: columns of :func:`lineage`
 LINEAGE_COLUMNS = (
@@ -366,13 +358,10 @@ def latest_band_map(db_path: Path, exchange: str, symbol: str, params_hash: str)
     >>> latest_band_map(db, "binance", "BTCUSDT", "ab12").columns  # doctest: +SKIP
     ['band', 'as_of', 'price', 'long_usd', 'short_usd']
     """
-    return query(
-        db_path,
-        "SELECT band, as_of, price, long_usd, short_usd FROM liquidation_map_bands "
-        "WHERE exchange = ? AND symbol = ? AND params_hash = ? "
-        "QUALIFY as_of = max(as_of) OVER () ORDER BY band, price",
-        [exchange, symbol, params_hash],
+    sql = latest_of_run_sql(
+        "liquidation_map_bands", "band, as_of, price, long_usd, short_usd", "band, price"
     )
+    return query(db_path, sql, [exchange, symbol, params_hash])
 
 
 def market_context(
@@ -426,13 +415,12 @@ def latest_liquidation_map(
     --------
     >>> latest_liquidation_map(db, "binance", "BTCUSDT", "ab12")  # doctest: +SKIP
     """
-    return query(
-        db_path,
-        "SELECT as_of, ref_price, price, long_usd, short_usd, long_cum_usd, short_cum_usd "
-        "FROM liquidation_map WHERE exchange = ? AND symbol = ? AND params_hash = ? "
-        "QUALIFY as_of = max(as_of) OVER () ORDER BY price",
-        [exchange, symbol, params_hash],
+    sql = latest_of_run_sql(
+        "liquidation_map",
+        "as_of, ref_price, price, long_usd, short_usd, long_cum_usd, short_cum_usd",
+        "price",
     )
+    return query(db_path, sql, [exchange, symbol, params_hash])
 
 
 def latest_key_levels(db_path: Path, exchange: str, symbol: str, params_hash: str) -> pl.DataFrame:
@@ -445,13 +433,8 @@ def latest_key_levels(db_path: Path, exchange: str, symbol: str, params_hash: st
     --------
     >>> latest_key_levels(db, "binance", "BTCUSDT", "ab12")  # doctest: +SKIP
     """
-    return query(
-        db_path,
-        "SELECT * EXCLUDE (exchange, symbol, params_hash) FROM key_levels "
-        "WHERE exchange = ? AND symbol = ? AND params_hash = ? "
-        "QUALIFY as_of = max(as_of) OVER () ORDER BY side, rank",
-        [exchange, symbol, params_hash],
-    )
+    sql = latest_of_run_sql("key_levels", "* EXCLUDE (exchange, symbol, params_hash)", "side, rank")
+    return query(db_path, sql, [exchange, symbol, params_hash])
 
 
 def latest_scores(db_path: Path, exchange: str, symbol: str, params_hash: str) -> pl.DataFrame:
@@ -550,8 +533,6 @@ def last_updated(db_path: Path, exchange: str | None) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
-#: exchange id of the aggregated ("all exchanges") model outputs
-AGGREGATE_EXCHANGE = "all"
 #: display order of exchanges (others follow alphabetically)
 EXCHANGE_ORDER = ("binance", "bybit", "okx")
 
@@ -598,23 +579,6 @@ def report_exchanges(db_path: Path) -> list[str]:
     return [AGGREGATE_EXCHANGE, *ordered] if AGGREGATE_EXCHANGE in names else ordered
 
 
-def model_run(db_path: Path, exchange: str, symbol: str, params_hash: str) -> dict[str, Any] | None:
-    """Return the ``model_runs`` row of one (exchange, symbol, params_hash) as a dict, or None.
-
-    Examples
-    --------
-    >>> model_run(db, "binance", "BTCUSDT", "ab12")["price_step"]  # doctest: +SKIP
-    50.0
-    """
-    frame = query(
-        db_path,
-        f"SELECT {', '.join(RUN_COLUMNS)} FROM model_runs "
-        "WHERE exchange = ? AND symbol = ? AND params_hash = ?",
-        [exchange, symbol, params_hash],
-    )
-    return frame.row(0, named=True) if frame.height else None
-
-
 def model_run_exists(db_path: Path, exchange: str, symbol: str) -> bool:
     """Return True when ``symbol`` has any model run on ``exchange`` (e.g. ``"all"``).
 
@@ -649,43 +613,6 @@ def predicted_liquidations(
     )
 
 
-def window_bars(
-    db_path: Path, exchange: str, symbol: str, start: datetime, end: datetime
-) -> tuple[int, datetime | None, datetime | None]:
-    """Return (count, first ts, last ts) of the 1m bars of ``symbol`` in ``[start, end)``.
-
-    Examples
-    --------
-    >>> window_bars(db, "binance", "BTCUSDT", start, end)  # doctest: +SKIP
-    (4320, datetime(2024, 5, 1, 0, 0, tzinfo=UTC), datetime(2024, 5, 3, 23, 59, tzinfo=UTC))
-    """
-    extra, params = _range_sql("ts", start, end)
-    frame = query(
-        db_path,
-        "SELECT count(*) AS n, min(ts) AS lo, max(ts) AS hi FROM klines "
-        f"WHERE exchange = ? AND symbol = ?{extra}",
-        [exchange, symbol, *params],
-    )
-    n, lo, hi = frame.row(0)
-    return int(n), lo, hi
-
-
-def last_loaded(db_path: Path, exchange: str, symbol: str) -> datetime | None:
-    """Return when any file of ``symbol`` on ``exchange`` was last loaded (ingest_log), or None.
-
-    Examples
-    --------
-    >>> last_loaded(db, "binance", "BTCUSDT")  # doctest: +SKIP
-    """
-    frame = query(
-        db_path,
-        "SELECT max(loaded_at) AS ts FROM ingest_log WHERE exchange = ? AND symbol = ?",
-        [exchange, symbol],
-    )
-    value = frame.item()
-    return value if isinstance(value, datetime) else None
-
-
 #: columns of :func:`latest_key_clusters` (the ``key_levels`` table since schema version 7)
 KEY_CLUSTER_COLUMNS = (
     "as_of",
@@ -712,13 +639,8 @@ def latest_key_clusters(
     >>> latest_key_clusters(db, "all", "BTCUSDT", "ab12").columns[-2:]  # doctest: +SKIP
     ['is_nearest', 'is_largest']
     """
-    return query(
-        db_path,
-        f"SELECT {', '.join(KEY_CLUSTER_COLUMNS)} FROM key_levels "
-        "WHERE exchange = ? AND symbol = ? AND params_hash = ? "
-        "QUALIFY as_of = max(as_of) OVER () ORDER BY side, rank",
-        [exchange, symbol, params_hash],
-    )
+    sql = latest_of_run_sql("key_levels", ", ".join(KEY_CLUSTER_COLUMNS), "side, rank")
+    return query(db_path, sql, [exchange, symbol, params_hash])
 
 
 #: columns of :func:`latest_alerts`
@@ -814,9 +736,3 @@ def headline_run(db_path: Path, symbol: str) -> dict[str, Any] | None:
         [symbol],
     )
     return frame.row(0, named=True) if frame.height else None
-
-
-def bar_size(db_path: Path, exchange: str, symbol: str) -> timedelta:
-    """The size of the newest stored bar of one (exchange, symbol) (see
-    :func:`warehouse.reads.bar_size`)."""
-    return reads.bar_size(db_path, exchange, symbol)

@@ -11,8 +11,9 @@ import polars as pl
 import pytest
 
 from flows.calibration import resolve_params
+from flows.exchange_sum import aggregate_symbol
+from flows.modelling import model_symbol
 from flows.settings import Settings
-from flows.steps import aggregate_symbol, model_symbol
 from transforms.levels import warmup_hours
 from transforms.params import ModelParams
 from warehouse import writes

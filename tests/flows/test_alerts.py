@@ -245,7 +245,7 @@ def test_unreachable_and_malformed_urls_do_not_raise() -> None:
 def test_demo_run_completes_when_the_webhook_fails(
     tmp_path: Path, prefect_harness: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.pipeline import run_demo
+    from flows.prefect_runtime import run_demo
 
     with serve_hook(Hook(status=500)) as hook:
         monkeypatch.setenv("LIQHEAT_ALERT_WEBHOOK", hook.url)

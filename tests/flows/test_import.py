@@ -156,7 +156,8 @@ def test_conflicting_duplicates_off_grid_times_and_odd_sizes_are_refused() -> No
 def test_a_short_archive_day_is_recorded_and_named_by_the_model(tmp_path: Path) -> None:
     """A loaded day flagged "short file" is ingest_log.complete = false, v_coverage counts it,
     and `liqheat model` says it models it with its gap (issue 21)."""
-    from flows.steps import model_symbol, short_day_lines
+    from flows.model_route import short_day_lines
+    from flows.modelling import model_symbol
     from warehouse.db import write_connection
     from warehouse.writes import log_ingest
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from flows.demo_data import write_demo_archive
+from flows.ingest import run_ingest
+from flows.modelling import model_symbols, model_workers
 from flows.settings import Settings
-from flows.steps import model_symbols, model_workers, run_ingest
 from warehouse.db import write_connection
 from warehouse.reads import query
 

@@ -140,15 +140,16 @@ def test_staging_retries_network_failures_only(
     loads; a persistent one ends failed after the retries while the job's other files load;
     a corrupt file (not a network failure) is not retried."""
     import flows.pipeline as pipeline
+    import flows.staging as staging
 
     archive = write_demo_archive(tmp_path / "mirror", ["BTCUSDT"], FIRST, 2, seed=6)
     home = tmp_path / "home"
     monkeypatch.setenv("LIQHEAT_HOME", str(home))
     monkeypatch.setenv("LIQHEAT_HTTP_RETRIES", "0")
     monkeypatch.setattr(
-        pipeline,
+        staging,
         "stage_symbol_day",
-        pipeline.stage_symbol_day.with_options(retries=2, retry_delay_seconds=[0.05, 0.05]),
+        staging.stage_symbol_day.with_options(retries=2, retry_delay_seconds=[0.05, 0.05]),
     )
     db = home / "liqheat.duckdb"
     transient = daily_path("klines", "BTCUSDT", FIRST)
@@ -188,7 +189,7 @@ def test_staging_retries_network_failures_only(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nightly", "--dask-address", "tcp://127.0.0.1:8786"], "needs --task-runner dask"),
+        (["nightly", "--dask-address", "tcp://127.0.0.1:8786"], "needs the dask task runner"),
         (
             [
                 "backfill",
@@ -222,7 +223,7 @@ def test_staging_retries_network_failures_only(
             ],
             "unknown exchange 'kraken'",
         ),
-        (["serve", "--dask-address", "tcp://127.0.0.1:8786"], "needs --task-runner dask"),
+        (["serve", "--dask-address", "tcp://127.0.0.1:8786"], "needs the dask task runner"),
     ],
 )
 def test_scale_out_usage_errors(
@@ -247,7 +248,7 @@ def test_scale_out_usage_errors(
 
 
 def test_flow_parameters_are_checked() -> None:
-    from flows.pipeline import check_task_runner
+    from flows.options import check_task_runner
 
     check_task_runner("thread", None)
     check_task_runner("dask", None)
@@ -263,8 +264,8 @@ def test_flow_parameters_are_checked() -> None:
 def test_daily_datasets_and_staging_jobs() -> None:
     """Gap detection never waits for a monthly file, even on the 1st; a job is one
     (exchange, symbol, day), a funding month joining its first day's job."""
-    from flows.pipeline import _jobs, daily_datasets
     from flows.sources.binance.source import BinanceSource
+    from flows.staging import _jobs, daily_datasets
 
     src = BinanceSource("file:///mirror", Path("raw"))
     core = ["klines", "markPriceKlines", "metrics"]

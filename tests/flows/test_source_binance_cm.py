@@ -186,7 +186,7 @@ def test_loaded_rows_are_what_the_binance_backtest_reads(tmp_path: Path) -> None
         ("binance", "BTCUSDT", "loaded", 4),
         ("binance", "ETHUSDT", "loaded", 1),
     ]
-    # flows.steps.model_symbol reads exactly this for the (binance, BTCUSDT) backtest
+    # flows.modelling.model_symbol reads exactly this for the (binance, BTCUSDT) backtest
     events = realized_liquidations(db, "binance", "BTCUSDT", START, START + timedelta(days=1))
     assert events["usd"].sum() == pytest.approx(6700.0)
     assert events.filter(pl.col("side") == "long")["usd"].sum() == pytest.approx(1700.0)

@@ -86,8 +86,8 @@ def test_store_replaces_the_same_source_and_list_and_remove(
 
 
 def test_the_same_events_under_two_sources_count_once(warehouse_db: Path, tmp_path: Path) -> None:
+    from flows.realized import import_realized
     from flows.settings import Settings
-    from flows.steps import import_realized
 
     settings = Settings(home=warehouse_db.parent)
     csv = events_csv(tmp_path / "dup.csv", 20)
@@ -103,8 +103,8 @@ def test_the_pages_count_an_event_under_two_sources_once(
 ) -> None:
     """The site's realized liquidations (what its chart sums) count a doubly stored event once,
     like the model's backtest."""
+    from flows.realized import import_realized
     from flows.settings import Settings
-    from flows.steps import import_realized
     from warehouse import reads_report
 
     settings = Settings(home=warehouse_db.parent)

@@ -8,7 +8,7 @@ COIN-M one still lists ``{PAIR}_PERP`` files from 2023-06-25 to 2024-10-14 (with
 gaps). Liquidations of the coin-margined BTCUSD perpetual are forced by the same BTC price path
 as those of BTCUSDT, so they stand in for "BTC liquidations on Binance" over that span: the
 model's backtest for ``(binance, BTCUSDT)`` reads ``realized_liquidations`` of exchange
-``binance`` and symbol ``BTCUSDT`` (see :func:`flows.steps.model_symbol`) and finds them there,
+``binance`` and symbol ``BTCUSDT`` (see :func:`flows.modelling.model_symbol`) and finds them there,
 the ``source`` column saying where they came from. They under-state true liquidations: the
 snapshot kept at most one liquidation order per symbol per second.
 
