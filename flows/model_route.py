@@ -40,9 +40,9 @@ def model_plan(
     settings: Settings, symbols: Sequence[str], exchanges: Sequence[str] | None = None
 ) -> ModelPlan:
     """Plan the model route of ``symbols``: every exchange of ``exchanges`` (default: every
-    exchange with bars or runs of the symbol) that has bars, binance always (it reports "no
-    bars" when it has none), then the sum of the exchanges with bars when there are two or
-    more."""
+    exchange with bars or runs of the symbol) that has bars (a symbol with none at all gets
+    one binance job, which reports "no bars"), then the sum of the exchanges with bars when
+    there are two or more."""
     jobs: list[tuple[str, str]] = []
     sums: dict[str, list[str]] = {}
     for symbol in symbols:
@@ -56,8 +56,10 @@ def model_plan(
             has_data = reads.last_bar_ts(settings.db_path, exchange, symbol) is not None
             if has_data:
                 found.append(exchange)
-            if has_data or exchange == EXCHANGE:
+            if has_data:
                 jobs.append((exchange, symbol))
+        if not found:
+            jobs.append((EXCHANGE, symbol))
         if len(found) >= 2:
             sums[symbol] = found
     return ModelPlan(jobs, sums)

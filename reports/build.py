@@ -24,6 +24,7 @@ from reports.files import Staged, safe_component
 from reports.ranges import Range, default_range, parse_range
 from reports.render import environment
 from reports.views import Built, exchange_label, load_symbol, views_of
+from warehouse import reads
 from warehouse import reads_report as rr
 
 
@@ -75,6 +76,7 @@ def code_version() -> str:
                 digest.update(entry.name.encode())
                 digest.update(entry.read_bytes())
     digest.update(Path(rr.__file__).read_bytes())
+    digest.update(Path(reads.__file__).read_bytes())  # the pages' shared queries live there too
     digest.update(bundle_header().encode())
     return digest.hexdigest()[:16]
 
@@ -113,7 +115,7 @@ def build_site(
     pages written, the pages left as they were, notes and per-symbol failures.
 
     Every symbol gets one view per exchange with data (``exchanges`` limits them) plus the
-    aggregate ("all") when `flows.steps.aggregate_symbol` stored one. The default view (the
+    aggregate ("all") when `flows.exchange_sum.aggregate_symbol` stored one. The default view (the
     aggregate, else the first exchange: binance, bybit, okx) lives at ``<SYMBOL>/<range>.html``;
     with more than one view each exchange also gets ``<SYMBOL>/<exchange>/<range>.html`` and
     every page shows an exchange switch. Ranges are :data:`reports.ranges.RANGES` (12h .. 1y);

@@ -51,6 +51,8 @@ def test_the_real_5m_file_imports_models_and_reports_as_5_minute_bars(tmp_path: 
     model = liqheat(home, "model", "--days", "2")
     assert model.returncode == 0, model.stderr
     assert "[mydata] BTCUSDT: 576 bars" in model.stdout
+    assert "binance" not in model.stdout  # only the exchanges with bars are modelled
+    assert "no bars" not in model.stdout
     report = liqheat(home, "report", "--days", "24h")
     assert report.returncode == 0, report.stderr
     page = (home / "site" / "BTCUSDT" / "24h.html").read_text(encoding="utf-8")

@@ -5,7 +5,7 @@ writes them: a 1m random walk, a small open-interest-style level model turned in
 cells at 15m x price_step, the liquidation map and key levels at the last bar, backtest
 scores, realized liquidations and the ingest ledger. BTCUSDT is on two exchanges (binance and
 bybit, prices a little apart) plus their aggregate under exchange "all", summed with
-transforms.aggregate as flows.steps.aggregate_symbol stores it.
+transforms.aggregate as flows.exchange_sum.aggregate_symbol stores it.
 """
 
 from __future__ import annotations
