@@ -192,6 +192,7 @@ def test_modules_stay_under_600_lines_unless_listed_with_a_reason() -> None:
         ("warehouse.writes", "write_model_outputs"),
         ("warehouse.reads", "model_window"),
         ("warehouse.reads_report", "one_connection"),
+        ("warehouse.reads_outputs", "latest_key_levels"),
         ("reports.site", "build_site"),
     ],
 )
@@ -206,3 +207,19 @@ def test_the_doors_named_in_the_doc_exist(module: str, name: str) -> None:
         a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names
     }
     assert name in defined
+
+
+def test_page_fingerprints_hash_every_warehouse_module_the_pages_read() -> None:
+    """A page's fingerprint hashes the warehouse modules the pages import (their SQL is the
+    pages' code): a query changed in any of them rebuilds the pages."""
+    from reports.build import PAGE_READS
+
+    read = {
+        d
+        for m, deps in import_graph().items()
+        if m.split(".")[0] == "reports"
+        for d in deps
+        if d.split(".")[0] == "warehouse"
+    }
+    assert read, "the pages read the warehouse through some module"
+    assert read <= {module.__name__ for module in PAGE_READS}
