@@ -2,7 +2,7 @@
 
 For each symbol of the run, the clusters of its headline model run (exchange ``all`` when the
 run summed several exchanges, else the exchange modelled; see
-:func:`warehouse.reads_report.headline_run`) are recomputed from the stored liquidation map with
+:func:`warehouse.reads_outputs.headline_run`) are recomputed from the stored liquidation map with
 `transforms.clusters.liquidation_clusters` (the rules the key levels use), and those within
 ``LIQHEAT_ALERT_DISTANCE_PCT`` of the price with at least ``LIQHEAT_ALERT_MIN_USD`` and
 ``LIQHEAT_ALERT_MIN_SHARE`` of their side are alerts. An alert is recorded once per
@@ -126,7 +126,7 @@ def raise_alerts(settings: Settings, symbols: Sequence[str], run_id: str) -> Ale
     """
     from transforms.alerts import ALERT_SCHEMA, alert_changes, alert_rows, webhook_text
     from transforms.clusters import liquidation_clusters
-    from warehouse import reads_report as rr
+    from warehouse import reads_outputs as ro
     from warehouse import writes
     from warehouse.reads import query
 
@@ -134,10 +134,10 @@ def raise_alerts(settings: Settings, symbols: Sequence[str], run_id: str) -> Ale
     created_at = datetime.now(UTC)
     frames: list[pl.DataFrame] = []
     for symbol in dict.fromkeys(symbols):
-        run = rr.headline_run(db, symbol)
+        run = ro.headline_run(db, symbol)
         if run is None:
             continue
-        liq_map = rr.latest_liquidation_map(db, run["exchange"], symbol, run["params_hash"])
+        liq_map = ro.latest_liquidation_map(db, run["exchange"], symbol, run["params_hash"])
         if liq_map.height == 0:
             continue
         step = float(run["price_step"])

@@ -20,6 +20,7 @@ from flows.settings import Settings
 from transforms.aggregate import ExchangeRun, sum_exchanges
 from transforms.params import ModelParams
 from warehouse import reads, writes
+from warehouse import reads_outputs as ro
 from warehouse import reads_report as rr
 from warehouse.reads import AGGREGATE_EXCHANGE
 
@@ -95,11 +96,11 @@ def aggregate_symbol(
         ExchangeRun(
             start_ts=run["start_ts"],
             end_ts=run["end_ts"],
-            heatmap=rr.heatmap_cells(db, ex, symbol, params_hash),
-            heatmap_bands=rr.band_heatmap_cells(db, ex, symbol, params_hash),
-            liquidation_map=rr.latest_liquidation_map(db, ex, symbol, params_hash),
-            liquidation_map_bands=rr.latest_band_map(db, ex, symbol, params_hash),
-            predicted=rr.predicted_liquidations(db, ex, symbol, params_hash),
+            heatmap=ro.heatmap_cells(db, ex, symbol, params_hash),
+            heatmap_bands=ro.band_heatmap_cells(db, ex, symbol, params_hash),
+            liquidation_map=ro.latest_liquidation_map(db, ex, symbol, params_hash),
+            liquidation_map_bands=ro.latest_band_map(db, ex, symbol, params_hash),
+            predicted=ro.predicted_liquidations(db, ex, symbol, params_hash),
             bars=reads.model_bars(db, ex, symbol, *windows[ex]) if scoring else None,
             realized=events[ex],
             bar=reads.bar_size(db, ex, symbol),

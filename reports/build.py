@@ -24,7 +24,7 @@ from reports.files import Staged, safe_component
 from reports.ranges import Range, default_range, parse_range
 from reports.render import environment
 from reports.views import Built, exchange_label, load_symbol, views_of
-from warehouse import reads
+from warehouse import reads, reads_outputs
 from warehouse import reads_report as rr
 
 
@@ -63,10 +63,15 @@ def _tabs(built: list[Built], current: Built, here: str, rng: Range) -> list[dic
     return tabs
 
 
+#: the warehouse modules the pages read through (their queries are part of the report code)
+PAGE_READS = (rr, reads_outputs, reads)
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """Hash of the report code, templates and static files: pages built by other code are
-    rebuilt even when their data did not change."""
+    """Hash of the report code, templates, static files and the warehouse modules of
+    :data:`PAGE_READS`: pages built by other code are rebuilt even when their data did not
+    change."""
     digest = hashlib.sha256()
     root = resources.files("reports")
     for sub in ("", "templates", "static"):
@@ -75,8 +80,8 @@ def code_version() -> str:
             if entry.is_file() and entry.name.endswith((".py", ".html", ".css", ".js")):
                 digest.update(entry.name.encode())
                 digest.update(entry.read_bytes())
-    digest.update(Path(rr.__file__).read_bytes())
-    digest.update(Path(reads.__file__).read_bytes())  # the pages' shared queries live there too
+    for module in PAGE_READS:  # every warehouse module the pages read through: SQL is code too
+        digest.update(Path(str(module.__file__)).read_bytes())
     digest.update(bundle_header().encode())
     return digest.hexdigest()[:16]
 

@@ -350,7 +350,7 @@ def long_short_spec(
 ) -> dict[str, Any]:
     """Vega-Lite spec: total long and short liquidation-level USD over time (lines) and their
     difference (bars, long minus short), per ``every`` period; ``frame`` has ts, long_usd,
-    short_usd, delta_usd (`warehouse.reads_report.long_short_over_time`)."""
+    short_usd, delta_usd (`warehouse.reads_outputs.long_short_over_time`)."""
     t0, t1 = ms(start), ms(end)
     data = frame.select(
         pl.col("ts").dt.epoch("ms").alias("t"),

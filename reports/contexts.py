@@ -20,6 +20,7 @@ from reports.render import fmt_span, fmt_time, tick_decimals
 from reports.views import Built, Symbol, View, exchange_label, price_step_of
 from reports.where_words import verdict, where_sentences
 from transforms.importing import bar_label
+from warehouse import reads_outputs as ro
 from warehouse import reads_report as rr
 
 
@@ -251,7 +252,7 @@ def range_page(
         )
         ph = str(sym.run["params_hash"])
         ls = sym.cached(
-            ("ls", every), lambda: rr.long_short_over_time(db_path, view.key, sym.symbol, ph, every)
+            ("ls", every), lambda: ro.long_short_over_time(db_path, view.key, sym.symbol, ph, every)
         )
         ls = ls.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
         if ls.height:
@@ -382,7 +383,7 @@ def alerts_of(db_path: Path) -> list[dict[str, Any]]:
     """The alerts of the current runs (clusters near the price), for the banners (none on a
     warehouse without the alerts view)."""
     try:
-        frame = rr.latest_alerts(db_path)
+        frame = ro.latest_alerts(db_path)
     except duckdb.CatalogException:
         return []
     return [

@@ -15,6 +15,7 @@ from reports import frames, heatmap_chart
 from reports.heatmap_layers import EDGE_LINE_PX, SHORTEST_CHART_PX
 from reports.render import fmt_pct, fmt_price_step, fmt_span, fmt_tick, fmt_time, fmt_usd
 from reports.views import Symbol, View, price_step_of, realized_of
+from warehouse import reads_outputs as ro
 from warehouse import reads_report as rr
 
 #: display resolution of the heatmap (columns x rows): keeps pages light and fast to draw
@@ -133,7 +134,7 @@ def heatmap_context(
     base = run_step or max(abs(last or 1.0) * 1e-4, 1e-9)
     source_step = sym.cached(
         ("step", start),
-        lambda: rr.heatmap_source_step(db_path, view.key, sym.symbol, ph, since=start),
+        lambda: ro.heatmap_source_step(db_path, view.key, sym.symbol, ph, since=start),
     )
     time_step = frames.choose_time_step(
         start, end, min_step=source_step or timedelta(minutes=1), max_columns=HEAT_COLUMNS
@@ -170,13 +171,13 @@ def heatmap_context(
         "tolerance": base * 1e-6,
     }
     has_bands = sym.band_map.height > 0
-    cells = rr.heatmap_grid_cells(db_path, view.key, sym.symbol, ph, bands=has_bands, **shape)
+    cells = ro.heatmap_grid_cells(db_path, view.key, sym.symbol, ph, bands=has_bands, **shape)
     band_cells = pl.DataFrame()
     if has_bands:
         band_cells = cells.filter(pl.col("band").is_not_null())
         cells = cells.filter(pl.col("band").is_null()).drop("band")
     if has_bands and band_cells.height == 0:  # a run with a band map but no band cells
-        cells = rr.heatmap_grid_cells(db_path, view.key, sym.symbol, ph, **shape)
+        cells = ro.heatmap_grid_cells(db_path, view.key, sym.symbol, ph, **shape)
         has_bands = False
     grid = frames.with_cells(geometry, cells, band_cells)
     candles = frames.path_at_step(path, grid.time_step, start)

@@ -14,6 +14,7 @@ import polars as pl
 from reports.files import safe_component
 from reports.ranges import Range, available_ranges
 from warehouse import reads
+from warehouse import reads_outputs as ro
 from warehouse import reads_report as rr
 
 #: tab labels of the exchange switch
@@ -119,15 +120,15 @@ def load_symbol(db_path: Path, view: View, symbol: str, run: dict[str, Any] | No
     empty = pl.DataFrame()
     if run is not None:
         ph = str(run["params_hash"])
-        key_levels = rr.latest_key_levels(db_path, view.key, symbol, ph)
-        liq_map = rr.latest_liquidation_map(db_path, view.key, symbol, ph)
-        band_map = rr.latest_band_map(db_path, view.key, symbol, ph)
-        scores = rr.latest_scores(db_path, view.key, symbol, ph)
+        key_levels = ro.latest_key_levels(db_path, view.key, symbol, ph)
+        liq_map = ro.latest_liquidation_map(db_path, view.key, symbol, ph)
+        band_map = ro.latest_band_map(db_path, view.key, symbol, ph)
+        scores = ro.latest_scores(db_path, view.key, symbol, ph)
         where = reads.latest_where_scores(db_path, view.key, symbol, ph)
         if not where.height and view.price_exchange != view.key:  # the sum has no single run
             where = reads.latest_where_scores(db_path, view.price_exchange, symbol, ph)
         if span is None:
-            span = rr.heatmap_span(db_path, view.key, symbol, ph)
+            span = ro.heatmap_span(db_path, view.key, symbol, ph)
     else:
         key_levels = liq_map = band_map = scores = where = empty
     ranges = available_ranges(span[1] - span[0] + timedelta(minutes=1)) if span else []

@@ -2,7 +2,8 @@
 liquidations), ingest state (loaded days, newest bar, last load) and the model runs the
 exchanges' sum checks; plus the helpers every read shares (:func:`query`, the "newest rows of a
 model run" query :func:`latest_of_run_sql`) and the storage key of that sum
-(:data:`AGGREGATE_EXCHANGE`). What the pages read is :mod:`warehouse.reads_report`.
+(:data:`AGGREGATE_EXCHANGE`). What the pages read is :mod:`warehouse.reads_report` and
+:mod:`warehouse.reads_outputs`.
 
 All return polars frames with tz-aware UTC datetimes.
 """

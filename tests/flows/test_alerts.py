@@ -19,7 +19,7 @@ import pytest
 from flows.alerts import post_webhook, raise_alerts
 from flows.settings import Settings
 from transforms.clusters import cluster_key_levels
-from warehouse import reads_report as rr
+from warehouse import reads_outputs as ro
 from warehouse.reads import query
 from warehouse.writes import write_model_outputs
 
@@ -145,7 +145,7 @@ def test_alerts_are_stored_and_posted_once_per_run(home: Path) -> None:
     ]
     assert rows["message"].to_list() == [line[2:] for line in text.splitlines()[1:]]
     assert (
-        rr.latest_alerts(home / "liqheat.duckdb")["message"].to_list() == rows["message"].to_list()
+        ro.latest_alerts(home / "liqheat.duckdb")["message"].to_list() == rows["message"].to_list()
     )
     # rerunning the step on the same data records nothing new
     again = raise_alerts(Settings(home=home, alert_min_usd=5e7), ["BTCUSDT"], "run-1")
@@ -168,13 +168,13 @@ def test_an_alert_is_recorded_and_sent_once_while_it_stays_true(home: Path) -> N
         assert second.notes()[0].endswith("0 new, 2 raised before (not sent again)")
         stored = query(db, "SELECT run_id, cleared_at FROM alerts ORDER BY symbol")
         assert stored.rows() == [("run-1", None), ("run-1", None)]
-        assert rr.latest_alerts(db).height == 2
+        assert ro.latest_alerts(db).height == 2
         # the -1 % cluster is no longer within 0.5 %: cleared, the banner empties
         narrow = Settings(home=home, alert_webhook=hook.url, alert_distance_pct=0.5)
         assert raise_alerts(narrow, ["BTCUSDT"], "run-3").alerts == 0
         cleared = query(db, "SELECT symbol FROM alerts WHERE cleared_at IS NOT NULL")
         assert cleared["symbol"].to_list() == ["BTCUSDT"]
-        assert rr.latest_alerts(db)["symbol"].to_list() == ["ETHUSDT"]
+        assert ro.latest_alerts(db)["symbol"].to_list() == ["ETHUSDT"]
         back = raise_alerts(settings, ["BTCUSDT"], "run-4")
         assert back.new == 1
         assert len(hook.bodies) == 2
@@ -216,7 +216,7 @@ def test_a_500_is_reported_and_the_alerts_are_kept(home: Path) -> None:
     assert out.webhook == f"failed: POST to {host} answered 500 Internal Server Error"
     assert "SECRET" not in " ".join(out.notes())
     assert out.notes()[-1].startswith("alert webhook: failed: POST to http://127.0.0.1:")
-    assert rr.latest_alerts(home / "liqheat.duckdb")["run_id"].to_list() == ["r5", "r5"]
+    assert ro.latest_alerts(home / "liqheat.duckdb")["run_id"].to_list() == ["r5", "r5"]
 
 
 def test_a_slow_server_times_out(home: Path) -> None:
@@ -258,7 +258,7 @@ def test_demo_run_completes_when_the_webhook_fails(
     notes = "\n".join(summary.notes)
     assert "answered 500" in notes
     assert "answered 500" in summary.render()
-    alerts = rr.latest_alerts(home / "liqheat.duckdb")
+    alerts = ro.latest_alerts(home / "liqheat.duckdb")
     assert alerts.height > 0
     runs = query(home / "liqheat.duckdb", "SELECT run_id, status FROM runs")
     assert set(alerts["run_id"]) == set(runs["run_id"])  # the run id of the runs table

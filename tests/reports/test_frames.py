@@ -253,7 +253,7 @@ def test_map_view_never_loses_usd(n: int, window: float, seed: int) -> None:
 
 def test_warehouse_grid_equals_in_memory_aggregate(tmp_path: Path) -> None:
     """The display grid aggregated in DuckDB equals frames.aggregate_heatmap on the same cells."""
-    from warehouse import reads_report as rr
+    from warehouse import reads_outputs as ro
     from warehouse.writes import replace_partition
 
     cells = _cells(4 * 24, 300, every=timedelta(minutes=15), step=10.0, seed=3)
@@ -276,7 +276,7 @@ def test_warehouse_grid_equals_in_memory_aggregate(tmp_path: Path) -> None:
     assert (geo.time_step, geo.price_step, geo.p0, geo.rows) == (
         mem.time_step, mem.price_step, mem.p0, mem.rows,
     )  # fmt: skip
-    sql = rr.heatmap_grid_cells(
+    sql = ro.heatmap_grid_cells(
         db, "binance", "BTCUSDT", "h", start=kw["start"], end=kw["end"],
         time_step=geo.time_step, columns=geo.columns, p0=geo.p0, price_step=geo.price_step,
         rows=geo.rows, tolerance=1e-5,

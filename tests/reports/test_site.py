@@ -13,6 +13,7 @@ import jinja2
 import pytest
 
 from reports import build, contexts, ranges, site
+from warehouse import reads_outputs as ro
 from warehouse import reads_report as rr
 
 from .conftest import HOSTILE, HOSTILE_NOTE, BuiltSite
@@ -284,7 +285,7 @@ def test_reads_report(report_db: Path) -> None:
     runs = rr.current_runs(report_db, "binance")
     assert sorted(runs["symbol"].to_list()) == ["BTCUSDT", "ETHUSDT"]
     assert set(rr.report_symbols(report_db, "binance")) == {"BTCUSDT", "ETHUSDT", HOSTILE}
-    levels = rr.latest_key_levels(report_db, "binance", "BTCUSDT", runs["params_hash"][0])
+    levels = ro.latest_key_levels(report_db, "binance", "BTCUSDT", runs["params_hash"][0])
     assert set(levels["side"]) == {"long", "short"}
     assert rr.price_days(report_db, "binance", "BTCUSDT")["bars"].to_list() == [1440] * 3
     assert rr.last_updated(report_db, "binance") is not None

@@ -11,7 +11,7 @@ import pytest
 
 from transforms.clusters import cluster_key_levels
 from transforms.levels import KEY_LEVELS_SCHEMA
-from warehouse import reads_report as rr
+from warehouse import reads_outputs as ro
 from warehouse.reads import query
 from warehouse.writes import replace_partition, write_alert_state, write_model_outputs
 
@@ -87,8 +87,8 @@ def db(tmp_path: Path) -> Path:
 
 
 def test_key_levels_store_the_cluster_columns(db: Path) -> None:
-    got = rr.latest_key_clusters(db, "all", SYMBOL, "new1")
-    assert tuple(got.columns) == rr.KEY_CLUSTER_COLUMNS == tuple(KEY_LEVELS_SCHEMA)
+    got = ro.latest_key_clusters(db, "all", SYMBOL, "new1")
+    assert tuple(got.columns) == ro.KEY_CLUSTER_COLUMNS == tuple(KEY_LEVELS_SCHEMA)
     assert got.select("side", "rank", "price", "price_low", "price_high", "usd").rows() == [
         ("long", 1, 62_000.0, 62_000.0, 62_050.0, 5e8),
         ("long", 2, 63_500.0, 63_500.0, 63_550.0, 2e8),
@@ -124,25 +124,25 @@ def test_long_short_view_is_hourly_means_of_the_current_run(db: Path) -> None:
 
 
 def test_long_short_over_time_per_period(db: Path) -> None:
-    hourly = rr.long_short_over_time(db, "all", SYMBOL, "new1")
+    hourly = ro.long_short_over_time(db, "all", SYMBOL, "new1")
     assert hourly.columns == ["ts", "long_usd", "short_usd", "delta_usd"]
     view = query(db, "SELECT ts, long_usd, short_usd, delta_usd FROM v_long_short ORDER BY ts")
     assert hourly.equals(view)
-    four = rr.long_short_over_time(db, "all", SYMBOL, "new1", every="4h")
+    four = ro.long_short_over_time(db, "all", SYMBOL, "new1", every="4h")
     # 30 hours from midnight: 7 full 4h periods and one of 2 hours (buckets 112..119)
     assert four["ts"].to_list() == [T0 + timedelta(hours=4 * p) for p in range(8)]
     assert four["long_usd"].to_list() == pytest.approx(
         [(16 * p + 7.5 + 1) * 1e6 for p in range(7)] + [(115.5 + 1) * 1e6]
     )
-    daily = rr.long_short_over_time(db, "all", SYMBOL, "new1", every="1d")
+    daily = ro.long_short_over_time(db, "all", SYMBOL, "new1", every="1d")
     assert daily["ts"].to_list() == [T0, T0 + timedelta(days=1)]
     assert daily["long_usd"].to_list() == pytest.approx([(47.5 + 1) * 1e6, (107.5 + 1) * 1e6])
     assert daily["short_usd"].to_list() == pytest.approx([2e6, 2e6])
     # the older run's heatmap cells are gone: a new run keeps only its own (retention)
-    old = rr.long_short_over_time(db, "all", SYMBOL, "old0", every="1d")
+    old = ro.long_short_over_time(db, "all", SYMBOL, "old0", every="1d")
     assert old.height == 0
     with pytest.raises(ValueError, match="every must be one of 1h, 4h, 1d"):
-        rr.long_short_over_time(db, "all", SYMBOL, "new1", every="2h")
+        ro.long_short_over_time(db, "all", SYMBOL, "new1", every="2h")
 
 
 def _alerts(
@@ -169,7 +169,7 @@ def _alerts(
 
 
 def test_latest_alerts_are_the_newest_evaluation_after_the_current_model_run(db: Path) -> None:
-    assert rr.latest_alerts(db).height == 0
+    assert ro.latest_alerts(db).height == 0
     computed = T0 + timedelta(hours=32)
     # raised before the current model run was computed: stale, never shown
     replace_partition(
@@ -178,15 +178,15 @@ def test_latest_alerts_are_the_newest_evaluation_after_the_current_model_run(db:
         {"run_id": "r0"},
         _alerts("r0", computed - timedelta(minutes=1), "new1", [65_000.0]),
     )
-    assert rr.latest_alerts(db).height == 0
+    assert ro.latest_alerts(db).height == 0
     replace_partition(
         db,
         "alerts",
         {"run_id": "r1"},
         _alerts("r1", computed + timedelta(minutes=1), "new1", [65_000.0, 64_500.0]),
     )
-    got = rr.latest_alerts(db)
-    assert tuple(got.columns) == rr.ALERT_COLUMNS
+    got = ro.latest_alerts(db)
+    assert tuple(got.columns) == ro.ALERT_COLUMNS
     assert got["price"].to_list() == [64_500.0, 65_000.0]  # nearest first
     # the next check no longer finds r1's clusters (cleared) and raises a new one
     r1 = query(db, "SELECT rowid AS key FROM alerts WHERE run_id = 'r1'")["key"].to_list()
@@ -198,15 +198,15 @@ def test_latest_alerts_are_the_newest_evaluation_after_the_current_model_run(db:
         cleared=r1,
         now=later,
     )
-    assert rr.latest_alerts(db, SYMBOL)["run_id"].to_list() == ["r2"]
-    assert rr.latest_alerts(db, "ETHUSDT").height == 0
+    assert ro.latest_alerts(db, SYMBOL)["run_id"].to_list() == ["r2"]
+    assert ro.latest_alerts(db, "ETHUSDT").height == 0
     # a newer model run makes every earlier alert stale
     _store(db, "new1", computed + timedelta(minutes=3), scale=1.0)
-    assert rr.latest_alerts(db).height == 0
-    assert rr.headline_run(db, SYMBOL) == {
+    assert ro.latest_alerts(db).height == 0
+    assert ro.headline_run(db, SYMBOL) == {
         "exchange": "all",
         "params_hash": "new1",
         "price_step": 50.0,
         "computed_at": computed + timedelta(minutes=3),
     }
-    assert rr.headline_run(db, "ETHUSDT") is None
+    assert ro.headline_run(db, "ETHUSDT") is None

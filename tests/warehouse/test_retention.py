@@ -163,7 +163,7 @@ def test_a_large_delete_is_checkpointed_and_the_file_stops_growing(tmp_path: Pat
 
 def test_source_step_is_read_where_the_page_starts(tmp_path: Path) -> None:
     """Stored heatmap buckets coarsen with age: a page reads the step at its own start."""
-    from warehouse.reads_report import heatmap_source_step
+    from warehouse.reads_outputs import heatmap_source_step
 
     db = tmp_path / "liqheat.duckdb"
     migrate(db)
