@@ -14,8 +14,8 @@ import pytest
 
 from reports import build, contexts, ranges, site
 from warehouse import reads_outputs as ro
-from warehouse.reads import query
 from warehouse import reads_report as rr
+from warehouse.reads import query
 
 from .conftest import HOSTILE, HOSTILE_NOTE, BuiltSite
 
