@@ -164,6 +164,8 @@ def compute_model(
         "backtest_scores": scores,
         "heatmap_band_cells": result.heatmap_bands,
         "liquidation_map_bands": result.liquidation_map_bands,
+        "heatmap_fine_cells": result.fine.heatmap,
+        "heatmap_fine_band_cells": result.fine.heatmap_bands,
         **more,
     }
     summary = ModelSummary(

@@ -5,7 +5,7 @@ liquidations, sweeps and market context."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from reports import frames, heatmap_chart
 from reports.heatmap_layers import EDGE_LINE_PX, SHORTEST_CHART_PX
 from reports.render import fmt_pct, fmt_price_step, fmt_span, fmt_tick, fmt_time, fmt_usd
 from reports.views import Symbol, View, price_step_of, realized_of
+from transforms.display import FINE_DIVISOR, traded_window
 from warehouse import reads_outputs as ro
 from warehouse import reads_report as rr
 
@@ -24,6 +25,8 @@ HEAT_ROWS = 110
 #: the axis margin: the larger of this share of the traded range and this many average bars
 MARGIN_SHARE = 0.3
 MARGIN_BARS = 3.0
+#: pages of at most this range grid at the fine cells' step when the run has them
+FINE_RANGE = timedelta(hours=24)
 #: edge markers: at most this many per edge (the key levels: 5 largest + the nearest per side)
 MAX_EDGE_MARKERS = 6
 
@@ -53,7 +56,7 @@ def axis_window(
     (96.41, 113.0)
     """
     rng = max(high - low, abs(high) * 1e-4, 1e-12)
-    base = max(share * rng, bars * bar_range)
+    base = low - traded_window(low, high, bar_range, share=share, bars=bars)[0]
     pads = []
     for n in markers:
         # n labels of EDGE_LINE_PX in a margin m of the span (rng + 2 m) on SHORTEST_CHART_PX
@@ -113,6 +116,33 @@ def window_total(grid: frames.HeatmapGrid) -> dict[str, float] | None:
     return {"long": float(last["long_usd"].sum()), "short": float(last["short_usd"].sum())}
 
 
+def _fine_covers(
+    db_path: Path,
+    view: View,
+    sym: Symbol,
+    params_hash: str,
+    *,
+    start: datetime,
+    end: datetime,
+    lo: float,
+    hi: float,
+    step: float,
+) -> bool:
+    """Whether a page of ``start`` .. ``end`` with the axis ``lo`` .. ``hi`` can use the run's
+    fine cells: a range of at most :data:`FINE_RANGE` whose start and axis they cover."""
+    if end - start > FINE_RANGE:
+        return False
+    extent = sym.cached(
+        "fine", lambda: ro.fine_cells_extent(db_path, view.key, sym.symbol, params_hash)
+    )
+    if extent is None:
+        return False
+    first, p_lo, p_hi = extent
+    if first.tzinfo is None:
+        first = first.replace(tzinfo=UTC)
+    return bool(first <= start and p_lo <= lo and hi <= p_hi + step)
+
+
 def heatmap_context(
     db_path: Path,
     view: View,
@@ -150,6 +180,12 @@ def heatmap_context(
     )
     if any(counts):
         lo, hi = axis_window(low, high, bar, markers=counts)
+    fine = run_step is not None and _fine_covers(
+        db_path, view, sym, ph, start=start, end=end, lo=lo, hi=hi, step=run_step / FINE_DIVISOR
+    )
+    if fine:
+        assert run_step is not None
+        base = run_step / FINE_DIVISOR
     geometry = frames.grid_geometry(
         start=start,
         end=end,
@@ -171,13 +207,15 @@ def heatmap_context(
         "tolerance": base * 1e-6,
     }
     has_bands = sym.band_map.height > 0
-    cells = ro.heatmap_grid_cells(db_path, view.key, sym.symbol, ph, bands=has_bands, **shape)
+    cells = ro.heatmap_grid_cells(
+        db_path, view.key, sym.symbol, ph, bands=has_bands, fine=fine, **shape
+    )
     band_cells = pl.DataFrame()
     if has_bands:
         band_cells = cells.filter(pl.col("band").is_not_null())
         cells = cells.filter(pl.col("band").is_null()).drop("band")
     if has_bands and band_cells.height == 0:  # a run with a band map but no band cells
-        cells = ro.heatmap_grid_cells(db_path, view.key, sym.symbol, ph, **shape)
+        cells = ro.heatmap_grid_cells(db_path, view.key, sym.symbol, ph, fine=fine, **shape)
         has_bands = False
     grid = frames.with_cells(geometry, cells, band_cells)
     candles = frames.path_at_step(path, grid.time_step, start)
@@ -213,6 +251,7 @@ def heatmap_context(
             "time_step": fmt_span(grid.time_step),
             "price_step": grid.price_step,
             "cells": grid.cells.height,
+            "fine": fine,
         },
         "axis": {"lo": grid.p0, "hi": grid.price_hi, "low": low, "high": high},
         "edges": edges,

@@ -18,11 +18,15 @@ import numpy.typing as npt
 __all__ = [
     "DISPLAY_AGES",
     "FINEST_DISPLAY_STEP",
+    "FINE_DIVISOR",
+    "FINE_SPAN",
     "SHORT_HISTORY",
     "TimeTiers",
     "as_timedelta",
     "display_tiers",
     "display_tiers_for",
+    "fine_price_window",
+    "traded_window",
 ]
 
 _US = timedelta(microseconds=1)
@@ -139,6 +143,47 @@ def display_tiers_for(
     short = first is not None and last is not None and last - first <= SHORT_HISTORY
     fine = FINEST_DISPLAY_STEP if short else timedelta(minutes=15)
     return display_tiers(max(fine, bar) if bar is not None else fine)
+
+
+#: the fine cells (issue 20): the last ``FINE_SPAN`` before the end of the data (the 12h and
+#: 24h pages, with room for a page ending a little after the last bar) at the model's price
+#: step divided by ``FINE_DIVISOR``
+FINE_SPAN = timedelta(hours=26)
+FINE_DIVISOR = 5
+
+
+def traded_window(
+    low: float, high: float, bar_range: float, *, share: float = 0.3, bars: float = 3.0
+) -> tuple[float, float]:
+    """A price window around a traded ``low`` .. ``high`` with an average bar range of
+    ``bar_range``: padded on each side by the larger of ``share`` x the range and ``bars``
+    average bars (the pages' price axis, `reports.heatmap_context.axis_window`).
+
+    Examples
+    --------
+    >>> traded_window(100.0, 110.0, 0.5)
+    (97.0, 113.0)
+    >>> traded_window(100.0, 110.0, 2.0)
+    (94.0, 116.0)
+    """
+    rng = max(high - low, abs(high) * 1e-4, 1e-12)
+    pad = max(share * rng, bars * bar_range)
+    return low - pad, high + pad
+
+
+def fine_price_window(low: float, high: float, bar_range: float) -> tuple[float, float]:
+    """The prices of the fine cells: the last `FINE_SPAN`'s traded ``low`` .. ``high``
+    padded as widely as a page's axis can be (`traded_window` with the largest margin a
+    page's edge markers ask for, twice the range, and 6 average bars of ``bar_range``), so a
+    12h or 24h page's axis lies inside it.
+
+    Examples
+    --------
+    >>> fine_price_window(100.0, 110.0, 0.5)
+    (80.0, 130.0)
+    """
+    lo, hi = traded_window(low, high, bar_range, share=2.0, bars=6.0)
+    return max(lo, 0.0), hi
 
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(m|h|d)\s*$")

@@ -22,7 +22,9 @@ from transforms.backtest import (
 )
 from transforms.bars import model_input
 from transforms.clusters import cluster_key_levels
+from transforms.display import FINE_DIVISOR, FINE_SPAN, fine_price_window
 from transforms.heatmap import (
+    HEATMAP_SCHEMA,
     TimeTiers,
     display_price_range,
     display_tiers_for,
@@ -30,12 +32,17 @@ from transforms.heatmap import (
     liquidation_map,
 )
 from transforms.levels import compute_core, levels_frame
-from transforms.leverage_bands import band_heatmaps, band_maps, heatmap_from_bands
+from transforms.leverage_bands import (
+    BAND_HEATMAP_SCHEMA,
+    band_heatmaps,
+    band_maps,
+    heatmap_from_bands,
+)
 from transforms.params import ModelParams
 from transforms.realized import realized_per_bar
 from transforms.scoring import all_scores
 
-__all__ = ["ModelResult", "run_model"]
+__all__ = ["FineCells", "ModelResult", "fine_cells", "run_model"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,9 @@ class ModelResult:
     scores
         `transforms.backtest.SCORE_SCHEMA` against the realized liquidations (warm-up dropped,
         key-level proximity from ``heatmap``); empty without realized liquidations.
+    fine
+        The fine cells of the last `transforms.display.FINE_SPAN` (`FineCells`, for the 12h
+        and 24h pages); empty unless the heatmap is at display resolution.
     more_scores
         Further score frames, by the warehouse table they are stored in: ``"where_scores"``
         (`transforms.where.WHERE_SCORE_SCHEMA`: magnet and direction, and realized near
@@ -89,6 +99,89 @@ class ModelResult:
     end_ts: datetime
     bars: int
     more_scores: dict[str, pl.DataFrame] = field(default_factory=dict)
+    fine: FineCells = field(default_factory=lambda: FineCells.empty())
+
+
+@dataclass(frozen=True)
+class FineCells:
+    """The heatmap of the last `transforms.display.FINE_SPAN` at a finer price step.
+
+    Attributes
+    ----------
+    heatmap, heatmap_bands
+        `transforms.heatmap.HEATMAP_SCHEMA` and `transforms.leverage_bands.BAND_HEATMAP_SCHEMA`
+        cells (the total summed from the groups), at the display tiers' time buckets.
+    price_step
+        Their price bucket: the run's step / `transforms.display.FINE_DIVISOR` (0 if empty).
+    price_range
+        The prices covered (`transforms.display.fine_price_window`).
+    """
+
+    heatmap: pl.DataFrame
+    heatmap_bands: pl.DataFrame
+    price_step: float
+    price_range: tuple[float, float]
+
+    @staticmethod
+    def empty() -> FineCells:
+        """No fine cells."""
+        return FineCells(
+            pl.DataFrame(schema=HEATMAP_SCHEMA),
+            pl.DataFrame(schema=BAND_HEATMAP_SCHEMA),
+            0.0,
+            (0.0, 0.0),
+        )
+
+
+def fine_cells(
+    levels: pl.DataFrame,
+    bars: pl.DataFrame,
+    price_step: float,
+    tiers: TimeTiers,
+    *,
+    params: ModelParams,
+) -> FineCells:
+    """The fine cells of a display-resolution run: `band_heatmaps` at ``price_step`` /
+    `transforms.display.FINE_DIVISOR` over `transforms.display.fine_price_window` of the
+    last `transforms.display.FINE_SPAN` of ``bars`` (normalized bars), keeping the time
+    buckets from the one holding the span's start. Inside that window they are the run's
+    display cells split into finer price buckets (the same levels and time buckets), so summed
+    over price they equal them. Cost: the levels alive in the span and inside the window.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timedelta
+    >>> from transforms.display import display_tiers
+    >>> from transforms.levels import liquidation_levels
+    >>> t = [datetime(2024, 1, 1) + timedelta(minutes=5 * i) for i in range(4)]
+    >>> bars = pl.DataFrame({"ts": t, "open": 100.0, "high": 101.0, "low": 99.0,
+    ...                      "close": 100.0, "oi_usd": [1000.0, 2000.0, 2000.0, 2000.0]})
+    >>> p = ModelParams()
+    >>> fine = fine_cells(liquidation_levels(bars, p), bars, 1.0, display_tiers("5m"), params=p)
+    >>> fine.price_step, fine.price_range
+    (0.2, (87.0, 113.0))
+    """
+    bars = model_input(bars)
+    last = bars.get_column("ts").max()
+    assert isinstance(last, datetime)
+    since = last - FINE_SPAN
+    since -= (since - datetime(1970, 1, 1, tzinfo=since.tzinfo)) % tiers.step
+    recent = bars.filter(pl.col("ts") >= since)
+    hourly = recent.group_by(pl.col("ts").dt.truncate("1h")).agg(
+        (pl.col("high").max() - pl.col("low").min()).alias("r")
+    )
+    mean = hourly.get_column("r").mean()
+    low, high = recent.get_column("low").min(), recent.get_column("high").max()
+    assert isinstance(low, int | float)
+    assert isinstance(high, int | float)
+    window = fine_price_window(
+        float(low), float(high), float(mean) if isinstance(mean, int | float) else 0.0
+    )
+    fine_step = price_step / FINE_DIVISOR
+    alive = levels.filter(pl.col("liquidated_at").is_null() | (pl.col("liquidated_at") >= since))
+    bands = band_heatmaps(alive, bars, fine_step, tiers, params=params, price_range=window)
+    bands = bands.filter(pl.col("ts") >= since)
+    return FineCells(heatmap_from_bands(bands), bands, fine_step, window)
 
 
 def _bar_size(bars: pl.DataFrame) -> timedelta | None:
@@ -165,11 +258,14 @@ def run_model(
     keys = cluster_key_levels(lm, price_step=step, top=top)
     if time_step is None:
         bar = _bar_size(bars)
-        tiers: str | timedelta | TimeTiers = display_tiers_for(first, last, bar)
+        display = display_tiers_for(first, last, bar)
+        tiers: str | timedelta | TimeTiers = display
         window = display_price_range(norm, keys["price"].to_list() if keys.height else [])
         bands = band_heatmaps(levels, norm, step, tiers, params=params, price_range=window)
         heat = heatmap_from_bands(bands)
+        fine = fine_cells(levels, norm, step, display, params=params)
     else:
+        fine = FineCells.empty()
         tiers = time_step
         bands = band_heatmaps(levels, norm, step, tiers, params=params)
         heat = heatmap(levels, norm, step, tiers, params=params)
@@ -206,4 +302,5 @@ def run_model(
         end_ts=last,
         bars=bars.height,
         more_scores={"where_scores": scored.where},
+        fine=fine,
     )

@@ -104,13 +104,14 @@ def heatmap_grid_cells(
     rows: int,
     tolerance: float,
     bands: bool = False,
+    fine: bool = False,
 ) -> pl.DataFrame:
     """Return one model run's heatmap aggregated in the warehouse to a display grid: column
     ``i`` = ``(ts - start) // time_step``, row ``j`` = ``(price - p0) // price_step``; price
     buckets merged into a cell are summed, time buckets merged keep their maximum. Columns:
     i, j, long_usd, short_usd (``bands=True``: from heatmap_band_cells, with a band column
     first, NULL for the total over the bands). Only cells inside the grid with a positive
-    value.
+    value. ``fine=True``: from the fine cells (heatmap_fine_cells, heatmap_fine_band_cells).
 
     Examples
     --------
@@ -120,6 +121,8 @@ def heatmap_grid_cells(
     ['i', 'j', 'long_usd', 'short_usd']
     """
     table = "heatmap_band_cells" if bands else "heatmap_cells"
+    if fine:
+        table = table.replace("heatmap_", "heatmap_fine_")
     band = "band, " if bands else ""
     # with bands, one scan also yields the total (band NULL) through grouping sets
     group = "GROUP BY GROUPING SETS ((band, ts, i, j), (ts, i, j))" if bands else "GROUP BY ALL"
@@ -147,6 +150,29 @@ def heatmap_grid_cells(
         _param(start), _param(end), p0 - price_step, hi + price_step, columns - 1, rows - 1,
     ]  # fmt: skip
     return query(db_path, sql, params)
+
+
+def fine_cells_extent(
+    db_path: Path, exchange: str, symbol: str, params_hash: str
+) -> tuple[datetime, float, float] | None:
+    """Return the first time bucket and the lowest and highest price bucket of one model run's
+    fine cells (heatmap_fine_cells), or None without any.
+
+    Examples
+    --------
+    >>> fine_cells_extent(db, "binance", "BTCUSDT", "ab12")  # doctest: +SKIP
+    (datetime.datetime(2024, 1, 6, 22, 0), 90120.0, 94360.0)
+    """
+    frame = query(
+        db_path,
+        "SELECT min(ts) AS t, min(price) AS lo, max(price) AS hi FROM heatmap_fine_cells "
+        "WHERE exchange = ? AND symbol = ? AND params_hash = ?",
+        [exchange, symbol, params_hash],
+    )
+    t, lo, hi = frame.row(0)
+    if t is None or lo is None or hi is None:
+        return None
+    return t, float(lo), float(hi)
 
 
 def band_heatmap_cells(

@@ -38,6 +38,8 @@ WRITABLE_TABLES = frozenset(
         "where_scores",
         "heatmap_band_cells",
         "liquidation_map_bands",
+        "heatmap_fine_cells",
+        "heatmap_fine_band_cells",
         "runs",
         "model_profiles",
         "alerts",
@@ -245,6 +247,9 @@ CURRENT_RUN_TABLES = frozenset(
         # the site's leverage views (issue 13), where the schema has them
         "heatmap_band_cells",
         "liquidation_map_bands",
+        # the 12h and 24h pages' finer price step (issue 20)
+        "heatmap_fine_cells",
+        "heatmap_fine_band_cells",
     }
 )
 #: model outputs whose history stays: a run replaces only its own snapshot(s) (the same

@@ -125,6 +125,10 @@ def _model(spec: DemoSymbol, bars: pl.DataFrame, seed: int = 0) -> dict[str, pl.
     heat_g = np.zeros((3, 2, nb, rows))
     map_b = np.zeros((5, 2, rows))
     death = np.full((2, created.size), nb)
+    # the fine cells (heatmap_fine_cells): the last 26 hours at a fifth of the step, per group
+    fine_step = spec.step / 5
+    recent = min(nb, 26 * 4)
+    heat_f = np.zeros((3, 2, recent, rows * 5))
     for k in range(created.size):
         c = created[k]
         hit_l = np.nonzero(low[c + 1 :] <= long_p[k])[0]
@@ -137,6 +141,9 @@ def _model(spec: DemoSymbol, bars: pl.DataFrame, seed: int = 0) -> dict[str, pl.
             add = notional[k] * np.exp(-(span - c) / 250.0)
             heat[side, span, j] += add
             heat_g[group_of[k], side, span, j] += add
+            late = span >= nb - recent
+            jf = int((price - grid_lo) // fine_step)
+            heat_f[group_of[k], side, span[late] - (nb - recent), jf] += add[late]
             if death[side, k] == nb:  # alive at the last bucket: in the map
                 map_b[band_of[k], side, j] += add[-1]
     ts_b = bars["ts"].gather(np.arange(0, bars.height, per))
@@ -197,6 +204,25 @@ def _model(spec: DemoSymbol, bars: pl.DataFrame, seed: int = 0) -> dict[str, pl.
                      "long_usd": lu[keep_b], "short_usd": su[keep_b]}
                 )
             )  # fmt: skip
+    fine_bands = []
+    ts_f = ts_b.slice(nb - recent)
+    for g, name in enumerate(("low", "medium", "high")):
+        fb, fp = np.nonzero(heat_f[g].sum(axis=0) > 0)
+        fine_bands.append(
+            pl.DataFrame(
+                {
+                    "band": name,
+                    "ts": ts_f.gather(fb),
+                    "price": grid_lo + fp * fine_step,
+                    "long_usd": heat_f[g, 0, fb, fp],
+                    "short_usd": heat_f[g, 1, fb, fp],
+                }
+            )
+        )
+    fine_band_cells = pl.concat(fine_bands)
+    fine_cells = fine_band_cells.group_by("ts", "price").agg(
+        pl.col("long_usd").sum(), pl.col("short_usd").sum()
+    )
     key_rows = []
     for side_name, usd in (("long", long_usd), ("short", short_usd)):
         order = np.argsort(-usd)[:5]
@@ -217,6 +243,8 @@ def _model(spec: DemoSymbol, bars: pl.DataFrame, seed: int = 0) -> dict[str, pl.
         "key_levels": pl.DataFrame(key_rows),
         "heatmap_band_cells": pl.concat(band_cells),
         "liquidation_map_bands": pl.concat(band_rows),
+        "heatmap_fine_cells": fine_cells,
+        "heatmap_fine_band_cells": fine_band_cells,
     }
 
 

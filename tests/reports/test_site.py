@@ -15,6 +15,7 @@ import pytest
 from reports import build, contexts, ranges, site
 from warehouse import reads_outputs as ro
 from warehouse import reads_report as rr
+from warehouse.reads import query
 
 from .conftest import HOSTILE, HOSTILE_NOTE, BuiltSite
 
@@ -534,3 +535,30 @@ def test_one_total_on_every_panel(built_site: BuiltSite) -> None:
         levels = re.findall(r'data-label="est. USD">([^<]+)<', html)
         assert levels
         assert all(_usd(v) <= max(sql.row(0)) * 1.006 for v in levels)
+
+
+def test_short_pages_use_the_fine_cells(built_site: BuiltSite) -> None:
+    """Issue 20: the 12h and 24h pages grid at the fine cells' step (a fifth of the run's step
+    and its nice multiples), finer than the run's step; the 3d page stays at the run's cells,
+    and the exchanges' sum ("all", the symbol folder) has no fine cells: its run's step."""
+    caption = re.compile(r"(\d+) × (\d+) cells · ([^<]+?) × \$?([\d,.]+)")
+    steps = {}
+    for rel in ("12h.html", "24h.html", "3d.html", "../12h.html"):
+        html = (built_site.root / "BTCUSDT" / "binance" / rel).read_text()
+        m = caption.search(html)
+        assert m is not None, rel
+        steps[rel] = float(m.group(4).replace(",", ""))
+    run_step = float(
+        query(
+            built_site.db,
+            "SELECT price_step FROM model_runs WHERE exchange = 'binance' AND symbol = 'BTCUSDT'",
+        )["price_step"][0]
+    )
+    assert steps["12h.html"] < run_step, (steps, run_step)
+    assert steps["24h.html"] < run_step, (steps, run_step)
+    assert steps["3d.html"] >= run_step
+    assert steps["../12h.html"] >= run_step
+    fine = run_step / 5
+    for rel in ("12h.html", "24h.html"):
+        k = steps[rel] / fine
+        assert abs(k - round(k)) < 1e-9, (rel, steps[rel], fine)

@@ -3,6 +3,7 @@ one pass for every leverage group, and no look-ahead in the key-level proximity.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from transforms.aggregate import align_cells, sum_heatmaps
 from transforms.backtest import key_level_proximity
 from transforms.bars import model_input
+from transforms.display import FINE_DIVISOR, FINE_SPAN, fine_price_window, traded_window
 from transforms.heatmap import (
     TimeTiers,
     display_price_range,
@@ -23,6 +25,7 @@ from transforms.heatmap import (
 )
 from transforms.levels import liquidation_levels
 from transforms.leverage_bands import GROUPS, band_heatmaps, band_maps, group_expr
+from transforms.model import fine_cells
 from transforms.params import ModelParams
 
 MIN = 60_000_000
@@ -214,3 +217,52 @@ def test_proximity_lists_a_coarse_bucket_only_after_it_ends() -> None:
     near = key_level_proximity(bars, cells, time_step=TIERS)
     assert not near["long_near"][2]
     assert not near["long_near"].any()
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(200, 480))
+def test_fine_cells_split_the_display_cells_into_finer_prices(seed: int, n: int) -> None:
+    """Known answer by construction: inside the fine window, the fine cells summed over each
+    coarse price bucket's five fine buckets equal the display cells (same levels, same time
+    buckets), and they cover only the last FINE_SPAN at the run's step / FINE_DIVISOR."""
+    bars = _bars(n, seed)  # 17 to 40 hours of 5-minute bars
+    levels = liquidation_levels(bars, PARAMS)
+    tiers = display_tiers("5m")
+    heat = heatmap(levels, bars, PARAMS.price_step, tiers, params=PARAMS)
+    fine = fine_cells(levels, bars, PARAMS.price_step, tiers, params=PARAMS)
+    assert fine.price_step == pytest.approx(PARAMS.price_step / FINE_DIVISOR)
+    assert fine.heatmap.height > 0
+    last = bars["ts"].max()
+    assert isinstance(last, datetime)
+    assert fine.heatmap["ts"].min() >= last - FINE_SPAN - timedelta(minutes=5)
+    assert fine.heatmap["ts"].min() <= max(last - FINE_SPAN, bars["ts"].min())
+    assert fine.heatmap["ts"].max() == heat["ts"].max()
+    # the fine steps nest in the run's step: fine prices sit on multiples of the fine step
+    k = fine.heatmap["price"] / fine.price_step
+    assert ((k - k.round()).abs() < 1e-6).all()
+    # a price window of whole coarse buckets well inside the fine window
+    step = PARAMS.price_step
+    lo = math.ceil(fine.price_range[0] / step) * step + step
+    hi = math.floor(fine.price_range[1] / step) * step - step
+    eps = step * 1e-6
+
+    def per_bucket(cells: pl.DataFrame) -> pl.DataFrame:
+        inside = cells.filter((pl.col("price") >= lo - eps) & (pl.col("price") < hi - eps))
+        return inside.group_by("ts").agg(pl.col("long_usd").sum(), pl.col("short_usd").sum())
+
+    coarse = per_bucket(heat.filter(pl.col("ts") >= fine.heatmap["ts"].min()))
+    _same(per_bucket(fine.heatmap), coarse, ["ts"])
+    # the total is the sum of the leverage groups
+    bands = fine.heatmap_bands.group_by("ts", "price").agg(
+        pl.col("long_usd").sum(), pl.col("short_usd").sum()
+    )
+    _same(bands, fine.heatmap, ["ts", "price"])
+
+
+def test_fine_window_holds_every_short_page_axis() -> None:
+    """The fine window is at least as wide as a page's axis with the widest edge-marker margin."""
+    lo, hi = fine_price_window(100.0, 110.0, 0.5)
+    assert (lo, hi) == (80.0, 130.0)
+    page_lo, page_hi = traded_window(100.0, 110.0, 0.5, share=2.0)
+    assert lo <= page_lo
+    assert page_hi <= hi

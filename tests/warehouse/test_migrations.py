@@ -170,3 +170,23 @@ def test_schema_markdown_describes_tables_columns_and_views(tmp_path: Path) -> N
     for view in VIEWS:
         assert f"### {view}\n" in text
     assert text.index("## Tables") < text.index("### klines") < text.index("## Views")
+
+
+def test_fine_cell_tables_are_keyed_like_the_heatmap_cells(tmp_path: Path) -> None:
+    """0013: heatmap_fine_cells and heatmap_fine_band_cells have the columns of heatmap_cells
+    and heatmap_band_cells, with comments, on a fresh file and on one migrated from version 1."""
+    for db in (tmp_path / "fresh.duckdb", tmp_path / "old.duckdb"):
+        if db.name == "old.duckdb":
+            make_v1_database(db)
+        migrate(db)
+        cols = query(
+            db,
+            "SELECT table_name AS t, list(column_name ORDER BY column_index) AS c, "
+            "bool_and(comment IS NOT NULL) AS commented FROM duckdb_columns() "
+            "WHERE table_name LIKE 'heatmap_%cells' GROUP BY ALL",
+        )
+        by_table = {t: (c, ok) for t, c, ok in cols.iter_rows()}
+        assert by_table["heatmap_fine_cells"][0] == by_table["heatmap_cells"][0]
+        assert by_table["heatmap_fine_band_cells"][0] == by_table["heatmap_band_cells"][0]
+        assert by_table["heatmap_fine_cells"][1]
+        assert by_table["heatmap_fine_band_cells"][1]

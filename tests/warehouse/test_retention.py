@@ -44,6 +44,12 @@ def _run(as_of: datetime, params_hash: str, cells: int = 100) -> dict[str, objec
         "heatmap_cells": pl.DataFrame(
             {"ts": ts, "price": 100.0, "long_usd": 1.0, "short_usd": 2.0}
         ),
+        "heatmap_fine_cells": pl.DataFrame(
+            {"ts": ts, "price": 100.2, "long_usd": 1.0, "short_usd": 2.0}
+        ),
+        "heatmap_fine_band_cells": pl.DataFrame(
+            {"band": "low", "ts": ts, "price": 100.2, "long_usd": 1.0, "short_usd": 2.0}
+        ),
         "liquidation_map": pl.DataFrame(
             {
                 "as_of": [as_of],
@@ -106,12 +112,20 @@ def test_a_new_run_keeps_one_current_run_and_the_key_level_and_score_history(
     # the next night, with other parameters: BTCUSDT's older bulky outputs go
     _write(db, "BTCUSDT", _run(T0 + timedelta(days=1), "bbbb", cells=50))
 
-    for table in ("heatmap_cells", "liq_levels", "predicted_liquidations", "liquidation_map"):
+    for table in (
+        "heatmap_cells",
+        "liq_levels",
+        "predicted_liquidations",
+        "liquidation_map",
+        "heatmap_fine_cells",
+        "heatmap_fine_band_cells",
+    ):
         counts = _counts(db, table)
         assert ("BTCUSDT", "aaaa") not in counts, table
         assert ("BTCUSDT", "bbbb") in counts, table
         assert ("ETHUSDT", "aaaa") in counts, table  # another symbol is untouched
     assert _counts(db, "heatmap_cells")[("BTCUSDT", "bbbb")] == 50
+    assert _counts(db, "heatmap_fine_cells")[("BTCUSDT", "bbbb")] == 50
     # history stays: both nights' key levels and scores, and both runs' parameters
     assert _counts(db, "key_levels") == {
         ("BTCUSDT", "aaaa"): 2,
