@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from warehouse.db import read_connection, rollback, write_connection
+from warehouse.db import in_transaction, read_connection, write_connection
 from warehouse.writes import WRITE_LOCK, log_ingest, replace_rows
 
 #: the tables the top-up writes
@@ -95,37 +95,31 @@ def write_rest_day(
         pl.lit(REST).alias("origin"),
     )
     start, end = _bounds(day)
-    with WRITE_LOCK, write_connection(db_path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            # never a second row beside an archive row of the same time (e.g. the midnight
-            # sample an archive metrics file of the day before carries)
-            taken = con.execute(
-                f"SELECT ts FROM {table} WHERE exchange = ? AND symbol = ? AND ts >= ? "
-                "AND ts < ? AND origin IS DISTINCT FROM ?",
-                [exchange, symbol, start, end, REST],
-            ).fetchall()
-            if taken:
-                held = pl.Series([r[0] for r in taken], dtype=pl.Datetime("us")).implode()
-                naive = pl.col("ts").dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-                rows = rows.filter(~naive.is_in(held))
-            written = replace_rows(con, table, keys, rows)
-            log_ingest(
-                con,
-                exchange=exchange,
-                dataset=rest_dataset(table),
-                symbol=symbol,
-                day=day,
-                status="loaded",
-                rows=written,
-                sha256=sha256,
-                error=note,
-                source_url=url,
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            rollback(con)
-            raise
+    with WRITE_LOCK, write_connection(db_path) as con, in_transaction(con):
+        # never a second row beside an archive row of the same time (e.g. the midnight
+        # sample an archive metrics file of the day before carries)
+        taken = con.execute(
+            f"SELECT ts FROM {table} WHERE exchange = ? AND symbol = ? AND ts >= ? "
+            "AND ts < ? AND origin IS DISTINCT FROM ?",
+            [exchange, symbol, start, end, REST],
+        ).fetchall()
+        if taken:
+            held = pl.Series([r[0] for r in taken], dtype=pl.Datetime("us")).implode()
+            naive = pl.col("ts").dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+            rows = rows.filter(~naive.is_in(held))
+        written = replace_rows(con, table, keys, rows)
+        log_ingest(
+            con,
+            exchange=exchange,
+            dataset=rest_dataset(table),
+            symbol=symbol,
+            day=day,
+            status="loaded",
+            rows=written,
+            sha256=sha256,
+            error=note,
+            source_url=url,
+        )
     return written
 
 
@@ -134,31 +128,25 @@ def drop_rest_day(db_path: Path, table: str, exchange: str, symbol: str, day: da
     :data:`REPLACED` (rows 0). Return the rows deleted."""
     _check(table)
     start, end = _bounds(day)
-    with WRITE_LOCK, write_connection(db_path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            deleted = con.execute(
-                f"DELETE FROM {table} WHERE exchange = ? AND symbol = ? AND ts >= ? AND ts < ? "
-                "AND origin = ?",
-                [exchange, symbol, start, end, REST],
-            ).fetchall()
-            con.execute(
-                "UPDATE ingest_log SET rows = 0, error = ?, loaded_at = ? WHERE exchange = ? "
-                "AND dataset = ? AND symbol = ? AND day = ? AND error IS DISTINCT FROM ?",
-                [
-                    REPLACED,
-                    datetime.now(UTC).replace(tzinfo=None),
-                    exchange,
-                    rest_dataset(table),
-                    symbol,
-                    day,
-                    REPLACED,
-                ],
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            rollback(con)
-            raise
+    with WRITE_LOCK, write_connection(db_path) as con, in_transaction(con):
+        deleted = con.execute(
+            f"DELETE FROM {table} WHERE exchange = ? AND symbol = ? AND ts >= ? AND ts < ? "
+            "AND origin = ?",
+            [exchange, symbol, start, end, REST],
+        ).fetchall()
+        con.execute(
+            "UPDATE ingest_log SET rows = 0, error = ?, loaded_at = ? WHERE exchange = ? "
+            "AND dataset = ? AND symbol = ? AND day = ? AND error IS DISTINCT FROM ?",
+            [
+                REPLACED,
+                datetime.now(UTC).replace(tzinfo=None),
+                exchange,
+                rest_dataset(table),
+                symbol,
+                day,
+                REPLACED,
+            ],
+        )
     return int(deleted[0][0]) if deleted else 0
 
 

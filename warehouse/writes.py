@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from warehouse.db import rollback, write_connection
+from warehouse.db import in_transaction, write_connection
 
 #: tables that may be written through :func:`replace_partition`
 WRITABLE_TABLES = frozenset(
@@ -137,15 +137,9 @@ def replace_many(
 ) -> int:
     """Replace several partitions (possibly of several tables) in one transaction."""
     total = 0
-    with WRITE_LOCK, write_connection(db_path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for table, keys, frame in parts:
-                total += replace_rows(con, table, keys, frame)
-            con.execute("COMMIT")
-        except BaseException:
-            rollback(con)
-            raise
+    with WRITE_LOCK, write_connection(db_path) as con, in_transaction(con):
+        for table, keys, frame in parts:
+            total += replace_rows(con, table, keys, frame)
     return total
 
 
@@ -213,27 +207,21 @@ def write_ingest_result(
 
     A failed or missing day leaves previously loaded rows untouched.
     """
-    with WRITE_LOCK, write_connection(db_path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            if status == "loaded" and table is not None and keys is not None and frame is not None:
-                replace_rows(con, table, keys, frame)
-            log_ingest(
-                con,
-                exchange=exchange,
-                dataset=dataset,
-                symbol=symbol,
-                day=day,
-                status=status,
-                rows=rows,
-                sha256=sha256,
-                error=error,
-                source_url=source_url,
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            rollback(con)
-            raise
+    with WRITE_LOCK, write_connection(db_path) as con, in_transaction(con):
+        if status == "loaded" and table is not None and keys is not None and frame is not None:
+            replace_rows(con, table, keys, frame)
+        log_ingest(
+            con,
+            exchange=exchange,
+            dataset=dataset,
+            symbol=symbol,
+            day=day,
+            status=status,
+            rows=rows,
+            sha256=sha256,
+            error=error,
+            source_url=source_url,
+        )
 
 
 #: model outputs kept for the current run only: a new run of an (exchange, symbol) replaces
@@ -315,8 +303,7 @@ def write_model_outputs(
     total = 0
     deleted = 0
     with WRITE_LOCK, write_connection(db_path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with in_transaction(con):
             total += replace_rows(con, "model_runs", keys, run.with_columns(key_cols))
             existing = {
                 str(r[0])
@@ -345,10 +332,6 @@ def write_model_outputs(
                     finally:
                         con.unregister("_liqheat_staged")
                 total += frame.height
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         if deleted >= CHECKPOINT_AFTER_ROWS:
             con.execute("CHECKPOINT")
     return total
@@ -386,8 +369,7 @@ def write_ingest_results(db_path: Path, units: Sequence[IngestWrite]) -> None:
         return
     with WRITE_LOCK, write_connection(db_path) as con:
         for unit in units:
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with in_transaction(con):
                 loaded = unit.status == "loaded"
                 if loaded and unit.table and unit.keys is not None and unit.frame is not None:
                     replace_rows(con, unit.table, unit.keys, unit.frame)
@@ -403,10 +385,6 @@ def write_ingest_results(db_path: Path, units: Sequence[IngestWrite]) -> None:
                     error=unit.error,
                     source_url=unit.source_url,
                 )
-                con.execute("COMMIT")
-            except BaseException:
-                rollback(con)
-                raise
 
 
 #: columns of the ``symbol_map`` table (migration 0004)
@@ -445,8 +423,7 @@ def write_symbol_map(db_path: Path, frame: pl.DataFrame) -> int:
         # the real error (e.g. a CHECK constraint) behind "transaction is aborted"
         con.register("_liqheat_symbol_map", frame.select(SYMBOL_MAP_COLUMNS))
         try:
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with in_transaction(con):
                 # sizes read from an exchange (size_read_on set) survive a refresh whose frame
                 # has no size for that row (migration 0006)
                 con.execute(
@@ -462,10 +439,6 @@ def write_symbol_map(db_path: Path, frame: pl.DataFrame) -> int:
                     "USING (exchange, symbol)"
                 )
                 con.execute("DROP TABLE _liqheat_read_sizes")
-                con.execute("COMMIT")
-            except BaseException:
-                rollback(con)
-                raise
         finally:
             con.unregister("_liqheat_symbol_map")
     return frame.height
@@ -518,33 +491,27 @@ def write_alert_state(
     stored alerts still true (``kept``: the current values plus the stored row's ``key``, its
     rowid; ``last_seen_at`` = ``now``) and clear the ones no longer true (``cleared_at``)."""
     stamp = _param(now)
-    with WRITE_LOCK, write_connection(db_path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            if new.height:
-                con.register("_liqheat_staged", _naive_utc(new))
-                try:
-                    con.execute("INSERT INTO alerts BY NAME SELECT * FROM _liqheat_staged")
-                finally:
-                    con.unregister("_liqheat_staged")
-            if kept.height:
-                sets = ", ".join(f"{c} = k.{c}" for c in ALERT_REFRESH_COLUMNS)
-                con.register("_liqheat_kept", _naive_utc(kept))
-                try:
-                    con.execute(
-                        f"UPDATE alerts SET {sets}, last_seen_at = ? FROM _liqheat_kept AS k "
-                        "WHERE alerts.rowid = k.key",
-                        [stamp],
-                    )
-                finally:
-                    con.unregister("_liqheat_kept")
-            if cleared:
-                marks = ", ".join("?" for _ in cleared)
+    with WRITE_LOCK, write_connection(db_path) as con, in_transaction(con):
+        if new.height:
+            con.register("_liqheat_staged", _naive_utc(new))
+            try:
+                con.execute("INSERT INTO alerts BY NAME SELECT * FROM _liqheat_staged")
+            finally:
+                con.unregister("_liqheat_staged")
+        if kept.height:
+            sets = ", ".join(f"{c} = k.{c}" for c in ALERT_REFRESH_COLUMNS)
+            con.register("_liqheat_kept", _naive_utc(kept))
+            try:
                 con.execute(
-                    f"UPDATE alerts SET cleared_at = ? WHERE rowid IN ({marks})",
-                    [stamp, *cleared],
+                    f"UPDATE alerts SET {sets}, last_seen_at = ? FROM _liqheat_kept AS k "
+                    "WHERE alerts.rowid = k.key",
+                    [stamp],
                 )
-            con.execute("COMMIT")
-        except BaseException:
-            rollback(con)
-            raise
+            finally:
+                con.unregister("_liqheat_kept")
+        if cleared:
+            marks = ", ".join("?" for _ in cleared)
+            con.execute(
+                f"UPDATE alerts SET cleared_at = ? WHERE rowid IN ({marks})",
+                [stamp, *cleared],
+            )
