@@ -133,35 +133,6 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
 
 
-@contextmanager
-def in_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One transaction on ``con``: BEGIN, the block, COMMIT; any error (or interrupt) inside
-    the block rolls back (:func:`rollback`) and propagates.
-
-    Examples
-    --------
-    >>> con = duckdb.connect()
-    >>> _ = con.execute("CREATE TABLE t (x INT)")
-    >>> with in_transaction(con):
-    ...     _ = con.execute("INSERT INTO t VALUES (1)")
-    >>> try:
-    ...     with in_transaction(con):
-    ...         _ = con.execute("INSERT INTO t VALUES (2)")
-    ...         raise KeyboardInterrupt
-    ... except KeyboardInterrupt:
-    ...     pass
-    >>> con.execute("SELECT x FROM t").fetchall()
-    [(1,)]
-    """
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield con
-        con.execute("COMMIT")
-    except BaseException:
-        rollback(con)
-        raise
-
-
 def migrations() -> list[tuple[int, str, str]]:
     """Return the packaged migrations as ``(version, name, sql)``, in order.
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
-from warehouse.db import in_transaction, read_connection, write_connection
-from warehouse.writes import WRITE_LOCK, log_ingest, replace_rows
+from warehouse.db import read_connection, write_connection
+from warehouse.writes import WRITE_LOCK, in_transaction, log_ingest, replace_rows
 
 #: the tables the top-up writes
 REST_TABLES = ("klines", "mark_klines", "open_interest")

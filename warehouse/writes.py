@@ -8,7 +8,8 @@ leaves the previous state.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from warehouse.db import in_transaction, write_connection
+from warehouse.db import rollback, write_connection
 
 #: tables that may be written through :func:`replace_partition`
 WRITABLE_TABLES = frozenset(
@@ -53,6 +54,35 @@ WRITE_LOCK = threading.RLock()
 
 #: ingest outcomes
 INGEST_STATUSES = ("loaded", "missing", "failed")
+
+
+@contextmanager
+def in_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One transaction on ``con``: BEGIN, the block, COMMIT; any error (or interrupt) inside
+    the block rolls back (:func:`rollback`) and propagates.
+
+    Examples
+    --------
+    >>> con = duckdb.connect()
+    >>> _ = con.execute("CREATE TABLE t (x INT)")
+    >>> with in_transaction(con):
+    ...     _ = con.execute("INSERT INTO t VALUES (1)")
+    >>> try:
+    ...     with in_transaction(con):
+    ...         _ = con.execute("INSERT INTO t VALUES (2)")
+    ...         raise KeyboardInterrupt
+    ... except KeyboardInterrupt:
+    ...     pass
+    >>> con.execute("SELECT x FROM t").fetchall()
+    [(1,)]
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        rollback(con)
+        raise
 
 
 def _naive_utc(frame: pl.DataFrame) -> pl.DataFrame:
